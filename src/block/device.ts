@@ -1,0 +1,99 @@
+// BlockDevice: the one seam between front ends (NBD, iSCSI) and storage (VDI on a sheep cluster, memory, file).
+// Front ends translate wire requests into these calls; FUA/flush/trim/zero semantics are defined here once:
+// - write(..., {fua:true}) resolves only after the bytes are on stable storage;
+// - flush() resolves after every write that resolved before it was called is on stable storage;
+// - discard() may deallocate; afterwards the range reads as zeros (devices here guarantee zeroing);
+// - writeZeroes() makes the range read as zeros; with {mayTrim:true} it may deallocate;
+// - extents() reports allocated data vs holes (holes read as zeros) covering exactly [offset, offset+length).
+// Errors are BlockError with a stable code, mapped to NBD errno / SCSI sense at each front end's edge.
+
+/** Stable error codes a BlockDevice may raise; each front end maps them in one table. */
+export type BlockErrorCode =
+  | 'EIO' // medium error: the data could not be read or written
+  | 'ENOSPC' // no space left in the store
+  | 'EROFS' // device is read-only (snapshot)
+  | 'EINVAL' // out of range or misaligned request
+  | 'ENOTSUP' // operation not supported by this device (e.g. FAST_ZERO that would be slow)
+  | 'ESHUTDOWN' // device closed
+  | 'ECONFLICT'; // reservation/fence conflict: another path owns the device
+
+/** An operation error raised by a BlockDevice; front ends map `code` to the wire. */
+export class BlockError extends Error {
+  readonly code: BlockErrorCode;
+  constructor(code: BlockErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'BlockError';
+    this.code = code;
+  }
+}
+
+export interface WriteOptions {
+  /** Force Unit Access: resolve only once this write is on stable storage. */
+  fua?: boolean;
+}
+
+export interface ZeroOptions {
+  fua?: boolean;
+  /** The device may deallocate the range instead of writing zeros (NBD without NO_HOLE, SCSI UNMAP bit). */
+  mayTrim?: boolean;
+  /** Fail with ENOTSUP instead of falling back to a slow write of zeros (NBD FAST_ZERO). */
+  fastOnly?: boolean;
+}
+
+/** One run of the extent map: `allocated` false means a hole that reads as zeros. */
+export interface Extent {
+  offset: number;
+  length: number;
+  allocated: boolean;
+  /** Known to read as zeros (always true for holes; may be true for allocated zero data). */
+  zero: boolean;
+}
+
+/** What a front end needs to present the device: identity is stable across hosts (multipath). */
+export interface BlockIdentity {
+  /** Short human name (the export or VDI name). */
+  name: string;
+  /** Unit serial (SCSI VPD 0x80), stable for the same disk on every target host. */
+  serial: string;
+  /** 16 hex chars of NAA-6 IEEE registered extended designator payload after the NAA nibble (VPD 0x83). */
+  naaId: bigint;
+  /** Device-class text for logs and NBD descriptions. */
+  description: string;
+}
+
+export interface BlockDevice {
+  /** Size in bytes; a multiple of blockSize. */
+  readonly size: number;
+  /** Logical block size for front ends (512 unless configured). */
+  readonly blockSize: number;
+  /** Preferred I/O granularity (e.g. the object size for a VDI). */
+  readonly preferredBlockSize: number;
+  readonly readOnly: boolean;
+  readonly identity: BlockIdentity;
+  /** True when concurrent writers through several connections see one coherent device (NBD CAN_MULTI_CONN). */
+  readonly multiConn: boolean;
+  /** True when discard deallocates (thin provisioning, SCSI LBPME). */
+  readonly thin: boolean;
+
+  read(offset: number, length: number): Promise<Buffer>;
+  write(offset: number, data: Buffer, opts?: WriteOptions): Promise<void>;
+  flush(): Promise<void>;
+  discard(offset: number, length: number, opts?: WriteOptions): Promise<void>;
+  writeZeroes(offset: number, length: number, opts?: ZeroOptions): Promise<void>;
+  extents(offset: number, length: number): Promise<Extent[]>;
+  /** Release resources (locks, sockets); pending operations finish first. */
+  close(): Promise<void>;
+}
+
+/** Validate an I/O range against a device; throws EINVAL with a message naming the range. */
+export function checkRange(dev: Pick<BlockDevice, 'size'>, offset: number, length: number): void {
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+    throw new BlockError('EINVAL', `invalid range offset=${offset} length=${length}`);
+  }
+  if (offset + length > dev.size) {
+    throw new BlockError(
+      'EINVAL',
+      `range ${offset}+${length} beyond end of device (size ${dev.size})`,
+    );
+  }
+}
