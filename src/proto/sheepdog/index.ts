@@ -11,3 +11,4 @@ export * from './node.js';
 export * from './vdi-state.js';
 export * from './cluster-info.js';
 export * from './attr.js';
+export * from './ring.js';
