@@ -97,3 +97,24 @@ export function checkRange(dev: Pick<BlockDevice, 'size'>, offset: number, lengt
     );
   }
 }
+
+/** FNV-1a 64-bit hash of a string's UTF-8 bytes (stable identity derivation without node:crypto). */
+function fnv1a64(s: string): bigint {
+  let h = 0xcbf29ce484222325n;
+  for (const b of Buffer.from(s, 'utf8')) {
+    h ^= BigInt(b);
+    h = (h * 0x100000001b3n) & 0xffffffffffffffffn;
+  }
+  return h;
+}
+
+/** A stable identity for a device known only by a name (memory and file devices): same name, same ids. */
+export function identityFor(name: string, description: string): BlockIdentity {
+  const h = fnv1a64(`sheepfold:${name}`);
+  return {
+    name,
+    serial: h.toString(16).padStart(16, '0'),
+    naaId: h,
+    description,
+  };
+}

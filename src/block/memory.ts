@@ -1,0 +1,193 @@
+// MemoryDevice: a sparse in-memory BlockDevice. Storage is a map of fixed-size chunks allocated on first write,
+// so extents() reports real data and holes; discard and write-zeroes (with mayTrim) free whole chunks and zero
+// partial ones. Everything lives in one process, so it is trivially coherent across connections (multiConn)
+// and "stable storage" is memory: flush and FUA complete at once.
+// Invariant: a chunk absent from the map reads as zeros; present chunks hold exactly their bytes.
+import { BlockError, checkRange, identityFor } from './device.js';
+import type { BlockDevice, BlockIdentity, Extent, WriteOptions, ZeroOptions } from './device.js';
+
+export interface MemoryDeviceOptions {
+  name: string;
+  /** Size in bytes, a multiple of blockSize. */
+  size: number;
+  blockSize?: number;
+  /** Allocation granularity in bytes (power of two, >= blockSize). */
+  chunkSize?: number;
+  readOnly?: boolean;
+  /** Cap on allocated bytes; writes beyond it fail with ENOSPC (default: no cap). */
+  capacityBytes?: number;
+}
+
+export const MEMORY_DEFAULT_CHUNK_SIZE = 64 * 1024;
+
+export class MemoryDevice implements BlockDevice {
+  readonly size: number;
+  readonly blockSize: number;
+  readonly preferredBlockSize: number;
+  readonly readOnly: boolean;
+  readonly identity: BlockIdentity;
+  readonly multiConn = true;
+  readonly thin = true;
+  private readonly chunkSize: number;
+  private readonly capacityBytes: number;
+  private readonly zeroChunk: Buffer;
+  private chunks = new Map<number, Buffer>();
+  private allocatedBytes = 0;
+  private closed = false;
+
+  constructor(opts: MemoryDeviceOptions) {
+    this.blockSize = opts.blockSize ?? 512;
+    this.chunkSize = opts.chunkSize ?? MEMORY_DEFAULT_CHUNK_SIZE;
+    if (!Number.isSafeInteger(opts.size) || opts.size <= 0 || opts.size % this.blockSize !== 0) {
+      throw new BlockError('EINVAL', `memory device size ${opts.size} must be a positive multiple of ${this.blockSize}`);
+    }
+    if ((this.chunkSize & (this.chunkSize - 1)) !== 0 || this.chunkSize < this.blockSize) {
+      throw new BlockError('EINVAL', `chunk size ${this.chunkSize} must be a power of two >= block size`);
+    }
+    this.size = opts.size;
+    this.preferredBlockSize = Math.max(4096, this.blockSize);
+    this.readOnly = opts.readOnly ?? false;
+    this.capacityBytes = opts.capacityBytes ?? Number.POSITIVE_INFINITY;
+    this.identity = identityFor(opts.name, `memory ${opts.size} bytes`);
+    this.zeroChunk = Buffer.alloc(this.chunkSize);
+  }
+
+  /** Bytes currently backed by allocated chunks. */
+  get allocated(): number {
+    return this.allocatedBytes;
+  }
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    this.checkOpen();
+    checkRange(this, offset, length);
+    const out = Buffer.allocUnsafe(length);
+    this.forEachPiece(offset, length, (idx, inChunk, n, outPos) => {
+      const c = this.chunks.get(idx);
+      if (c === undefined) out.fill(0, outPos, outPos + n);
+      else c.copy(out, outPos, inChunk, inChunk + n);
+    });
+    return out;
+  }
+
+  async write(offset: number, data: Buffer, _opts?: WriteOptions): Promise<void> {
+    this.checkWritable();
+    checkRange(this, offset, data.length);
+    this.reserve(offset, data.length);
+    this.forEachPiece(offset, data.length, (idx, inChunk, n, srcPos) => {
+      data.copy(this.chunkFor(idx), inChunk, srcPos, srcPos + n);
+    });
+  }
+
+  async flush(): Promise<void> {
+    this.checkOpen();
+  }
+
+  async discard(offset: number, length: number, _opts?: WriteOptions): Promise<void> {
+    this.checkWritable();
+    checkRange(this, offset, length);
+    this.punch(offset, length);
+  }
+
+  async writeZeroes(offset: number, length: number, opts: ZeroOptions = {}): Promise<void> {
+    this.checkWritable();
+    checkRange(this, offset, length);
+    if (opts.mayTrim === true) {
+      this.punch(offset, length);
+      return;
+    }
+    // NO_HOLE: the range must stay provisioned, so allocate and zero.
+    this.reserve(offset, length);
+    this.forEachPiece(offset, length, (idx, inChunk, n) => {
+      this.chunkFor(idx).fill(0, inChunk, inChunk + n);
+    });
+  }
+
+  async extents(offset: number, length: number): Promise<Extent[]> {
+    this.checkOpen();
+    checkRange(this, offset, length);
+    const out: Extent[] = [];
+    this.forEachPiece(offset, length, (idx, _inChunk, n, pos) => {
+      const allocated = this.chunks.has(idx);
+      const last = out[out.length - 1];
+      if (last !== undefined && last.allocated === allocated) last.length += n;
+      else out.push({ offset: offset + pos, length: n, allocated, zero: !allocated });
+    });
+    return out;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.chunks = new Map();
+    this.allocatedBytes = 0;
+  }
+
+  // Visit each chunk-local piece of [offset, offset+length): (chunk index, offset in chunk, bytes, range pos).
+  private forEachPiece(
+    offset: number,
+    length: number,
+    fn: (idx: number, inChunk: number, n: number, pos: number) => void,
+  ): void {
+    let pos = 0;
+    while (pos < length) {
+      const abs = offset + pos;
+      const idx = Math.floor(abs / this.chunkSize);
+      const inChunk = abs - idx * this.chunkSize;
+      const n = Math.min(this.chunkSize - inChunk, length - pos);
+      fn(idx, inChunk, n, pos);
+      pos += n;
+    }
+  }
+
+  private chunkLength(idx: number): number {
+    return Math.min(this.chunkSize, this.size - idx * this.chunkSize);
+  }
+
+  private chunkFor(idx: number): Buffer {
+    let c = this.chunks.get(idx);
+    if (c === undefined) {
+      c = Buffer.alloc(this.chunkLength(idx));
+      this.chunks.set(idx, c);
+      this.allocatedBytes += c.length;
+    }
+    return c;
+  }
+
+  // Check ENOSPC before touching anything, so a failed write changes no byte.
+  private reserve(offset: number, length: number): void {
+    if (this.capacityBytes === Number.POSITIVE_INFINITY || length === 0) return;
+    let need = 0;
+    const first = Math.floor(offset / this.chunkSize);
+    const last = Math.floor((offset + length - 1) / this.chunkSize);
+    for (let i = first; i <= last; i++) if (!this.chunks.has(i)) need += this.chunkLength(i);
+    if (this.allocatedBytes + need > this.capacityBytes) {
+      throw new BlockError('ENOSPC', `memory device ${this.identity.name} is full`);
+    }
+  }
+
+  // Deallocate whole chunks in the range; zero the partial ones, and free them if they became all zeros.
+  private punch(offset: number, length: number): void {
+    this.forEachPiece(offset, length, (idx, inChunk, n) => {
+      const c = this.chunks.get(idx);
+      if (c === undefined) return;
+      if (n === c.length) {
+        this.chunks.delete(idx);
+        this.allocatedBytes -= c.length;
+        return;
+      }
+      c.fill(0, inChunk, inChunk + n);
+      if (c.equals(this.zeroChunk.subarray(0, c.length))) {
+        this.chunks.delete(idx);
+        this.allocatedBytes -= c.length;
+      }
+    });
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new BlockError('ESHUTDOWN', `memory device ${this.identity.name} is closed`);
+  }
+
+  private checkWritable(): void {
+    this.checkOpen();
+    if (this.readOnly) throw new BlockError('EROFS', `memory device ${this.identity.name} is read-only`);
+  }
+}

@@ -1,0 +1,136 @@
+// Export specs and opening them into BlockDevices. A spec comes from `--export NAME=KIND:ARG[,ro]` or from an
+// `[[export]]` table of the config file. Kinds: `mem:SIZE`, `file:PATH`, and anything else is a VDI name with
+// an optional `:TAG` (`NAME=VDI[:TAG]`). The VDI kind is the extension point: the VDI engineer registers an
+// opener with registerExportOpener('vdi', ...); until then VDI exports are refused with a clear error.
+import type { BlockDevice } from '../block/device.js';
+import { FileDevice } from '../block/file.js';
+import { MemoryDevice } from '../block/memory.js';
+import { parseSize } from '../util/size.js';
+import type { ExportEntry } from './frontend.js';
+
+export type ExportSpec =
+  | { kind: 'mem'; name: string; size: number; readOnly: boolean; description?: string }
+  | { kind: 'file'; name: string; path: string; size?: number; readOnly: boolean; description?: string }
+  | { kind: 'vdi'; name: string; vdi: string; tag?: string; readOnly: boolean; description?: string };
+
+export type ExportKind = ExportSpec['kind'];
+
+/** What openers may need from the process (e.g. the sheep gateway address for VDI exports). */
+export interface OpenContext {
+  /** HOST:PORT of a sheep gateway (`--sheep`), if given. */
+  sheep?: string;
+}
+
+export type ExportOpener<K extends ExportKind = ExportKind> = (
+  spec: Extract<ExportSpec, { kind: K }>,
+  ctx: OpenContext,
+) => Promise<BlockDevice>;
+
+export class ExportSpecError extends Error {
+  readonly code = 'EBADEXPORT';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ExportSpecError';
+  }
+}
+
+const NAME_RE = /^[A-Za-z0-9._+-][A-Za-z0-9._+:-]{0,255}$/;
+
+/** Check an export name (printable, no spaces or '=', at most 256 bytes). */
+export function checkExportName(name: string): void {
+  if (!NAME_RE.test(name)) {
+    throw new ExportSpecError(`invalid export name '${name}' (letters, digits, . _ + - :, at most 256)`);
+  }
+}
+
+/** Parse `NAME=mem:SIZE`, `NAME=file:PATH`, `NAME=VDI[:TAG]`, each optionally followed by `,ro`. */
+export function parseExportArg(arg: string): ExportSpec {
+  const eq = arg.indexOf('=');
+  if (eq <= 0) throw new ExportSpecError(`invalid export '${arg}' (expected NAME=mem:SIZE, NAME=file:PATH or NAME=VDI[:TAG])`);
+  const name = arg.slice(0, eq);
+  checkExportName(name);
+  let rest = arg.slice(eq + 1);
+  let readOnly = false;
+  if (rest.endsWith(',ro')) {
+    readOnly = true;
+    rest = rest.slice(0, -3);
+  }
+  if (rest.startsWith('mem:')) {
+    return { kind: 'mem', name, size: parseSizeFor(name, rest.slice(4)), readOnly };
+  }
+  if (rest.startsWith('file:')) {
+    const path = rest.slice(5);
+    if (path === '') throw new ExportSpecError(`export '${name}': empty file path`);
+    return { kind: 'file', name, path, readOnly };
+  }
+  if (rest === '') throw new ExportSpecError(`export '${name}': nothing after '='`);
+  const colon = rest.indexOf(':');
+  const vdi = colon < 0 ? rest : rest.slice(0, colon);
+  const tag = colon < 0 ? undefined : rest.slice(colon + 1);
+  if (vdi === '' || tag === '') throw new ExportSpecError(`export '${name}': invalid VDI '${rest}'`);
+  return tag === undefined ? { kind: 'vdi', name, vdi, readOnly } : { kind: 'vdi', name, vdi, tag, readOnly };
+}
+
+function parseSizeFor(name: string, text: string): number {
+  try {
+    const n = parseSize(text);
+    if (n <= 0 || n % 512 !== 0) throw new ExportSpecError(`size must be a positive multiple of 512`);
+    return n;
+  } catch (err) {
+    throw new ExportSpecError(`export '${name}': ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/** Describe a spec in one short line (logs, NBD descriptions). */
+export function describeSpec(s: ExportSpec): string {
+  if (s.description !== undefined) return s.description;
+  switch (s.kind) {
+    case 'mem':
+      return `memory ${s.size} bytes`;
+    case 'file':
+      return `file ${s.path}`;
+    case 'vdi':
+      return s.tag === undefined ? `VDI ${s.vdi}` : `VDI ${s.vdi} tag ${s.tag}`;
+  }
+}
+
+const openers: { [K in ExportKind]?: ExportOpener<K> } = {
+  mem: async (s) => new MemoryDevice({ name: s.name, size: s.size, readOnly: s.readOnly }),
+  file: (s) => FileDevice.open({ name: s.name, path: s.path, size: s.size, readOnly: s.readOnly }),
+};
+
+/** Install (or replace) the opener for one export kind — the extension point for VDI exports. */
+export function registerExportOpener<K extends ExportKind>(kind: K, opener: ExportOpener<K>): void {
+  (openers as Record<string, unknown>)[kind] = opener;
+}
+
+/** Open one export spec into the entry every front end serves. */
+export async function openExport(spec: ExportSpec, ctx: OpenContext = {}): Promise<ExportEntry> {
+  checkExportName(spec.name);
+  let device: BlockDevice;
+  switch (spec.kind) {
+    case 'mem':
+      device = await (openers.mem as ExportOpener<'mem'>)(spec, ctx);
+      break;
+    case 'file':
+      device = await (openers.file as ExportOpener<'file'>)(spec, ctx);
+      break;
+    case 'vdi': {
+      const open = openers.vdi;
+      if (ctx.sheep === undefined) {
+        throw new ExportSpecError(`export '${spec.name}': VDI exports need --sheep (VDI '${spec.vdi}')`);
+      }
+      if (open === undefined) {
+        throw new ExportSpecError(`export '${spec.name}': VDI exports are not available in this build`);
+      }
+      device = await open(spec, ctx);
+      break;
+    }
+  }
+  return {
+    name: spec.name,
+    device,
+    readOnly: spec.readOnly || device.readOnly,
+    description: describeSpec(spec),
+  };
+}
