@@ -107,6 +107,8 @@ export class LocalClusterDriver extends EventEmitter implements ClusterDriver {
   private pumpAgain = false;
   private closed = false;
   private expelled = false;
+  /** Appends from this member are serialized so its messages keep their send order in the log. */
+  private appendChain: Promise<void> = Promise.resolve();
 
   constructor(opts: LocalDriverOptions) {
     super();
@@ -177,8 +179,14 @@ export class LocalClusterDriver extends EventEmitter implements ClusterDriver {
     await fsp.rm(path.join(this.hbDir, this.selfId), { force: true }).catch(() => undefined);
   }
 
-  /** Append one record with a single write and make it durable. */
-  private async append(rec: Record): Promise<void> {
+  /** Append one record (after every earlier append of this member) with a single write, durably. */
+  private append(rec: Record): Promise<void> {
+    const next = this.appendChain.then(() => this.appendNow(rec));
+    this.appendChain = next.catch(() => undefined);
+    return next;
+  }
+
+  private async appendNow(rec: Record): Promise<void> {
     const body = Buffer.from(JSON.stringify(rec), 'utf8');
     if (body.length > MAX_RECORD) throw new Error(`cluster record of ${body.length} bytes exceeds ${MAX_RECORD}`);
     const buf = Buffer.alloc(REC_HEADER + body.length);
