@@ -2,6 +2,17 @@
 import { describe, expect, it } from 'vitest';
 import { createMetrics, serveMetrics } from '../../../src/obs/metrics.js';
 
+/** Value of the sample `name` whose labels include `labels` (label order does not matter). */
+function sample(text: string, name: string, labels: Record<string, string>): number | undefined {
+  for (const line of text.split('\n')) {
+    const m = /^([a-z_]+)\{([^}]*)\} (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const got = Object.fromEntries([...m[2]!.matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
+    if (Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(m[3]);
+  }
+  return undefined;
+}
+
 describe('metrics', () => {
   it('counts requests and serves them over HTTP in the text format', async () => {
     const m = createMetrics('test', { node: 'n1' });
@@ -12,9 +23,11 @@ describe('metrics', () => {
     try {
       const text = await (await fetch(`http://${address}/metrics`)).text();
       expect(text).toMatch(/^# HELP sheepfold_requests_total/m);
-      expect(text).toMatch(/sheepfold_requests_total\{proto="nbd",op="read",result="ok",component="test",node="n1"\} 1/);
-      expect(text).toMatch(/sheepfold_bytes_total\{proto="nbd",dir="read",component="test",node="n1"\} 4096/);
-      expect(text).toMatch(/sheepfold_request_duration_seconds_count\{proto="nbd",op="read",component="test",node="n1"\} 1/);
+      const l = { component: 'test', node: 'n1', proto: 'nbd' };
+      expect(sample(text, 'sheepfold_requests_total', { ...l, op: 'read', result: 'ok' })).toBe(1);
+      expect(sample(text, 'sheepfold_bytes_total', { ...l, dir: 'read' })).toBe(4096);
+      expect(sample(text, 'sheepfold_request_duration_seconds_count', { ...l, op: 'read' })).toBe(1);
+      expect(sample(text, 'sheepfold_requests_in_flight', l)).toBe(0);
       expect((await fetch(`http://${address}/nope`)).status).toBe(404);
     } finally {
       server.close();
