@@ -34,6 +34,8 @@ function codeOf(err: unknown): BlockErrorCode {
     case 'EPERM':
       return 'EROFS';
     case 'EINVAL':
+    case 'EISDIR':
+    case 'ENOENT':
       return 'EINVAL';
     case 'EBADF':
       return 'ESHUTDOWN';

@@ -189,9 +189,11 @@ export class NbdConnection {
       this.finish();
       return;
     }
+    // Once our replies are flushed there is nothing left to say: close without waiting for the peer.
+    this.sock.once('finish', () => this.destroy());
     this.sock.end();
-    // A peer that never reads would keep the socket half-open; do not wait for it forever.
-    setTimeout(() => this.destroy(), 5000).unref?.();
+    // A peer that never reads would keep our writes pending; do not wait for it forever.
+    setTimeout(() => this.destroy(), this.ctx.limits.drainTimeoutMs).unref?.();
   }
 
   private destroy(): void {

@@ -12,7 +12,7 @@ import type { ExportEntry, ExportTable, Frontend } from './frontend.js';
 export type FrontendFactory = (cfg: TargetConfig, exports: ExportTable, log: Logger) => Frontend | undefined;
 
 /** The NBD front end, from `[nbd]` / `--nbd`. */
-export const nbdFrontendFactory: FrontendFactory = (cfg, exports, log) => {
+export const nbdFrontendFactory: FrontendFactory = (cfg, exports) => {
   if (!cfg.nbd.enabled) return undefined;
   const { host, port } = splitAddress(cfg.nbd.listen);
   return new NbdServer({
@@ -22,7 +22,7 @@ export const nbdFrontendFactory: FrontendFactory = (cfg, exports, log) => {
     tls: cfg.nbd.tls,
     limits: cfg.nbd.maxInFlight !== undefined ? { maxInFlight: cfg.nbd.maxInFlight } : {},
     ...(cfg.nbd.maxConnections !== undefined ? { maxConnections: cfg.nbd.maxConnections } : {}),
-    logger: log.child({ component: 'nbd' }),
+    logger: componentLogger('nbd'),
   });
 };
 

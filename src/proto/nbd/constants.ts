@@ -104,8 +104,8 @@ export const NBD_REPLY_TYPE_BLOCK_STATUS = 5;
 export const NBD_REPLY_TYPE_BLOCK_STATUS_EXT = 6;
 /** Error chunk types have bit 15 set. */
 export const NBD_REPLY_TYPE_FLAG_ERROR = 1 << 15;
-export const NBD_REPLY_TYPE_ERROR = (1 << 15) + 1;
-export const NBD_REPLY_TYPE_ERROR_OFFSET = (1 << 15) + 2;
+export const NBD_REPLY_TYPE_ERROR = 0x8001;
+export const NBD_REPLY_TYPE_ERROR_OFFSET = 0x8002;
 
 // --- base:allocation status flags ---
 export const NBD_STATE_HOLE = 1 << 0;
