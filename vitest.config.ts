@@ -1,4 +1,5 @@
-// Two projects: pure unit tests run in parallel; integration tests start real processes and peers, one file at a time.
+// Three projects: pure unit tests run in parallel; reliability and integration tests start real processes and
+// peers, one file at a time.
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
@@ -9,6 +10,15 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           testTimeout: 60_000,
+        },
+      },
+      {
+        test: {
+          name: 'reliability',
+          include: ['test/reliability/**/*.test.ts'],
+          fileParallelism: false,
+          testTimeout: 900_000,
+          hookTimeout: 120_000,
         },
       },
       {

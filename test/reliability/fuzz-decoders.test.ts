@@ -1,0 +1,142 @@
+// Protocol fuzzing, in process (issue 8, test 7): every decoder is fed mutated golden inputs. A decoder may
+// reject input with its protocol error; any other exception is a crash, an execution over 1 s a hang.
+import { describe, expect, it } from 'vitest';
+import { fuzz, type FuzzReport, type FuzzTarget } from '../../src/drill/fuzz.js';
+import * as SD from '../../src/proto/sheepdog/index.js';
+import { reliabilitySeconds, reportReliability } from '../helpers/reliability.js';
+
+const hex = (s: string): Buffer => Buffer.from(s, 'hex');
+// Golden tgtd request headers (shared/notes/tgtd-transcript.md §2) as seeds.
+const TGT_SEEDS = [
+  '011201000000000000000000000200000000000000000000000000000000000000000000010000000000000000000000',
+  '01022000000000000000000038124000000000005b9ce480000000000000000000000000000000000000000000000000',
+  '01012500000000000000000000100000010000005b9ce400000000000000000001000000000000000000100000000000',
+  '01012700000000000000000000100000040000005c9ce400040000005b9ce400010000000000000000f03f0000000000',
+  '01032100000000000000000004000000000000005b9ce480000000000000000001000000000000003812000000000000',
+  '0013000000000000000000000000000000000000000000005b9ce4000000000000000000010000000000000000000000',
+].map(hex);
+
+const isRange = (e: unknown): boolean => e instanceof RangeError;
+const isSdReject = (e: unknown): boolean => e instanceof SD.SdProtocolError || e instanceof RangeError;
+
+function withPayloads(): Buffer[] {
+  const lock = Buffer.concat([TGT_SEEDS[0]!, Buffer.alloc(512)]);
+  lock.write('cap', 48);
+  const create = Buffer.concat([TGT_SEEDS[2]!.subarray(0, 48), Buffer.alloc(64, 0x11)]);
+  create.writeUInt32LE(64, 12);
+  return [...TGT_SEEDS, lock, create, Buffer.concat([TGT_SEEDS[1]!, TGT_SEEDS[5]!])];
+}
+
+let inodeCalls = 0;
+
+const targets: FuzzTarget[] = [
+  {
+    name: 'sheepdog-request-stream',
+    seeds: withPayloads(),
+    isExpectedError: isSdReject,
+    run(input) {
+      const d = new SD.SdRequestDecoder({ maxPayload: 1 << 20 });
+      const cut = input.length >> 1;
+      d.push(input.subarray(0, cut));
+      for (let m = d.next(); m; m = d.next()) SD.encodeRequestHeader(m.header);
+      d.push(input.subarray(cut));
+      for (let m = d.next(); m; m = d.next()) {
+        const again = SD.decodeRequestHeader(SD.encodeRequestHeader(m.header));
+        if (again.opcode !== m.header.opcode || again.dataLength !== m.header.dataLength) throw new Error('unstable header');
+        if (m.payload && m.payload.length !== m.header.dataLength) throw new Error('payload length mismatch');
+      }
+    },
+  },
+  {
+    name: 'sheepdog-response-stream',
+    seeds: [
+      hex('0012000001000000000000000000000000000000000000005b9ce4000000000001160000000000000000000000000000'),
+      Buffer.concat([hex('000200000100000000000000040000000000000000000000000000000000000000000000000000000000000000000000'), Buffer.from('data')]),
+    ],
+    isExpectedError: isSdReject,
+    run(input) {
+      const d = new SD.SdResponseDecoder({ maxPayload: 1 << 20 });
+      d.push(input);
+      for (let m = d.next(); m; m = d.next()) SD.encodeResponseHeader(m.header);
+    },
+  },
+  {
+    name: 'sheepdog-inode',
+    seeds: [SD.encodeInodeHeader({ ...SD.emptyInode(), name: 'vol', vdiId: 5, vdiSize: 1n << 30n, blockSizeShift: 22, nrCopies: 3 })],
+    isExpectedError: isRange,
+    run(input) {
+      // Header and index decoding of any prefix; the full decode allocates 12 MiB, so it runs on a sample.
+      SD.encodeInodeHeader(SD.decodeInodeHeader(input));
+      if (++inodeCalls % 1000 === 0) SD.decodeInode(input);
+    },
+  },
+  {
+    name: 'sheepdog-structs',
+    seeds: [
+      SD.encodeNodes([{ nid: SD.makeNodeId('127.0.0.1', 7000), nrVnodes: 128, zone: 1, space: 1n << 30n }]),
+      SD.encodeVdiStates([
+        {
+          vid: 1,
+          nrCopies: 3,
+          snapshot: false,
+          deleted: false,
+          copyPolicy: 0,
+          blockSizeShift: 22,
+          parentVid: 0,
+          lockState: SD.LOCK_STATE_SHARED,
+          lockOwner: SD.makeNodeId('127.0.0.1', 7000),
+          participants: [{ nid: SD.makeNodeId('127.0.0.1', 7001), state: SD.SHARED_LOCK_STATE_MODIFIED }],
+        },
+      ]),
+    ],
+    isExpectedError: isRange,
+    run(input) {
+      SD.decodeNodes(input);
+      SD.decodeVdiStates(input);
+      if (input.length >= 48) {
+        SD.decodeClusterInfo(input);
+        SD.decodeEpochLogs(input, 2);
+      }
+      if (input.length >= 784) SD.decodeVdiAttr(input);
+    },
+  },
+];
+
+describe('in-process decoder fuzzing', () => {
+  it('no decoder crashes or hangs on mutated golden inputs', () => {
+    const seconds = reliabilitySeconds(0); // 0 = fixed iteration count in CI
+    const reports: FuzzReport[] = [];
+    const seed = Number(process.env.SHEEPFOLD_FUZZ_SEED ?? Date.now() % 1_000_000);
+    for (const t of targets) {
+      if (seconds > 0) {
+        const end = Date.now() + (seconds * 1000) / targets.length;
+        let agg: FuzzReport | null = null;
+        for (let round = 0; Date.now() < end; round++) {
+          const r = fuzz(t, { iterations: 20_000, seed: seed + round });
+          agg = agg
+            ? { ...agg, execs: agg.execs + r.execs, crashes: agg.crashes + r.crashes, hangs: agg.hangs + r.hangs, firstCrash: agg.firstCrash ?? r.firstCrash }
+            : r;
+        }
+        if (agg) reports.push(agg);
+      } else reports.push(fuzz(t, { iterations: 30_000, seed }));
+    }
+    const execs = reports.reduce((a, r) => a + r.execs, 0);
+    const crashes = reports.reduce((a, r) => a + r.crashes, 0);
+    const hangs = reports.reduce((a, r) => a + r.hangs, 0);
+    reportReliability(
+      'fuzz-decoders',
+      {
+        targets: reports.length,
+        execs,
+        crashes,
+        hangs,
+        execs_per_s: Math.round(reports.reduce((a, r) => a + r.execsPerSec, 0) / reports.length),
+        seed,
+      },
+      reports,
+    );
+    for (const r of reports) expect(r.firstCrash, `${r.name} (seed ${r.seed})`).toBeUndefined();
+    expect(crashes).toBe(0);
+    expect(hangs).toBe(0);
+  });
+});
