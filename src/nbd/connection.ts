@@ -42,6 +42,8 @@ export interface NbdLimits {
   maxInFlight: number;
   /** Largest READ/WRITE payload (advertised as the NBD_INFO_BLOCK_SIZE maximum). */
   maxPayload: number;
+  /** READ/WRITE bytes of the requests in flight; reading pauses above it (one more request may pass). */
+  maxInFlightBytes: number;
   /** Largest option data; larger options are drained and get NBD_REP_ERR_TOO_BIG. */
   maxOptionLength: number;
   /** Options accepted in one handshake before the connection is dropped. */
@@ -57,6 +59,7 @@ export interface NbdLimits {
 export const DEFAULT_NBD_LIMITS: NbdLimits = {
   maxInFlight: 64,
   maxPayload: C.NBD_DEFAULT_MAX_PAYLOAD,
+  maxInFlightBytes: 128 * 1024 * 1024,
   maxOptionLength: 64 * 1024,
   maxOptions: 1024,
   maxReplyBacklogBytes: 64 * 1024 * 1024,
@@ -111,6 +114,7 @@ export class NbdConnection {
   private export: ExportEntry | undefined;
   private baseAllocation = false;
   private inFlight = 0;
+  private inFlightBytes = 0;
   private paused = false;
   private discRequested = false;
   private handshakeTimer: NodeJS.Timeout | undefined;
@@ -252,6 +256,7 @@ export class NbdConnection {
   private overLimit(): boolean {
     return (
       this.inFlight >= this.ctx.limits.maxInFlight ||
+      this.inFlightBytes > this.ctx.limits.maxInFlightBytes ||
       this.sock.writableLength > this.ctx.limits.maxReplyBacklogBytes
     );
   }
@@ -533,9 +538,16 @@ export class NbdConnection {
       void this.waitIdle().then(() => this.end());
       return;
     }
+    // Only READ and WRITE hold buffers of the request's length; the rest cost a header.
+    const bytes =
+      r.type === C.NBD_CMD_READ || (r.type === C.NBD_CMD_WRITE && !oversize)
+        ? Math.min(r.length, this.ctx.limits.maxPayload)
+        : 0;
     this.inFlight++;
+    this.inFlightBytes += bytes;
     void this.run(r, payload, oversize).finally(() => {
       this.inFlight--;
+      this.inFlightBytes -= bytes;
       if (this.inFlight === 0 && this.idleWaiters.length > 0) {
         for (const w of this.idleWaiters.splice(0)) w();
       }
