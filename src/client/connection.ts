@@ -1,0 +1,169 @@
+// One client connection to a sheep (TCP or unix socket). Requests are pipelined: each gets a fresh `id`, is
+// written at once (header + payload under cork), and is matched to its response by id, in whatever order the
+// sheep completes them (fact sheet §1.1, §1.8). A response with an unknown id is dropped (it belongs to a
+// request that timed out). Any socket error, EOF or protocol violation fails every request in flight with a
+// SheepNetError and closes the connection for good; reconnecting is the transport's job.
+import net from 'node:net';
+import {
+  SD_INODE_SIZE,
+  SD_REQ_SIZE,
+  SdProtocolError,
+  SdResponseDecoder,
+  opName,
+  writeRequestHeader,
+  type SdRequest,
+  type SdResponse,
+} from '../proto/sheepdog/index.js';
+import { gatewayText, type GatewayAddr } from './address.js';
+import { SheepNetError, describeSocketError } from './errors.js';
+
+/** A decoded reply: header plus payload (null when data_length is 0). */
+export interface SdReply {
+  rsp: SdResponse;
+  data: Buffer | null;
+}
+
+/** Largest reply payload accepted: 2^31 (an object with block_size_shift 31) or a full inode. */
+export const MAX_REPLY_PAYLOAD = Math.max(2 ** 31, SD_INODE_SIZE);
+
+interface Pending {
+  opcode: number;
+  resolve: (r: SdReply) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout | undefined;
+}
+
+export interface ConnectOptions {
+  /** Give up connecting after this long. */
+  connectTimeoutMs: number;
+}
+
+export class SheepConnection {
+  readonly gateway: GatewayAddr;
+  readonly label: string;
+  private readonly socket: net.Socket;
+  private readonly decoder = new SdResponseDecoder({ maxPayload: MAX_REPLY_PAYLOAD });
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private dead: SheepNetError | null = null;
+  private readonly closeListeners: ((err: SheepNetError) => void)[] = [];
+
+  private constructor(gateway: GatewayAddr, socket: net.Socket) {
+    this.gateway = gateway;
+    this.label = gatewayText(gateway);
+    this.socket = socket;
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err) => this.fail(new SheepNetError('ECONNLOST', this.label, `connection to ${this.label} lost: ${describeSocketError(err)}`, { cause: err })));
+    socket.on('close', () => this.fail(new SheepNetError('ECONNLOST', this.label, `connection to ${this.label} closed by peer`)));
+  }
+
+  /** Open a connection; rejects with SheepNetError ECONNECT ("cannot connect to H:P: connection refused"). */
+  static connect(gateway: GatewayAddr, opts: ConnectOptions): Promise<SheepConnection> {
+    const label = gatewayText(gateway);
+    return new Promise((resolve, reject) => {
+      const socket =
+        gateway.kind === 'unix' ? net.createConnection({ path: gateway.path }) : net.createConnection({ host: gateway.host, port: gateway.port });
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new SheepNetError('ECONNECT', label, `cannot connect to ${label}: connection timed out`));
+      }, opts.connectTimeoutMs);
+      socket.once('error', (err) => {
+        clearTimeout(timer);
+        socket.destroy();
+        reject(new SheepNetError('ECONNECT', label, `cannot connect to ${label}: ${describeSocketError(err)}`, { cause: err }));
+      });
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        socket.removeAllListeners('error');
+        resolve(new SheepConnection(gateway, socket));
+      });
+    });
+  }
+
+  /** Requests awaiting a reply. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  get closed(): boolean {
+    return this.dead !== null;
+  }
+
+  /** Called once when the connection dies (with the reason). */
+  onClose(fn: (err: SheepNetError) => void): void {
+    if (this.dead) fn(this.dead);
+    else this.closeListeners.push(fn);
+  }
+
+  /**
+   * Send one request (its `id` is assigned here) and resolve with the reply. A timeout rejects with ETIMEDOUT
+   * and kills the connection: a sheep that does not answer is treated as dead.
+   */
+  send(req: SdRequest, payload: Buffer | null, timeoutMs: number): Promise<SdReply> {
+    if (this.dead) return Promise.reject(this.dead);
+    const id = this.allocId();
+    const header = Buffer.allocUnsafe(SD_REQ_SIZE);
+    writeRequestHeader({ ...req, id }, header, 0);
+    return new Promise<SdReply>((resolve, reject) => {
+      const p: Pending = { opcode: req.opcode, resolve, reject, timer: undefined };
+      if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
+        p.timer = setTimeout(() => {
+          this.fail(new SheepNetError('ETIMEDOUT', this.label, `${opName(req.opcode)} to ${this.label} timed out after ${timeoutMs} ms`));
+        }, timeoutMs);
+      }
+      this.pending.set(id, p);
+      this.socket.cork();
+      this.socket.write(header);
+      if (payload !== null && payload.length > 0) this.socket.write(payload);
+      this.socket.uncork();
+    });
+  }
+
+  /** Close the connection; requests in flight fail with ECLOSED. */
+  close(): void {
+    this.fail(new SheepNetError('ECLOSED', this.label, `connection to ${this.label} closed`));
+  }
+
+  private allocId(): number {
+    for (;;) {
+      const id = this.nextId;
+      this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
+      if (!this.pending.has(id)) return id;
+    }
+  }
+
+  private onData(chunk: Buffer): void {
+    this.decoder.push(chunk);
+    for (;;) {
+      let msg;
+      try {
+        msg = this.decoder.next();
+      } catch (err) {
+        const text = err instanceof SdProtocolError ? err.message : String(err);
+        this.fail(new SheepNetError('EPROTO', this.label, `protocol error from ${this.label}: ${text}`, { cause: err }));
+        return;
+      }
+      if (msg === null) return;
+      const p = this.pending.get(msg.header.id);
+      if (p === undefined) continue;
+      this.pending.delete(msg.header.id);
+      if (p.timer) clearTimeout(p.timer);
+      // The payload may be a view of a socket chunk; callers keep it, which is safe (chunks are never reused).
+      p.resolve({ rsp: msg.header, data: msg.payload });
+    }
+  }
+
+  private fail(err: SheepNetError): void {
+    if (this.dead) return;
+    this.dead = err;
+    this.socket.destroy();
+    const all = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of all) {
+      if (p.timer) clearTimeout(p.timer);
+      p.reject(err);
+    }
+    for (const fn of this.closeListeners.splice(0)) fn(err);
+  }
+}

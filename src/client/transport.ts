@@ -1,0 +1,262 @@
+// SheepTransport: requests multiplexed over a small pool of pipelined connections to one gateway at a time,
+// with a bound on requests in flight, per-request timeouts, reconnect and gateway failover.
+//
+// Failure model (seed 004: the client propagates disconnect/reconnect and reconnects by itself):
+// - When a connection dies, the transport emits `disconnect` once per outage, reconnects to the same gateway,
+//   then to the next gateways of the list in order (`failover`), until `reconnectTimeoutMs` has passed, and
+//   emits `reconnect` when a connection is up again.
+// - Requests that were in flight on the dead connection are re-sent if they are idempotent: object reads and
+//   writes, CREATE_AND_WRITE (fact sheet §8.2: a create of the same bytes twice is harmless), lookups, stats.
+// - Non-idempotent requests (LOCK_VDI, NEW_VDI, DEL_VDI, MAKE_FS, SHUTDOWN, ...) whose reply was lost are
+//   NOT re-sent: they fail with SheepNetError EUNCERTAIN and the caller decides (re-check state, tell a human).
+import { EventEmitter } from 'node:events';
+import * as C from '../proto/sheepdog/constants.js';
+import { opName, type SdRequest } from '../proto/sheepdog/index.js';
+import { componentLogger, type Logger } from '../obs/log.js';
+import { gatewayText, type GatewayAddr } from './address.js';
+import { SheepConnection, type SdReply } from './connection.js';
+import { SheepNetError } from './errors.js';
+
+export interface TransportOptions {
+  /** Gateways in failover order (at least one). */
+  gateways: GatewayAddr[];
+  /** Connections kept to the current gateway (default 2). */
+  poolSize?: number;
+  /** Requests in flight over the whole pool; more wait in a queue (default 64). */
+  maxInFlight?: number;
+  /** Default per-request timeout (default 60 s; 0 = none). */
+  requestTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  /** How long to keep trying to reconnect (over all gateways) before failing requests (default 30 s; 0 = one pass). */
+  reconnectTimeoutMs?: number;
+  /** How many times one idempotent request is re-sent after losing its connection (default 5). */
+  maxResends?: number;
+  logger?: Logger;
+}
+
+export interface RequestOptions {
+  /** Payload sent with SD_FLAG_CMD_WRITE (data_length is set from it unless given). */
+  payload?: Buffer | null;
+  timeoutMs?: number;
+  /** Override the opcode-derived idempotency. */
+  idempotent?: boolean;
+}
+
+/** Opcodes that must never be re-sent blindly after a lost reply. */
+const NON_IDEMPOTENT = new Set<number>([
+  C.SD_OP_LOCK_VDI,
+  C.SD_OP_NEW_VDI,
+  C.SD_OP_DEL_VDI,
+  C.SD_OP_MAKE_FS,
+  C.SD_OP_SHUTDOWN,
+  C.SD_OP_GET_VDI_ATTR,
+  C.SD_OP_KILL_NODE,
+  C.SD_OP_FORCE_RECOVER,
+  C.SD_OP_ALTER_CLUSTER_COPY,
+  C.SD_OP_ALTER_VDI_COPY,
+]);
+
+/** True if re-sending the request after a lost reply cannot change the outcome. */
+export function isIdempotent(opcode: number): boolean {
+  return !NON_IDEMPOTENT.has(opcode);
+}
+
+export interface TransportEvents {
+  disconnect: [{ gateway: string; error: Error }];
+  reconnect: [{ gateway: string }];
+  failover: [{ from: string; to: string }];
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
+
+export class SheepTransport extends EventEmitter<TransportEvents> {
+  readonly gateways: readonly GatewayAddr[];
+  private gwIndex = 0;
+  private readonly poolSize: number;
+  private readonly maxInFlight: number;
+  private readonly requestTimeoutMs: number;
+  private readonly connectTimeoutMs: number;
+  private readonly reconnectTimeoutMs: number;
+  private readonly maxResends: number;
+  private readonly log: Logger;
+  private conns: SheepConnection[] = [];
+  private connecting: Promise<SheepConnection> | null = null;
+  private growing = false;
+  private everConnected = false;
+  private outage = false;
+  private closed = false;
+  private active = 0;
+  private readonly waiters: (() => void)[] = [];
+
+  constructor(opts: TransportOptions) {
+    super();
+    if (opts.gateways.length === 0) throw new RangeError('at least one gateway is needed');
+    this.gateways = opts.gateways;
+    this.poolSize = Math.max(1, opts.poolSize ?? 2);
+    this.maxInFlight = Math.max(1, opts.maxInFlight ?? 64);
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? 60_000;
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? 5_000;
+    this.reconnectTimeoutMs = opts.reconnectTimeoutMs ?? 30_000;
+    this.maxResends = opts.maxResends ?? 5;
+    this.log = opts.logger ?? componentLogger('sheep-client');
+  }
+
+  /** The gateway currently in use. */
+  get gateway(): GatewayAddr {
+    return this.gateways[this.gwIndex] ?? (this.gateways[0] as GatewayAddr);
+  }
+
+  /** Requests currently in flight (sent, awaiting a reply). */
+  get inFlight(): number {
+    return this.active;
+  }
+
+  /** Connect now (otherwise the first request connects); rejects with ECONNECT if no gateway answers. */
+  async connect(): Promise<void> {
+    await this.acquire();
+  }
+
+  /**
+   * Send a request and resolve with the reply, whatever its result code (callers check `rsp.result`).
+   * Transport failures reject with SheepNetError.
+   */
+  async request(req: SdRequest, opts: RequestOptions = {}): Promise<SdReply> {
+    const payload = opts.payload ?? null;
+    let r = req;
+    if (payload !== null && (r.flags & C.SD_FLAG_CMD_WRITE) === 0) r = { ...r, flags: r.flags | C.SD_FLAG_CMD_WRITE };
+    if (payload !== null && r.dataLength === 0) r = { ...r, dataLength: payload.length };
+    const idempotent = opts.idempotent ?? isIdempotent(req.opcode);
+    const timeoutMs = opts.timeoutMs ?? this.requestTimeoutMs;
+    await this.enter();
+    try {
+      for (let attempt = 0; ; attempt++) {
+        const conn = await this.acquire();
+        try {
+          return await conn.send(r, payload, timeoutMs);
+        } catch (err) {
+          if (!(err instanceof SheepNetError) || this.closed) throw err;
+          if (!idempotent) {
+            throw new SheepNetError(
+              'EUNCERTAIN',
+              conn.label,
+              `${opName(req.opcode)} was sent to ${conn.label} but the reply was lost (${err.message}); its effect is unknown`,
+              { cause: err },
+            );
+          }
+          if (attempt >= this.maxResends) throw err;
+          this.log.debug({ op: opName(req.opcode), gateway: conn.label, attempt, err: err.message }, 'client.resend');
+        }
+      }
+    } finally {
+      this.leave();
+    }
+  }
+
+  /** Close every connection; pending and future requests fail with ECLOSED. */
+  close(): void {
+    this.closed = true;
+    for (const c of this.conns.splice(0)) c.close();
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  private async enter(): Promise<void> {
+    while (this.active >= this.maxInFlight) {
+      if (this.closed) break;
+      await new Promise<void>((r) => this.waiters.push(r));
+    }
+    if (this.closed) throw new SheepNetError('ECLOSED', gatewayText(this.gateway), 'sheep client is closed');
+    this.active++;
+  }
+
+  private leave(): void {
+    this.active--;
+    this.waiters.shift()?.();
+  }
+
+  /** A live connection: the least loaded one, growing the pool in the background when all are busy. */
+  private async acquire(): Promise<SheepConnection> {
+    if (this.closed) throw new SheepNetError('ECLOSED', gatewayText(this.gateway), 'sheep client is closed');
+    const live = this.conns.filter((c) => !c.closed);
+    if (live.length > 0) {
+      let best = live[0] as SheepConnection;
+      for (const c of live) if (c.inFlight < best.inFlight) best = c;
+      if (best.inFlight > 0 && live.length < this.poolSize) this.grow();
+      return best;
+    }
+    this.connecting ??= this.connectWithFailover().finally(() => {
+      this.connecting = null;
+    });
+    return this.connecting;
+  }
+
+  private grow(): void {
+    if (this.growing || this.connecting !== null) return;
+    this.growing = true;
+    const gw = this.gateway;
+    SheepConnection.connect(gw, { connectTimeoutMs: this.connectTimeoutMs })
+      .then((c) => {
+        if (this.closed || gw !== this.gateway) c.close();
+        else this.adopt(c);
+      })
+      .catch(() => undefined)
+      .finally(() => {
+        this.growing = false;
+      });
+  }
+
+  private adopt(c: SheepConnection): void {
+    this.conns.push(c);
+    c.onClose((err) => {
+      this.conns = this.conns.filter((x) => x !== c);
+      if (this.closed || err.code === 'ECLOSED') return;
+      if (!this.conns.some((x) => !x.closed) && !this.outage) {
+        this.outage = true;
+        this.log.warn({ gateway: c.label, err: err.message }, 'client.disconnect');
+        this.emit('disconnect', { gateway: c.label, error: err });
+      }
+    });
+  }
+
+  /** Connect to the current gateway, else the next ones in order, until reconnectTimeoutMs has passed. */
+  private async connectWithFailover(): Promise<SheepConnection> {
+    const deadline = Date.now() + this.reconnectTimeoutMs;
+    let lastErr: SheepNetError | null = null;
+    let backoffMs = 50;
+    for (;;) {
+      for (let k = 0; k < this.gateways.length; k++) {
+        if (this.closed) throw new SheepNetError('ECLOSED', gatewayText(this.gateway), 'sheep client is closed');
+        const idx = (this.gwIndex + k) % this.gateways.length;
+        const gw = this.gateways[idx] as GatewayAddr;
+        try {
+          const c = await SheepConnection.connect(gw, { connectTimeoutMs: this.connectTimeoutMs });
+          if (this.closed) {
+            c.close();
+            throw new SheepNetError('ECLOSED', gatewayText(gw), 'sheep client is closed');
+          }
+          if (idx !== this.gwIndex) {
+            const from = gatewayText(this.gateway);
+            this.gwIndex = idx;
+            for (const old of this.conns.splice(0)) old.close();
+            this.log.warn({ from, to: gatewayText(gw) }, 'client.failover');
+            this.emit('failover', { from, to: gatewayText(gw) });
+          }
+          this.adopt(c);
+          if (this.everConnected && this.outage) {
+            this.log.info({ gateway: c.label }, 'client.reconnect');
+            this.emit('reconnect', { gateway: c.label });
+          }
+          this.outage = false;
+          this.everConnected = true;
+          return c;
+        } catch (err) {
+          if (err instanceof SheepNetError && err.code === 'ECLOSED') throw err;
+          lastErr = err instanceof SheepNetError ? err : new SheepNetError('ECONNECT', gatewayText(gw), String(err));
+        }
+      }
+      if (Date.now() + backoffMs > deadline) break;
+      await sleep(backoffMs);
+      backoffMs = Math.min(backoffMs * 2, 1000);
+    }
+    throw lastErr ?? new SheepNetError('ECONNECT', gatewayText(this.gateway), 'no gateway');
+  }
+}
