@@ -15,6 +15,8 @@ export interface InquiryContext {
   maxCompareAndWriteBlocks: number;
   maxUnmapDescriptors: number;
   maxWriteSameBlocks: number;
+  maxTransferBlocks: number;
+  atomicAlignmentBlocks: number;
 }
 
 const VERSION_SAM5 = 0x00a0;
@@ -109,7 +111,7 @@ export function buildInquiry(ctx: InquiryContext, evpd: boolean, pageCode: numbe
       b[1] = ctx.maxCompareAndWriteBlocks & 0xff;
       const gran = Math.max(1, Math.floor(dev.preferredBlockSize / dev.blockSize));
       b.writeUInt16BE(Math.min(gran, 0xffff), 2); // OPTIMAL TRANSFER LENGTH GRANULARITY
-      b.writeUInt32BE(Math.floor((32 * 1024 * 1024) / dev.blockSize), 4); // MAXIMUM TRANSFER LENGTH
+      b.writeUInt32BE(ctx.maxTransferBlocks, 4); // MAXIMUM TRANSFER LENGTH
       b.writeUInt32BE(Math.floor((1024 * 1024) / dev.blockSize), 8); // OPTIMAL TRANSFER LENGTH
       if (dev.thin) {
         b.writeUInt32BE(0xffffffff, 16); // MAXIMUM UNMAP LBA COUNT
@@ -117,6 +119,9 @@ export function buildInquiry(ctx: InquiryContext, evpd: boolean, pageCode: numbe
         b.writeUInt32BE(1, 24); // OPTIMAL UNMAP GRANULARITY
       }
       b.writeBigUInt64BE(BigInt(ctx.maxWriteSameBlocks), 32);
+      b.writeUInt32BE(ctx.maxTransferBlocks, 40); // MAXIMUM ATOMIC TRANSFER LENGTH
+      b.writeUInt32BE(ctx.atomicAlignmentBlocks, 44); // ATOMIC ALIGNMENT
+      b.writeUInt32BE(ctx.atomicAlignmentBlocks, 48); // ATOMIC TRANSFER LENGTH GRANULARITY
       return vpd(pageCode, b);
     }
     case C.VPD_BLOCK_DEVICE_CHARACTERISTICS: {

@@ -110,7 +110,11 @@ const invalidParam = (byte: number): CheckCondition =>
 
 const MAX_COMPARE_AND_WRITE_BLOCKS = 255;
 const MAX_UNMAP_DESCRIPTORS = 256;
-const MAX_WRITE_SAME_BYTES = 256 * 1024 * 1024;
+const MAX_WRITE_SAME_BYTES = 32 * 1024 * 1024;
+/** MAXIMUM TRANSFER LENGTH and MAXIMUM ATOMIC TRANSFER LENGTH, in bytes. */
+export const MAX_TRANSFER_BYTES = 32 * 1024 * 1024;
+/** ATOMIC ALIGNMENT and ATOMIC TRANSFER LENGTH GRANULARITY (blocks): atomic writes cover whole 4 KiB units. */
+export const ATOMIC_ALIGNMENT_BLOCKS = 8;
 
 const READS = new Set([C.READ_6, C.READ_10, C.READ_12, C.READ_16]);
 const WRITES = new Set([C.WRITE_6, C.WRITE_10, C.WRITE_12, C.WRITE_16]);
@@ -184,6 +188,8 @@ export class LogicalUnit {
       maxCompareAndWriteBlocks: MAX_COMPARE_AND_WRITE_BLOCKS,
       maxUnmapDescriptors: MAX_UNMAP_DESCRIPTORS,
       maxWriteSameBlocks: Math.floor(MAX_WRITE_SAME_BYTES / device.blockSize),
+      maxTransferBlocks: Math.floor(MAX_TRANSFER_BYTES / device.blockSize),
+      atomicAlignmentBlocks: ATOMIC_ALIGNMENT_BLOCKS,
     };
   }
 
@@ -323,6 +329,8 @@ export class LogicalUnit {
         return this.compareAndWrite(c, req);
       case C.ORWRITE_16:
         return this.orWrite(c, req);
+      case C.WRITE_ATOMIC_16:
+        return this.writeAtomic(c, req);
     }
     throw invalidCdb(0);
   }
@@ -361,7 +369,7 @@ export class LogicalUnit {
       blocks = Number(this.blocks - c.lba);
     }
     this.checkRange(c.lba, blocks);
-    if (blocks * bs > MAX_WRITE_SAME_BYTES && c.blocks !== 0) throw invalidCdb(c.opcode === C.WRITE_SAME_10 ? 7 : 10);
+    if (blocks * bs > MAX_WRITE_SAME_BYTES) throw invalidCdb(c.opcode === C.WRITE_SAME_10 ? 7 : 10);
     let pattern: Buffer;
     if (c.ndob) pattern = Buffer.alloc(bs);
     else {
@@ -417,6 +425,26 @@ export class LogicalUnit {
       release();
     }
     return { status: C.SAM_STAT_GOOD, dataOutWanted: 2 * len };
+  }
+
+  /** WRITE ATOMIC(16): all-or-nothing against every other write and COMPARE AND WRITE on the range. */
+  private async writeAtomic(c: BlockCdb, req: ScsiRequest): Promise<ScsiResult> {
+    if (c.protect) throw invalidCdb(1, 7);
+    if (c.blocks * this.blockSize > MAX_TRANSFER_BYTES) throw invalidCdb(12);
+    this.writable();
+    this.checkRange(c.lba, c.blocks);
+    if (c.blocks === 0) return { status: C.SAM_STAT_GOOD, dataOutWanted: 0 };
+    if (c.lba % BigInt(ATOMIC_ALIGNMENT_BLOCKS) !== 0n) throw invalidCdb(2);
+    if (c.blocks % ATOMIC_ALIGNMENT_BLOCKS !== 0) throw invalidCdb(12);
+    const [off, len] = this.byteRange(c.lba, c.blocks);
+    const d = this.dataOut(req, len);
+    const release = await this.lock.acquire(off, len, 'exclusive');
+    try {
+      await this.device.write(off, d, { fua: c.fua || !this.mode.writeCacheEnabled });
+    } finally {
+      release();
+    }
+    return { status: C.SAM_STAT_GOOD, dataOutWanted: len };
   }
 
   private async orWrite(c: BlockCdb, req: ScsiRequest): Promise<ScsiResult> {

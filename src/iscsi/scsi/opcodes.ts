@@ -55,6 +55,7 @@ const OPS: OpEntry[] = [
   { op: C.PRE_FETCH_16, usage: rw16(C.PRE_FETCH_16, 0x02) },
   { op: C.SYNCHRONIZE_CACHE_16, usage: rw16(C.SYNCHRONIZE_CACHE_16, 0x02) },
   { op: C.WRITE_SAME_16, usage: rw16(C.WRITE_SAME_16, 0x09) },
+  { op: C.WRITE_ATOMIC_16, usage: [0x9c, 0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0xff, 0xff, 0x3f, ctl] },
   {
     op: C.SERVICE_ACTION_IN_16,
     sa: C.SAI_READ_CAPACITY_16,

@@ -21,7 +21,7 @@ export function cdbLength(opcode: number): number {
   }
 }
 
-/** Block I/O CDB (READ/WRITE/VERIFY/WRITE AND VERIFY/WRITE SAME/PRE-FETCH/SYNC CACHE/COMPARE AND WRITE/ORWRITE). */
+/** Block I/O CDB (READ/WRITE/VERIFY/WRITE AND VERIFY/WRITE SAME/PRE-FETCH/SYNC CACHE/COMPARE AND WRITE/ORWRITE/WRITE ATOMIC). */
 export interface BlockCdb {
   kind: 'block';
   opcode: number;
@@ -128,6 +128,8 @@ export function parseCdb(raw: Buffer): ParsedCdb {
     case C.WRITE_SAME_16:
     case C.ORWRITE_16:
       return block(cdb, lba16(), u32(10), (cdb[14] ?? 0) & 0x3f);
+    case C.WRITE_ATOMIC_16:
+      return block(cdb, lba16(), u16(12), (cdb[14] ?? 0) & 0x3f);
     case C.COMPARE_AND_WRITE:
       return block(cdb, lba16(), cdb[13] ?? 0, (cdb[14] ?? 0) & 0x3f);
     case C.TEST_UNIT_READY:

@@ -96,6 +96,7 @@ export const VERIFY_16 = 0x8f;
 export const PRE_FETCH_16 = 0x90;
 export const SYNCHRONIZE_CACHE_16 = 0x91;
 export const WRITE_SAME_16 = 0x93;
+export const WRITE_ATOMIC_16 = 0x9c;
 export const SERVICE_ACTION_IN_16 = 0x9e;
 export const REPORT_LUNS = 0xa0;
 export const MAINTENANCE_IN = 0xa3;
