@@ -16,6 +16,7 @@ import type { LevelWithSilent } from 'pino';
 interface TargetFlags {
   config?: string;
   nbd?: string;
+  iscsi?: string | boolean;
   nbdTls?: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -42,6 +43,11 @@ export function buildTargetConfig(flags: TargetFlags): TargetConfig {
   if (flags.tlsKey !== undefined) cfg.nbd.tls.keyFile = flags.tlsKey;
   if (cfg.nbd.tls.mode !== 'off' && (cfg.nbd.tls.certFile === undefined || cfg.nbd.tls.keyFile === undefined)) {
     throw new Error(`TLS mode '${cfg.nbd.tls.mode}' needs --tls-cert and --tls-key`);
+  }
+  if (flags.iscsi !== undefined && flags.iscsi !== false) {
+    const prev = cfg.iscsi?.values ?? {};
+    const listen = typeof flags.iscsi === 'string' ? checkAddress(flags.iscsi) : (prev.listen ?? '127.0.0.1:3260');
+    cfg.iscsi = { values: { ...prev, enabled: true, listen } };
   }
   if (flags.sheep !== undefined) cfg.sheep = checkAddress(flags.sheep);
   for (const arg of flags.export) {
@@ -108,6 +114,7 @@ export function registerTargetCommand(program: Command): void {
     .description('run the NBD/iSCSI target')
     .option('--config <file>', 'config file (TOML subset: [nbd], [iscsi], [[export]])')
     .option('--nbd <host:port>', 'NBD listen address (default 127.0.0.1:10809)')
+    .option('--iscsi [host:port]', 'enable iSCSI, listening on host:port (default 127.0.0.1:3260)')
     .option(
       '--export <spec>',
       'export NAME=mem:SIZE | NAME=file:PATH | NAME=VDI[:TAG], optional ",ro" suffix (repeatable)',

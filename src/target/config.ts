@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { NbdTlsOptions } from '../nbd/server.js';
 import { parseSize } from '../util/size.js';
+import { ISCSI_CONFIG_KEYS } from '../iscsi/frontend.js';
 import { checkExportName, type ExportSpec } from './exports.js';
 import { parseToml, TomlError, type TomlTable, type TomlValue } from './toml.js';
 
@@ -28,7 +29,7 @@ export const NBD_KEYS: SectionSchema = {
 };
 
 /** Keys of `[iscsi]`; the iSCSI front end extends this. */
-export const ISCSI_KEYS: Record<string, KeyType> = { enabled: 'boolean', listen: 'address' };
+export const ISCSI_KEYS: Record<string, KeyType> = { ...ISCSI_CONFIG_KEYS };
 
 export const EXPORT_KEYS: SectionSchema = {
   name: 'string',

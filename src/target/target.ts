@@ -4,6 +4,7 @@
 // a factory that returns a Frontend when its section is enabled.
 import { componentLogger, type Logger } from '../obs/log.js';
 import { NbdServer } from '../nbd/server.js';
+import { iscsiFrontend } from '../iscsi/frontend.js';
 import { splitAddress, type TargetConfig } from './config.js';
 import { openExport } from './exports.js';
 import type { ExportEntry, ExportTable, Frontend } from './frontend.js';
@@ -26,8 +27,11 @@ export const nbdFrontendFactory: FrontendFactory = (cfg, exports) => {
   });
 };
 
+/** The iSCSI front end, from `[iscsi]` / `--iscsi` (off unless enabled). */
+export const iscsiFrontendFactory: FrontendFactory = (cfg, exports, log) => iscsiFrontend(cfg.iscsi?.values, exports, log);
+
 /** Every front end the target knows, in start order. */
-export const FRONTEND_FACTORIES: FrontendFactory[] = [nbdFrontendFactory];
+export const FRONTEND_FACTORIES: FrontendFactory[] = [nbdFrontendFactory, iscsiFrontendFactory];
 
 export class Target {
   private started: Frontend[] = [];
