@@ -1,0 +1,81 @@
+// Real Linux initiators (kernel NBD client, open-iscsi, dm-multipath) in a QEMU guest against fresh Sheepfold
+// servers: each test runs one `scripts/linux-vm` scenario and checks its verdict lines. The scenarios themselves
+// (and the host-side checks of the stored bytes) live in scripts/linux-vm.d/. Skipped only when
+// SHEEPFOLD_SKIP_LINUX_VM=1; a scenario whose target feature does not exist yet reports SKIP (exit 3) and the
+// test is marked skipped, never passed.
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT } from '../helpers/proc.js';
+
+const SKIP = process.env.SHEEPFOLD_SKIP_LINUX_VM === '1';
+const SCRIPT = path.join(REPO_ROOT, 'scripts', 'linux-vm');
+// One scenario: image build (first run downloads ~75 MB of .debs) + one TCG boot, on a loaded 2-core machine.
+const SCENARIO_TIMEOUT_MS = 900_000;
+
+interface ScenarioRun {
+  code: number | string;
+  output: string;
+}
+
+const running = new Set<number>();
+
+/** Run `scripts/linux-vm NAME`; on timeout SIGTERM it (its trap ends the servers and QEMU it started). */
+function runScenario(name: string): Promise<ScenarioRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(SCRIPT, [name], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const pid = child.pid;
+    if (pid !== undefined) running.add(pid);
+    let output = '';
+    const onData = (d: Buffer): void => {
+      output += d.toString();
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    const term = setTimeout(() => child.kill('SIGTERM'), SCENARIO_TIMEOUT_MS - 30_000);
+    const kill = setTimeout(() => child.kill('SIGKILL'), SCENARIO_TIMEOUT_MS - 10_000);
+    child.once('error', (err) => {
+      clearTimeout(term);
+      clearTimeout(kill);
+      reject(err);
+    });
+    child.once('close', (code, sig) => {
+      clearTimeout(term);
+      clearTimeout(kill);
+      if (pid !== undefined) running.delete(pid);
+      resolve({ code: code ?? sig ?? -1, output });
+    });
+  });
+}
+
+/** The timing lines of a run (boot, attach, MB/s, failover), for the log. */
+function timings(output: string): string {
+  return output
+    .split('\n')
+    .filter((l) => /^\[[a-z-]+\] (TIME|RATE) /.test(l))
+    .join('\n');
+}
+
+/** Assert a passing run: exit 0, the overall PASS line and every expected RESULT line. */
+function expectPass(name: string, run: ScenarioRun, results: string[]): void {
+  if (run.code !== 0) throw new Error(`scripts/linux-vm ${name} exited ${String(run.code)}:\n${run.output.slice(-8000)}`);
+  expect(run.output).toMatch(new RegExp(`^PASS ${name} `, 'm'));
+  for (const r of results) expect(run.output).toMatch(new RegExp(`^\\[${name}\\] RESULT ${r} PASS`, 'm'));
+  expect(run.output).not.toMatch(/ RESULT \S+ FAIL/);
+}
+
+afterAll(() => {
+  for (const pid of running) process.kill(pid, 'SIGTERM');
+});
+
+describe('Linux initiators in a QEMU guest (scripts/linux-vm)', () => {
+  it.skipIf(SKIP)(
+    'nbd: kernel NBD client writes, reconnects, verifies and discards',
+    async () => {
+      const run = await runScenario('nbd');
+      console.log(`linux-vm nbd timings:\n${timings(run.output)}`);
+      expectPass('nbd', run, ['nbd-size', 'nbd-verify', 'nbd', 'host-map', 'host-read']);
+    },
+    SCENARIO_TIMEOUT_MS,
+  );
+});
