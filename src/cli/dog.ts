@@ -1,11 +1,210 @@
 #!/usr/bin/env node
-// `dog`: the admin CLI with real Sheepdog syntax (placeholder until the dog module lands).
-import { Command } from 'commander';
+// `dog`: the Sheepdog admin CLI with real dog syntax (`dog vdi create NAME SIZE`, `dog vdi snapshot -s TAG NAME`,
+// `dog node list`, ...). Options go after the command words; every command takes `-a ADDR -p PORT` (default
+// 127.0.0.1:7000) and `--json`. Command logic lives in src/dog/**; this file only declares the command tree.
+// Errors are one line on stderr and a non-zero exit code (dog's exits.h values).
+import { Command, Option } from 'commander';
 import { fileURLToPath } from 'node:url';
 import fs from 'node:fs';
+import readline from 'node:readline';
+import { DogContext, EXIT_USAGE, describeFailure, type CommonOptions } from '../dog/context.js';
+import { clusterFormat, clusterInfo, clusterShutdown, type FormatOptions } from '../dog/cluster.js';
+import { nodeInfo, nodeList } from '../dog/node.js';
+import {
+  vdiCheck,
+  vdiClone,
+  vdiCreate,
+  vdiDelete,
+  vdiList,
+  vdiLockList,
+  vdiLockUnlock,
+  vdiObjectLocation,
+  vdiObjectMap,
+  vdiResize,
+  vdiSnapshot,
+  vdiTree,
+  type CreateOptions,
+} from '../dog/vdi.js';
+import { vdiRead, vdiWrite } from '../dog/vdi-io.js';
+
+type Opts = CommonOptions & Record<string, unknown>;
+
+/** Add the options every dog command takes. */
+function common(cmd: Command): Command {
+  return cmd
+    .option('-a, --address <addr>', 'sheep address', '127.0.0.1')
+    .option('-p, --port <port>', 'sheep port', '7000')
+    .option('--json', 'machine-readable JSON output')
+    .option('-r, --raw', 'raw output mode: omit headers, separate fields with single spaces')
+    .option('-v, --verbose', 'print more information');
+}
+
+/** Run a command body with a context; map any failure to one stderr line and an exit code. */
+async function run(opts: Opts, body: (ctx: DogContext) => Promise<void>): Promise<void> {
+  let ctx: DogContext | null = null;
+  try {
+    ctx = new DogContext(opts);
+    await body(ctx);
+  } catch (err) {
+    const f = describeFailure(err);
+    process.stderr.write(`${f.message}\n`);
+    process.exitCode = f.exitCode;
+  } finally {
+    ctx?.close();
+  }
+}
+
+/** Ask a yes/no question on a terminal; without one the answer is no. */
+function confirm(question: string): Promise<boolean> {
+  if (process.stdin.isTTY !== true) return Promise.resolve(false);
+  const rl = readline.createInterface({ input: process.stdin, output: process.stdout });
+  return new Promise((resolve) => {
+    rl.question(question, (a) => {
+      rl.close();
+      resolve(a.trim().toLowerCase() === 'yes');
+    });
+  });
+}
+
+function leaf(parent: Command, name: string, description: string): Command {
+  return common(parent.command(name).description(description));
+}
+
+function buildCluster(dog: Command): void {
+  const cluster = dog.command('cluster').description('cluster commands: format, info, shutdown');
+  leaf(cluster, 'format', 'create a Sheepdog store (locking on by default; --no-lock turns it off)')
+    .option('-c, --copies <n>', 'default redundancy: number of copies, or D:P for erasure coding')
+    .option('-z, --block-size-shift <shift>', 'default object size shift (20..31, default 22)')
+    .option('-b, --store <name>', 'backend store (plain)')
+    .option('-l, --lock', 'lock VDIs to exclude multiple users (default)')
+    .option('--no-lock', 'disable VDI locking and inode coherence')
+    .option('-t, --strict', 'refuse writes when fewer zones than copies')
+    .option('-R, --recycle-vid', 'recycle VIDs of deleted VDI families')
+    .option('-V, --fixed-vnodes', 'fixed vnodes instead of the automatic calculation')
+    .option('-F, --avoid-diskfull', 'skip recovery that could fill a disk')
+    .option('-f, --force', 'do not ask for confirmation')
+    .action((o: Opts) =>
+      run(o, (ctx) =>
+        clusterFormat(
+          ctx,
+          {
+            copies: o.copies as string | undefined,
+            blockSizeShift: o.blockSizeShift as string | undefined,
+            lock: o.lock as boolean | undefined,
+            strict: o.strict as boolean | undefined,
+            recycleVid: o.recycleVid as boolean | undefined,
+            fixedVnodes: o.fixedVnodes as boolean | undefined,
+            avoidDiskfull: o.avoidDiskfull as boolean | undefined,
+            force: o.force as boolean | undefined,
+            store: o.store as string | undefined,
+          } satisfies FormatOptions,
+          confirm,
+        ),
+      ),
+    );
+  leaf(cluster, 'info', 'show cluster status and epoch history').action((o: Opts) => run(o, clusterInfo));
+  leaf(cluster, 'shutdown', 'stop every sheep of the cluster').action((o: Opts) => run(o, clusterShutdown));
+}
+
+function buildNode(dog: Command): void {
+  const node = dog.command('node').description('node commands: list, info');
+  leaf(node, 'list', 'list the nodes').action((o: Opts) => run(o, nodeList));
+  leaf(node, 'info', 'show store usage per node').action((o: Opts) => run(o, nodeInfo));
+}
+
+function buildVdi(dog: Command): void {
+  const vdi = dog.command('vdi').description('virtual disk image commands');
+  leaf(vdi, 'create', 'create a VDI')
+    .argument('<name>')
+    .argument('<size>', 'size, e.g. 512M or 10G')
+    .option('-c, --copies <n>', 'redundancy: copies, or D:P')
+    .option('-z, --block-size-shift <shift>', 'object size shift (20..31)')
+    .option('-P, --prealloc', 'preallocate every data object')
+    .action((name: string, size: string, o: Opts) =>
+      run(o, (ctx) =>
+        vdiCreate(ctx, name, size, {
+          copies: o.copies as string | undefined,
+          blockSizeShift: o.blockSizeShift as string | undefined,
+          prealloc: o.prealloc as boolean | undefined,
+        } satisfies CreateOptions),
+      ),
+    );
+  leaf(vdi, 'list', 'list VDIs')
+    .argument('[name]')
+    .action((name: string | undefined, o: Opts) => run(o, (ctx) => vdiList(ctx, name)));
+  leaf(vdi, 'tree', 'show VDI families as trees').action((o: Opts) => run(o, vdiTree));
+  leaf(vdi, 'snapshot', 'take a snapshot of a VDI')
+    .argument('<name>')
+    .option('-s, --snapshot <tag>', 'snapshot tag')
+    .action((name: string, o: Opts) => run(o, (ctx) => vdiSnapshot(ctx, name, o.snapshot as string | undefined)));
+  leaf(vdi, 'clone', 'clone a snapshot into a new VDI')
+    .argument('<src>')
+    .argument('<dst>')
+    .option('-s, --snapshot <tag>', 'snapshot tag or id to clone')
+    .action((src: string, dst: string, o: Opts) => run(o, (ctx) => vdiClone(ctx, src, dst, o.snapshot as string | undefined)));
+  leaf(vdi, 'delete', 'delete a VDI or one of its snapshots')
+    .argument('<name>')
+    .option('-s, --snapshot <tag>', 'snapshot tag or id')
+    .action((name: string, o: Opts) => run(o, (ctx) => vdiDelete(ctx, name, o.snapshot as string | undefined)));
+  leaf(vdi, 'resize', 'grow a VDI')
+    .argument('<name>')
+    .argument('<size>')
+    .action((name: string, size: string, o: Opts) => run(o, (ctx) => vdiResize(ctx, name, size)));
+  leaf(vdi, 'read', 'read bytes of a VDI to stdout')
+    .argument('<name>')
+    .argument('[offset]')
+    .argument('[len]')
+    .option('-s, --snapshot <tag>', 'read a snapshot (tag or id)')
+    .action((name: string, off: string | undefined, len: string | undefined, o: Opts) =>
+      run(o, (ctx) => vdiRead(ctx, name, off, len, o.snapshot as string | undefined, process.stdout)),
+    );
+  leaf(vdi, 'write', 'write stdin into a VDI')
+    .argument('<name>')
+    .argument('[offset]')
+    .argument('[len]')
+    .action((name: string, off: string | undefined, len: string | undefined, o: Opts) => run(o, (ctx) => vdiWrite(ctx, name, off, len, process.stdin)));
+  leaf(vdi, 'check', 'check and repair the replicas of a VDI')
+    .argument('<name>')
+    .option('-s, --snapshot <tag>', 'check a snapshot (tag or id)')
+    .action((name: string, o: Opts) => run(o, (ctx) => vdiCheck(ctx, name, o.snapshot as string | undefined)));
+
+  const object = vdi.command('object').description('object commands: map, location');
+  leaf(object, 'map', 'show the object index of a VDI')
+    .argument('<name>')
+    .option('-i, --index <idx>', 'only this index')
+    .option('-s, --snapshot <tag>', 'snapshot tag or id')
+    .action((name: string, o: Opts) => run(o, (ctx) => vdiObjectMap(ctx, name, o.snapshot as string | undefined, o.index as string | undefined)));
+  leaf(object, 'location', 'show which nodes hold an object of a VDI (the inode without an index)')
+    .argument('<name>')
+    .argument('[idx]')
+    .addOption(new Option('-i, --index <idx>', 'object index'))
+    .option('-s, --snapshot <tag>', 'snapshot tag or id')
+    .action((name: string, idx: string | undefined, o: Opts) =>
+      run(o, (ctx) => vdiObjectLocation(ctx, name, o.snapshot as string | undefined, idx ?? (o.index as string | undefined))),
+    );
+
+  const lock = vdi.command('lock').description('lock commands: list, unlock');
+  leaf(lock, 'list', 'list locked VDIs').action((o: Opts) => run(o, vdiLockList));
+  leaf(lock, 'unlock', 'check and repair the replicas of a VDI, then release its lock')
+    .argument('<name>')
+    .option('-s, --snapshot <tag>', 'snapshot tag or id')
+    .action((name: string, o: Opts) => run(o, (ctx) => vdiLockUnlock(ctx, name, o.snapshot as string | undefined)));
+}
 
 export function buildDogProgram(name = 'dog'): Command {
-  return new Command(name).description('Sheepdog administration: cluster, node, vdi');
+  const dog = new Command(name).description('Sheepdog administration: cluster, node, vdi');
+  buildCluster(dog);
+  buildNode(dog);
+  buildVdi(dog);
+  const usage = (cmd: Command): void => {
+    cmd.exitOverride((err) => {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help' || err.code === 'commander.version') process.exit(0);
+      process.exit(EXIT_USAGE);
+    });
+    cmd.commands.forEach(usage);
+  };
+  usage(dog);
+  return dog;
 }
 
 if (process.argv[1] && fs.realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
