@@ -31,6 +31,10 @@ import type { Session, TargetRuntime, TargetRegistry } from './session.js';
 
 const LOGIN_MAX_DATA = 8192;
 const MAX_TEXT_BYTES = 64 * 1024;
+/** Largest Expected Data Transfer Length accepted for a write (twice MAXIMUM TRANSFER LENGTH, for COMPARE AND WRITE). */
+export const MAX_WRITE_EDTL = 64 * 1024 * 1024;
+/** Data-Out bytes a connection may have solicited but not yet executed; beyond it new writes get BUSY. */
+export const MAX_PENDING_WRITE_BYTES = 256 * 1024 * 1024;
 
 /** Serial number arithmetic (RFC 1982, 32 bits): a < b. */
 export function snLess(a: number, b: number): boolean {
@@ -64,6 +68,7 @@ interface Task {
   r2tSN: number;
   executing: boolean;
   aborted: boolean;
+  unbudgeted?: boolean;
   done: Promise<void>;
   finish: () => void;
 }
@@ -80,6 +85,7 @@ export class Connection {
   private readonly prefs: TargetPreferences;
   session: Session | undefined;
   private readonly tasks = new Map<number, Task>();
+  private pendingWriteBytes = 0;
   private nextTtt = 1;
   // login state
   private loginText: Buffer[] = [];
@@ -292,6 +298,10 @@ export class Connection {
     }
     // Text may span several PDUs (C bit): collect until the last one, answering empty meanwhile.
     this.loginText.push(Buffer.from(req.data));
+    if (this.loginText.reduce((n, b) => n + b.length, 0) > MAX_TEXT_BYTES) {
+      this.loginFail(req, I.ISCSI_STATUS_CLS_INITIATOR_ERR, I.ISCSI_LOGIN_STATUS_INIT_ERR, 'login text too long');
+      return;
+    }
     if (req.cont) {
       this.loginReply(req, 0, 0, [], false, 0);
       return;
@@ -511,9 +521,14 @@ export class Connection {
         cdb = Buffer.concat([p.cdb, p.ahs.subarray(4, 4 + len - 1)]);
       }
     }
+    const wantOut = p.write ? p.expectedDataTransferLength : 0;
+    if (wantOut > MAX_WRITE_EDTL || this.pendingWriteBytes + wantOut > MAX_PENDING_WRITE_BYTES) {
+      // Refuse before allocating anything; later Data-Out for this ITT is dropped as unknown.
+      this.respondStatus(p.itt, p.expectedDataTransferLength, wantOut > MAX_WRITE_EDTL ? S.SAM_STAT_CHECK_CONDITION : S.SAM_STAT_BUSY);
+      return;
+    }
     let finish: () => void = () => undefined;
     const done = new Promise<void>((r) => (finish = r));
-    const wantOut = p.write ? p.expectedDataTransferLength : 0;
     const t: Task = {
       itt: p.itt,
       lun: lunNumber(p.lun),
@@ -535,6 +550,7 @@ export class Connection {
     };
     this.tasks.set(p.itt, t);
     if (wantOut > 0) {
+      this.pendingWriteBytes += wantOut;
       if (p.data.length === wantOut) t.buf = p.data;
       else {
         t.buf = Buffer.allocUnsafe(wantOut);
@@ -626,6 +642,7 @@ export class Connection {
   private failTask(t: Task, why: string): void {
     this.log.info({ itt: t.itt, why }, 'iscsi.data_out.sequence_error');
     this.tasks.delete(t.itt);
+    this.unbudget(t);
     t.aborted = true;
     t.finish();
     this.respond(t, {
@@ -634,8 +651,25 @@ export class Connection {
     });
   }
 
+  /** Release a task's share of the pending-write budget (once). */
+  private unbudget(t: Task): void {
+    if (t.wantOut > 0 && !t.unbudgeted) {
+      t.unbudgeted = true;
+      this.pendingWriteBytes -= t.wantOut;
+    }
+  }
+
+  /** Answer a command that was never queued (limit hit) with a bare status. */
+  private respondStatus(itt: number, edtl: number, status: number): void {
+    const sense =
+      status === S.SAM_STAT_CHECK_CONDITION ? encodeSense({ key: S.ILLEGAL_REQUEST, ascq: S.ASC_INVALID_FIELD_IN_CDB }) : undefined;
+    const t = { itt, edtl, read: false, r2tSN: 0 } as Task;
+    this.respond(t, sense ? { status, sense } : { status });
+  }
+
   private async execute(t: Task): Promise<void> {
     t.executing = true;
+    this.unbudget(t);
     const s = this.session as Session;
     let result: ScsiResult;
     try {
@@ -845,6 +879,7 @@ export class Connection {
       t.aborted = true;
       if (!t.executing) {
         this.tasks.delete(t.itt);
+        this.unbudget(t);
         t.finish();
       }
     }

@@ -267,6 +267,10 @@ export class LogicalUnit {
   private checkRange(lba: bigint, blocks: number): void {
     if (lba + BigInt(blocks) > this.blocks || lba > this.blocks) throw outOfRange();
   }
+  /** MAXIMUM TRANSFER LENGTH (Block Limits VPD) applies to every data-moving command. */
+  private checkTransfer(c: BlockCdb): void {
+    if (c.blocks * this.blockSize > MAX_TRANSFER_BYTES) throw invalidCdb(c.opcode === C.READ_6 || c.opcode === C.WRITE_6 ? 4 : 7);
+  }
   private writable(): void {
     if (this.device.readOnly || this.mode.softwareWriteProtect) throw writeProtected();
   }
@@ -288,6 +292,7 @@ export class LogicalUnit {
     if (READS.has(op)) {
       if (c.protect) throw invalidCdb(1, 7);
       this.checkRange(c.lba, c.blocks);
+      this.checkTransfer(c);
       if (c.blocks === 0) return this.good();
       const [off, len] = this.byteRange(c.lba, c.blocks);
       return { status: C.SAM_STAT_GOOD, data: await this.device.read(off, len) };
@@ -296,6 +301,7 @@ export class LogicalUnit {
       if (c.protect) throw invalidCdb(1, 7);
       this.writable();
       this.checkRange(c.lba, c.blocks);
+      this.checkTransfer(c);
       const want = c.blocks * bs;
       if (c.blocks === 0) return { status: C.SAM_STAT_GOOD, dataOutWanted: 0 };
       // FCP-4 / iSCSI: with EDTL below the CDB's length, only the whole blocks that were sent are written.
@@ -339,6 +345,7 @@ export class LogicalUnit {
     if (c.protect) throw invalidCdb(1, 7);
     if (c.bytchk === 2) throw invalidCdb(1, 2);
     this.checkRange(c.lba, c.blocks);
+    this.checkTransfer(c);
     if (c.blocks === 0) return { status: C.SAM_STAT_GOOD, dataOutWanted: 0 };
     const [off, len] = this.byteRange(c.lba, c.blocks);
     if (c.bytchk === 0) {
@@ -451,6 +458,7 @@ export class LogicalUnit {
     if (c.protect) throw invalidCdb(1, 7);
     this.writable();
     this.checkRange(c.lba, c.blocks);
+    this.checkTransfer(c);
     if (c.blocks === 0) return { status: C.SAM_STAT_GOOD, dataOutWanted: 0 };
     const [off, len] = this.byteRange(c.lba, c.blocks);
     const d = this.dataOut(req, len);
