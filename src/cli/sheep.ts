@@ -1,6 +1,54 @@
-// `sheepfold sheep`: start one storage node (placeholder until the sheep module lands).
+// `sheepfold sheep`: run one storage node. Prints one ready line (text or --json) on stdout once it serves;
+// SIGTERM/SIGINT, `dog cluster shutdown` and `dog node kill` end it gracefully.
 import type { Command } from 'commander';
+import path from 'node:path';
+import { initLogger } from '../obs/log.js';
+import type { LevelWithSilent } from 'pino';
+import { startSheep } from '../sheep/index.js';
+
+interface SheepCliOptions {
+  store: string;
+  port: string;
+  bind: string;
+  unix?: string;
+  zone?: string;
+  logLevel: string;
+  json?: boolean;
+}
 
 export function registerSheepCommand(program: Command): void {
-  program.command('sheep').description('run one sheep storage node');
+  program
+    .command('sheep')
+    .description('run one sheep storage node (Sheepdog wire protocol)')
+    .requiredOption('--store <dir>', 'store directory (objects, config, epochs, unix socket DIR/sock)')
+    .option('--port <port>', 'TCP port (tgtd can only reach ports < 10000)', '7000')
+    .option('--bind <addr>', 'address to listen on', '127.0.0.1')
+    .option('--unix <path>', 'an extra unix socket to listen on (DIR/sock is always served)')
+    .option('--zone <n>', 'zone of this node (default: from its IPv4 address)')
+    .option('--log-level <level>', 'log level (trace, debug, info, warn, error, silent)', 'info')
+    .option('--json', 'print the ready line as JSON')
+    .action(async (o: SheepCliOptions) => {
+      const log = initLogger({ level: o.logLevel as LevelWithSilent, name: 'sheep' });
+      const port = Number(o.port);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`bad --port ${o.port}`);
+      const zone = o.zone === undefined ? undefined : Number(o.zone);
+      if (zone !== undefined && (!Number.isInteger(zone) || zone < 0 || zone > 0xffffffff)) throw new Error(`bad --zone ${o.zone}`);
+      const dir = path.resolve(o.store);
+      const sheep = await startSheep({ dir, port, bind: o.bind, unixPath: o.unix, zone, log });
+      const ready = { event: 'sheep_ready', port: sheep.port, bind: o.bind, store: dir, sock: sheep.sockPath, pid: process.pid };
+      process.stdout.write(
+        o.json ? `${JSON.stringify(ready)}\n` : `sheep ready on ${o.bind}:${sheep.port} store ${dir} sock ${sheep.sockPath}\n`,
+      );
+      let ending = false;
+      const end = (why: string): void => {
+        if (ending) return;
+        ending = true;
+        log.info({ why }, 'sheep_stopping');
+        void sheep.stop().finally(() => process.exit(0));
+      };
+      process.on('SIGTERM', () => end('SIGTERM'));
+      process.on('SIGINT', () => end('SIGINT'));
+      sheep.node.on('shutdown', () => end('shutdown'));
+      sheep.node.on('killed', () => end('killed'));
+    });
 }

@@ -1,0 +1,50 @@
+// Cluster messages of the sheep (fact sheet §2.1 CLUSTER class): the state changes every node applies in the
+// one total order the cluster driver delivers. JSON-safe (the `local` driver stores JSON records): node ids
+// travel as {addr hex, port}, 64-bit values as decimal strings.
+import type { NodeId } from '../../proto/sheepdog/node.js';
+
+export interface WireNodeId {
+  addr: string;
+  port: number;
+}
+
+export type ClusterMsg =
+  | {
+      t: 'make_fs';
+      token: string;
+      ctime: string;
+      flags: number;
+      copies: number;
+      copyPolicy: number;
+      blockSizeShift: number;
+      store: string;
+    }
+  | { t: 'shutdown'; token: string }
+  | {
+      t: 'vdi_add';
+      token: string;
+      vid: number;
+      oldVid: number;
+      copies: number;
+      copyPolicy: number;
+      blockSizeShift: number;
+      parentVid: number;
+    }
+  | { t: 'vdi_del'; token: string; vid: number }
+  | { t: 'lock'; token: string; vid: number; type: number; sender: WireNodeId }
+  | { t: 'release'; token: string; vid: number; type: number; sender: WireNodeId }
+  | { t: 'coherence'; token: string; vid: number; validate: boolean; sender: WireNodeId }
+  | { t: 'alter_vdi_copy'; token: string; vid: number; copies: number; blockSizeShift: number };
+
+export function toWireNodeId(nid: NodeId): WireNodeId {
+  return { addr: nid.addr.toString('hex'), port: nid.port };
+}
+
+export function fromWireNodeId(w: WireNodeId): NodeId {
+  return { addr: Buffer.from(w.addr, 'hex'), port: w.port, ioAddr: Buffer.alloc(16), ioPort: 0 };
+}
+
+/** Structural check of a delivered payload (it crossed a process boundary). */
+export function isClusterMsg(p: unknown): p is ClusterMsg {
+  return typeof p === 'object' && p !== null && 't' in p && typeof p.t === 'string' && 'token' in p && typeof p.token === 'string';
+}

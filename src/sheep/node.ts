@@ -1,0 +1,502 @@
+// One sheep node: its persistent state (config, epoch), object store, VDI namespace, lock table, gateway and
+// cluster membership. Cluster ops are split like sheepdog's "block" ops (fact sheet §2.1, pitfall 20): the
+// requesting node does the work (lookup, inode I/O) under the namespace mutex, then broadcasts a ClusterMsg;
+// every node applies it in the driver's total order (applyMsg) and the requester returns the applied result.
+import { EventEmitter } from 'node:events';
+import fsp from 'node:fs/promises';
+import {
+  LOCK_TYPE_NORMAL,
+  SD_CLUSTER_FLAG_USE_LOCK,
+  SD_DEFAULT_BLOCK_SIZE_SHIFT,
+  SD_DEFAULT_COPIES,
+  SD_DEFAULT_VNODES,
+  SD_INODE_HEADER_SIZE,
+  SD_MAX_BLOCK_SIZE_SHIFT,
+  SD_MAX_COPIES,
+  SD_MIN_BLOCK_SIZE_SHIFT,
+  SD_RES_BASE_VDI_READ,
+  SD_RES_INVALID_PARMS,
+  SD_RES_NO_VDI,
+  SD_RES_SUCCESS,
+  SD_RES_VDI_EXIST,
+  SD_STATUS_KILLED,
+  SD_STATUS_OK,
+  SD_STATUS_SHUTDOWN,
+  SD_STATUS_WAIT,
+  STORE_POLICY_FLAT,
+  MAX_DATA_OBJS,
+  TGT_INODE_SIZE,
+} from '../proto/sheepdog/constants.js';
+import {
+  INODE_OFF_SNAP_CTIME,
+  INODE_OFF_VDI_SIZE,
+  decodeInode,
+  decodeInodeHeader,
+  emptyInode,
+  encodeInode,
+  encodeInodeHeader,
+  sdTimestamp,
+  type Inode,
+} from '../proto/sheepdog/inode.js';
+import { compareNodeId, makeNodeId, nodeAddr, type NodeId, type SdNode } from '../proto/sheepdog/node.js';
+import { isVdiOid, oidToVid, vidToVdiOid } from '../proto/sheepdog/oid.js';
+import { componentLogger, type Logger } from '../obs/log.js';
+import type { ClusterDriver, ClusterEvent } from './cluster/local.js';
+import { fromWireNodeId, isClusterMsg, toWireNodeId, type ClusterMsg } from './cluster/messages.js';
+import { SingleClusterDriver } from './cluster/single.js';
+import { NodeStateFiles, type SheepConfig } from './config.js';
+import { SdError } from './errors.js';
+import { Gateway, SinglePlacement, type Placement } from './gateway.js';
+import { LockTable } from './lock.js';
+import { Mutex } from './mutex.js';
+import { PlainStore } from './store/plain.js';
+import type { ObjectStore } from './store/store.js';
+import { VdiNamespace, type LookupResult } from './vdi.js';
+
+export interface SheepNodeOptions {
+  /** Store directory (objects, config, epochs, the unix socket). */
+  dir: string;
+  /** Address and port this node is known by (its node_id). */
+  addr: string;
+  port: number;
+  /** Zone (default: the IPv4 address as LE u32, §9.5). */
+  zone?: number;
+  driver?: ClusterDriver;
+  store?: ObjectStore;
+  placement?: (node: SheepNode) => Placement;
+  log?: Logger;
+}
+
+export interface VdiReply {
+  result: number;
+  vid: number;
+  copies: number;
+  blockSizeShift: number;
+}
+
+/** A node's identity as carried in cluster membership info. */
+interface MemberInfo {
+  addr: string;
+  port: number;
+  zone: number;
+  space: string;
+}
+
+export class SheepNode extends EventEmitter {
+  readonly dir: string;
+  readonly files: NodeStateFiles;
+  readonly store: ObjectStore;
+  readonly vdis = new VdiNamespace();
+  readonly locks = new LockTable();
+  readonly namespaceMutex = new Mutex();
+  readonly driver: ClusterDriver;
+  readonly nid: NodeId;
+  readonly zone: number;
+  readonly log: Logger;
+  readonly gateway: Gateway;
+  config: SheepConfig | null = null;
+  epoch = 0;
+  status = SD_STATUS_WAIT;
+  space = 0n;
+  private readonly results = new Map<string, number>();
+  private tokenCounter = 0;
+  private readonly tokenPrefix = `${process.pid}-${Date.now().toString(36)}`;
+
+  constructor(opts: SheepNodeOptions) {
+    super();
+    this.dir = opts.dir;
+    this.files = new NodeStateFiles(opts.dir);
+    this.log = opts.log ?? componentLogger('sheep', { node: `${opts.addr}:${opts.port}` });
+    this.store = opts.store ?? new PlainStore(opts.dir, this.log.child({ component: 'store' }));
+    this.driver = opts.driver ?? new SingleClusterDriver();
+    this.nid = makeNodeId(opts.addr, opts.port);
+    this.zone = opts.zone ?? this.nid.addr.readUInt32LE(12);
+    this.gateway = new Gateway({
+      placement: opts.placement ? opts.placement(this) : new SinglePlacement(this.store),
+      vdis: this.vdis,
+      locks: this.locks,
+      self: this.nid,
+      epoch: () => this.epoch,
+      defaults: () => ({
+        copies: this.config?.copies || SD_DEFAULT_COPIES,
+        blockSizeShift: this.config?.blockSizeShift || SD_DEFAULT_BLOCK_SIZE_SHIFT,
+      }),
+      coherence: (vid, validate) => this.clusterOp({ t: 'coherence', token: '', vid, validate, sender: toWireNodeId(this.nid) }),
+      namespaceMutex: this.namespaceMutex,
+      log: this.log.child({ component: 'gateway' }),
+    });
+  }
+
+  get formatted(): boolean {
+    return this.config !== null && this.config.ctime !== 0n;
+  }
+
+  get useLock(): boolean {
+    return ((this.config?.flags ?? 0) & SD_CLUSTER_FLAG_USE_LOCK) !== 0;
+  }
+
+  /** This node as an sd_node (nr_vnodes from the auto strategy of a one-node ring). */
+  selfNode(): SdNode {
+    return { nid: this.nid, nrVnodes: SD_DEFAULT_VNODES, zone: this.zone, space: this.space };
+  }
+
+  /** Current members as sd_nodes, in node order (§9.1). */
+  nodes(): SdNode[] {
+    const out: SdNode[] = [];
+    for (const m of this.driver.members()) {
+      const info = m.info as Partial<MemberInfo> | null;
+      if (!info || typeof info.addr !== 'string' || typeof info.port !== 'number') continue;
+      out.push({
+        nid: { addr: Buffer.from(info.addr, 'hex'), port: info.port, ioAddr: Buffer.alloc(16), ioPort: 0 },
+        nrVnodes: SD_DEFAULT_VNODES,
+        zone: info.zone ?? 0,
+        space: BigInt(info.space ?? '0'),
+      });
+    }
+    if (out.length === 0) out.push(this.selfNode());
+    return out.sort((a, b) => compareNodeId(a.nid, b.nid));
+  }
+
+  /** Open the store, load the persistent state, rebuild the namespace, join the cluster. */
+  async start(): Promise<void> {
+    await fsp.mkdir(this.dir, { recursive: true });
+    await this.store.open();
+    this.space = (await this.store.space()).size;
+    this.config = await this.files.loadConfig();
+    const epochs = await this.files.epochs();
+    this.epoch = epochs.at(-1) ?? 0;
+    if (this.formatted) {
+      if (this.epoch === 0) {
+        this.epoch = 1;
+        await this.files.saveEpoch({ epoch: 1, nodes: [this.selfNode()], time: BigInt(Math.floor(Date.now() / 1000)) });
+      }
+      if (this.config?.shutdown) await this.files.saveConfig({ ...this.config, shutdown: false });
+      await this.rebuildNamespace();
+      this.status = SD_STATUS_OK;
+    }
+    this.driver.onEvent((e) => this.onClusterEvent(e));
+    const info: MemberInfo = { addr: this.nid.addr.toString('hex'), port: this.nid.port, zone: this.zone, space: this.space.toString() };
+    await this.driver.join(nodeAddr(this.nid), info);
+    this.log.info({ epoch: this.epoch, formatted: this.formatted, vdis: this.vdis.all().length }, 'sheep_started');
+  }
+
+  async stop(): Promise<void> {
+    await this.driver.leave().catch(() => undefined);
+    await this.driver.close().catch(() => undefined);
+    await this.store.close();
+  }
+
+  /**
+   * Rebuild the VDI namespace from the inode objects in the store. A crash between creating a snapshot's new
+   * working inode and stamping the old one leaves two working VDIs of one name: the parent is re-stamped.
+   */
+  private async rebuildNamespace(): Promise<void> {
+    const headers = [];
+    for (const oid of this.store.list()) {
+      if (!isVdiOid(oid)) continue;
+      const h = decodeInodeHeader(await this.store.read(oid, 0, SD_INODE_HEADER_SIZE));
+      if (h.vdiId !== oidToVid(oid)) continue;
+      headers.push(h);
+    }
+    const byVid = new Map(headers.map((h) => [h.vdiId, h]));
+    for (const h of headers) {
+      const p = byVid.get(h.parentVdiId);
+      if (p && p.vdiId !== h.vdiId && p.name !== '' && p.name === h.name && p.snapCtime === 0n && h.snapCtime === 0n && h.snapId === p.snapId + 1) {
+        const stamp = h.createTime || sdTimestamp(Date.now());
+        const b = Buffer.alloc(8);
+        b.writeBigUInt64LE(stamp);
+        await this.store.write(vidToVdiOid(p.vdiId), b, INODE_OFF_SNAP_CTIME);
+        p.snapCtime = stamp;
+        this.log.warn({ vdi: p.vdiId.toString(16) }, 'snapshot_stamp_repaired');
+      }
+    }
+    this.vdis.rebuild(headers);
+  }
+
+  private async onClusterEvent(e: ClusterEvent): Promise<void> {
+    if (e.type === 'leave') {
+      const info = e.member.info as Partial<MemberInfo> | null;
+      if (info && typeof info.addr === 'string' && typeof info.port === 'number') {
+        this.locks.removeNode(fromWireNodeId({ addr: info.addr, port: info.port }));
+      }
+      return;
+    }
+    if (e.type !== 'message' || !isClusterMsg(e.payload)) return;
+    try {
+      this.results.set(e.payload.token, await this.applyMsg(e.payload));
+    } catch (err) {
+      this.log.error({ err, msg: e.payload.t }, 'cluster_apply_failed');
+      this.results.set(e.payload.token, (err as Partial<SdError>).result ?? SD_RES_INVALID_PARMS);
+    }
+  }
+
+  /** Broadcast a cluster message and return the result its application produced on this node. */
+  async clusterOp(msg: ClusterMsg): Promise<number> {
+    const token = `${this.tokenPrefix}-${++this.tokenCounter}`;
+    await this.driver.broadcast({ ...msg, token });
+    const r = this.results.get(token) ?? SD_RES_SUCCESS;
+    this.results.delete(token);
+    return r;
+  }
+
+  /** Apply one ordered cluster message (runs on every node, in the same order). */
+  private async applyMsg(m: ClusterMsg): Promise<number> {
+    switch (m.t) {
+      case 'make_fs': {
+        await this.store.wipe();
+        this.vdis.clear();
+        this.locks.clear();
+        this.config = {
+          ctime: BigInt(m.ctime),
+          flags: m.flags,
+          copies: m.copies,
+          defaultStore: m.store,
+          shutdown: false,
+          copyPolicy: m.copyPolicy,
+          blockSizeShift: m.blockSizeShift,
+          space: this.space,
+        };
+        await this.files.saveConfig(this.config);
+        await this.files.clearEpochs();
+        this.epoch = 1;
+        await this.files.saveEpoch({ epoch: 1, nodes: this.nodes(), time: BigInt(Math.floor(Date.now() / 1000)) });
+        this.status = SD_STATUS_OK;
+        this.log.info({ copies: m.copies, flags: m.flags, shift: m.blockSizeShift }, 'cluster_formatted');
+        return SD_RES_SUCCESS;
+      }
+      case 'shutdown':
+        this.status = SD_STATUS_SHUTDOWN;
+        if (this.config) await this.files.saveConfig({ ...this.config, shutdown: true });
+        setImmediate(() => this.emit('shutdown'));
+        return SD_RES_SUCCESS;
+      case 'vdi_add':
+        this.vdis.applyAdd(
+          {
+            vid: m.vid,
+            nrCopies: m.copies,
+            copyPolicy: m.copyPolicy,
+            blockSizeShift: m.blockSizeShift,
+            snapshot: false,
+            deleted: false,
+            parentVid: m.parentVid,
+          },
+          m.oldVid,
+        );
+        return SD_RES_SUCCESS;
+      case 'vdi_del':
+        this.vdis.applyDelete(m.vid);
+        return SD_RES_SUCCESS;
+      case 'lock':
+        return this.locks.lock(m.vid, m.type, fromWireNodeId(m.sender));
+      case 'release':
+        if (!this.locks.release(m.vid, m.type, fromWireNodeId(m.sender))) {
+          this.log.warn({ vdi: m.vid.toString(16), type: m.type }, 'release_without_lock');
+        }
+        return SD_RES_SUCCESS;
+      case 'coherence':
+        return this.locks.coherence(m.vid, m.validate, fromWireNodeId(m.sender));
+      case 'alter_vdi_copy': {
+        const r = this.vdis.get(m.vid);
+        if (r) r.nrCopies = m.copies;
+        return SD_RES_SUCCESS;
+      }
+    }
+  }
+
+  /** Kill (KILL_NODE): stop serving; the process exits. */
+  kill(): void {
+    this.status = SD_STATUS_KILLED;
+    setImmediate(() => this.emit('killed'));
+  }
+
+  private readInode = (vid: number, offset: number, length: number): Promise<Buffer> =>
+    this.gateway.readReplicas(vidToVdiOid(vid), offset, length, 0);
+
+  /** Name lookup without taking the namespace mutex (caller holds it or accepts a racy read). */
+  lookup(name: string, tag: string, snapid: number): Promise<LookupResult> {
+    return this.vdis.lookup(name, tag, snapid, this.readInode);
+  }
+
+  private vdiReply(result: number, vid: number): VdiReply {
+    const r = this.vdis.get(vid);
+    return { result, vid, copies: r?.nrCopies ?? 0, blockSizeShift: r?.blockSizeShift ?? 0 };
+  }
+
+  /** GET_VDI_INFO (§4.2): serialized with namespace changes, never changes state. */
+  getVdiInfo(name: string, tag: string, snapid: number): Promise<VdiReply> {
+    return this.namespaceMutex.run(async () => {
+      const r = await this.lookup(name, tag, snapid);
+      return r.result === SD_RES_SUCCESS ? this.vdiReply(SD_RES_SUCCESS, r.vid) : this.vdiReply(r.result, 0);
+    });
+  }
+
+  /** LOCK_VDI (§6.3): the lookup here, the state change as an ordered cluster op. */
+  async lockVdi(name: string, tag: string, snapid: number, type: number): Promise<VdiReply> {
+    const info = await this.getVdiInfo(name, tag, snapid);
+    if (info.result !== SD_RES_SUCCESS || !this.useLock) return info;
+    const result = await this.clusterOp({ t: 'lock', token: '', vid: info.vid, type, sender: toWireNodeId(this.nid) });
+    return result === SD_RES_SUCCESS ? info : this.vdiReply(result, 0);
+  }
+
+  /** RELEASE_VDI (§6.3): always SUCCESS. */
+  async releaseVdi(vid: number, type: number, sender: NodeId = this.nid): Promise<number> {
+    if (!this.useLock) return SD_RES_SUCCESS;
+    await this.clusterOp({ t: 'release', token: '', vid, type, sender: toWireNodeId(sender) });
+    return SD_RES_SUCCESS;
+  }
+
+  /** Break a lock whatever its holder (dog vdi lock unlock): NORMAL owner, or every SHARED participant. */
+  async forceUnlock(vid: number): Promise<void> {
+    const l = this.locks.get(vid);
+    if (l.owner) await this.releaseVdi(vid, LOCK_TYPE_NORMAL);
+    for (const p of l.participants) await this.releaseVdi(vid, 1, p.nid);
+  }
+
+  /**
+   * NEW_VDI (§5.5): a fresh VDI (snapid 0, base 0), a clone (base = snapshot), a snapshot (snapid != 0: the
+   * working VDI becomes a snapshot and a new working VDI takes its index) or a rollback/rebase.
+   */
+  newVdi(req: {
+    name: string;
+    vdiSize: bigint;
+    baseVid: number;
+    copies: number;
+    copyPolicy: number;
+    storePolicy: number;
+    blockSizeShift: number;
+    snapid: number;
+  }): Promise<VdiReply> {
+    return this.namespaceMutex.run(async () => {
+      const cfg = this.config;
+      if (!cfg) throw new SdError(SD_RES_INVALID_PARMS, 'not formatted');
+      if (req.name === '') throw new SdError(SD_RES_INVALID_PARMS, 'empty VDI name');
+      if (req.storePolicy !== STORE_POLICY_FLAT) throw new SdError(SD_RES_INVALID_PARMS, 'hyper volumes are not supported');
+      const snapshot = req.snapid !== 0;
+      const cur = await this.lookup(req.name, '', 0);
+      if (!snapshot && cur.result === SD_RES_SUCCESS) return this.vdiReply(SD_RES_VDI_EXIST, 0);
+      if (snapshot && cur.result !== SD_RES_SUCCESS) return this.vdiReply(cur.result === SD_RES_SUCCESS ? SD_RES_NO_VDI : cur.result, 0);
+      const baseVid = snapshot && req.baseVid === 0 ? cur.vid : req.baseVid;
+      let inode: Inode = emptyInode();
+      let copies = req.copies || cfg.copies;
+      let copyPolicy = req.copies ? req.copyPolicy : cfg.copyPolicy;
+      let shift = req.blockSizeShift || cfg.blockSizeShift;
+      let size = req.vdiSize;
+      if (baseVid !== 0) {
+        try {
+          inode = decodeInode(await this.readInode(baseVid, 0, TGT_INODE_SIZE));
+        } catch {
+          return this.vdiReply(SD_RES_BASE_VDI_READ, 0);
+        }
+        if (inode.vdiId !== baseVid) return this.vdiReply(SD_RES_BASE_VDI_READ, 0);
+        shift = inode.blockSizeShift;
+        if (snapshot) {
+          copies = inode.nrCopies;
+          copyPolicy = inode.copyPolicy;
+        }
+        if (size === 0n) size = inode.vdiSize;
+      }
+      if (copies < 1 || copies > SD_MAX_COPIES) throw new SdError(SD_RES_INVALID_PARMS, `bad copies ${copies}`);
+      if (shift < SD_MIN_BLOCK_SIZE_SHIFT || shift > SD_MAX_BLOCK_SIZE_SHIFT) throw new SdError(SD_RES_INVALID_PARMS, `bad block_size_shift ${shift}`);
+      if (size > (1n << BigInt(shift)) * BigInt(MAX_DATA_OBJS)) throw new SdError(SD_RES_INVALID_PARMS, `VDI size ${size} too big`);
+      const alloc = this.vdis.allocateVid(req.name);
+      if (alloc.result !== SD_RES_SUCCESS) return this.vdiReply(alloc.result, 0);
+      const vid = alloc.vid;
+      const now = sdTimestamp(Date.now());
+      const snapId = snapshot ? (cur.header?.snapId ?? 0) + 1 : cur.nextSnapId;
+      inode = {
+        ...inode,
+        name: req.name,
+        tag: '',
+        createTime: now,
+        snapCtime: 0n,
+        vmClockNsec: 0n,
+        vdiSize: size,
+        vmStateSize: 0n,
+        copyPolicy,
+        storePolicy: STORE_POLICY_FLAT,
+        nrCopies: copies,
+        blockSizeShift: shift,
+        snapId,
+        vdiId: vid,
+        parentVdiId: baseVid,
+        btreeCounter: 0,
+      };
+      const body = baseVid !== 0 ? encodeInode(inode, TGT_INODE_SIZE) : encodeInodeHeader(inode);
+      await this.gateway.createInode(vid, body, copies);
+      const oldVid = snapshot ? cur.vid : 0;
+      if (oldVid !== 0) {
+        const b = Buffer.alloc(8);
+        b.writeBigUInt64LE(now);
+        await this.gateway.writeRaw(vidToVdiOid(oldVid), b, INODE_OFF_SNAP_CTIME);
+      }
+      await this.clusterOp({ t: 'vdi_add', token: '', vid, oldVid, copies, copyPolicy, blockSizeShift: shift, parentVid: baseVid });
+      this.log.info({ vdi: vid.toString(16), name: req.name, snapshot, base: baseVid.toString(16) }, 'vdi_created');
+      return this.vdiReply(SD_RES_SUCCESS, vid);
+    });
+  }
+
+  /**
+   * DEL_VDI (§5.5): unmap every index entry (which reclaims the objects nothing else references), clear the
+   * name and size, and mark the VDI deleted everywhere. The inode object stays (snapshots may depend on it).
+   */
+  async delVdi(name: string, tag: string, snapid: number): Promise<VdiReply> {
+    const found = await this.getVdiInfo(name, tag, snapid);
+    if (found.result !== SD_RES_SUCCESS) return found;
+    const vid = found.vid;
+    const oid = vidToVdiOid(vid);
+    const index = await this.readInode(vid, SD_INODE_HEADER_SIZE, 4 * MAX_DATA_OBJS);
+    for (let i = 0; i < MAX_DATA_OBJS; ) {
+      if (index.readUInt32LE(4 * i) === 0) {
+        i++;
+        continue;
+      }
+      let j = i;
+      while (j < MAX_DATA_OBJS && j - i < 1024 && index.readUInt32LE(4 * j) !== 0) j++;
+      await this.gateway.write({ oid, cowOid: 0n, copies: 0, offset: SD_INODE_HEADER_SIZE + 4 * i, flags: 0 }, Buffer.alloc(4 * (j - i)));
+      i = j;
+    }
+    return this.namespaceMutex.run(async () => {
+      const again = await this.lookup(name, tag, snapid);
+      if (again.result !== SD_RES_SUCCESS || again.vid !== vid) return this.vdiReply(again.result === SD_RES_SUCCESS ? SD_RES_NO_VDI : again.result, 0);
+      await this.gateway.writeRaw(oid, Buffer.alloc(256), 0);
+      await this.gateway.writeRaw(oid, Buffer.alloc(8), INODE_OFF_VDI_SIZE);
+      await this.clusterOp({ t: 'vdi_del', token: '', vid });
+      this.log.info({ vdi: vid.toString(16), name, tag, snapid }, 'vdi_deleted');
+      return this.vdiReply(SD_RES_SUCCESS, vid);
+    });
+  }
+
+  /** Cluster defaults for dog (GET_CLUSTER_DEFAULT). */
+  clusterDefaults(): { copies: number; copyPolicy: number; blockSizeShift: number } {
+    return {
+      copies: this.config?.copies ?? 0,
+      copyPolicy: this.config?.copyPolicy ?? 0,
+      blockSizeShift: this.config?.blockSizeShift ?? 0,
+    };
+  }
+
+  /** MAKE_FS (§10.4): default copies 3, shift 22; AUTO_VNODES is kept as given. */
+  makeFs(req: { ctime: bigint; flags: number; copies: number; copyPolicy: number; blockSizeShift: number; store: string }): Promise<number> {
+    const shift = req.blockSizeShift || SD_DEFAULT_BLOCK_SIZE_SHIFT;
+    if (shift < SD_MIN_BLOCK_SIZE_SHIFT || shift > SD_MAX_BLOCK_SIZE_SHIFT) return Promise.resolve(SD_RES_INVALID_PARMS);
+    const copies = req.copies || SD_DEFAULT_COPIES;
+    if (copies > SD_MAX_COPIES) return Promise.resolve(SD_RES_INVALID_PARMS);
+    const store = req.store || 'plain';
+    return this.namespaceMutex.run(() =>
+      this.clusterOp({
+        t: 'make_fs',
+        token: '',
+        ctime: (req.ctime || sdTimestamp(Date.now())).toString(),
+        flags: req.flags & 0xffff,
+        copies,
+        copyPolicy: req.copyPolicy,
+        blockSizeShift: shift,
+        store,
+      }),
+    );
+  }
+
+  shutdown(): Promise<number> {
+    return this.clusterOp({ t: 'shutdown', token: '' });
+  }
+}

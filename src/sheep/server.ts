@@ -1,0 +1,195 @@
+// The sheep's listeners (fact sheet §1.1, §1.7, §12): TCP and unix-domain stream sockets carrying 48-byte
+// headers and payloads. Per connection: an incremental decoder (payload limit checked before allocation),
+// pipelined dispatch, and replies written in completion order, matched by id. A reply never carries more
+// payload than the client asked for (tgt and dog do not drain). Limits: payload size, requests in flight per
+// connection (reading pauses at the limit), connections (extra ones are closed at accept).
+import fs from 'node:fs';
+import net from 'node:net';
+import {
+  SD_FLAG_CMD_PIGGYBACK,
+  SD_FLAG_CMD_WRITE,
+  SD_INODE_SIZE,
+  opName,
+  resultName,
+} from '../proto/sheepdog/constants.js';
+import { SdRequestDecoder } from '../proto/sheepdog/frame.js';
+import { emptyRspArgs, encodeResponseHeader, makeResponse, responseVariant, type SdRequest } from '../proto/sheepdog/header.js';
+import type { Logger } from '../obs/log.js';
+import type { SheepNode } from './node.js';
+import { dispatch, type OpResult } from './ops.js';
+
+export interface ServerLimits {
+  /** Largest request payload and largest reply buffer a client may ask for (bytes). */
+  maxPayloadBytes: number;
+  /** Requests decoded and not yet answered, per connection; reading pauses at this count. */
+  maxInflightPerConn: number;
+  /** Open client connections; further ones are closed at accept. */
+  maxConnections: number;
+}
+
+/** Default limits: whole 64 MiB objects (shift 26) and full inode reads fit; 2^31-byte objects must be split. */
+export const DEFAULT_LIMITS: ServerLimits = {
+  maxPayloadBytes: Math.max(64 * 1024 * 1024, SD_INODE_SIZE),
+  maxInflightPerConn: 64,
+  maxConnections: 1024,
+};
+
+export interface SheepServerOptions {
+  host: string;
+  port: number;
+  /** Unix socket paths to listen on (the store's `sock` is always one of them). */
+  unixPaths: string[];
+  limits?: Partial<ServerLimits>;
+  log: Logger;
+}
+
+let connCounter = 0;
+
+export class SheepServer {
+  readonly limits: ServerLimits;
+  private readonly servers: net.Server[] = [];
+  private readonly conns = new Set<net.Socket>();
+  private readonly log: Logger;
+  private closing = false;
+
+  constructor(
+    private readonly node: SheepNode,
+    private readonly opts: SheepServerOptions,
+  ) {
+    this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    this.log = opts.log;
+  }
+
+  /** Bound TCP port (after listen). */
+  get port(): number {
+    const a = this.servers[0]?.address();
+    return typeof a === 'object' && a ? a.port : 0;
+  }
+
+  get connections(): number {
+    return this.conns.size;
+  }
+
+  async listen(): Promise<void> {
+    const tcp = net.createServer((s) => this.accept(s));
+    await listenOn(tcp, { host: this.opts.host, port: this.opts.port });
+    this.servers.push(tcp);
+    for (const p of this.opts.unixPaths) {
+      try {
+        if (fs.statSync(p).isSocket()) fs.unlinkSync(p);
+      } catch {
+        // absent: fine
+      }
+      const srv = net.createServer((s) => this.accept(s));
+      await listenOn(srv, { path: p });
+      this.servers.push(srv);
+    }
+  }
+
+  /** Stop accepting (KILL_NODE, shutdown); existing connections stay until close(). */
+  stopAccepting(): void {
+    for (const s of this.servers) s.close();
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    for (const c of this.conns) c.destroy();
+    this.conns.clear();
+  }
+
+  private accept(sock: net.Socket): void {
+    const conn = ++connCounter;
+    const log = this.log.child({ conn });
+    if (this.closing || this.conns.size >= this.limits.maxConnections) {
+      log.warn({ open: this.conns.size, limit: this.limits.maxConnections }, 'conn_rejected');
+      sock.destroy();
+      return;
+    }
+    this.conns.add(sock);
+    if (sock.remoteAddress !== undefined) sock.setNoDelay(true);
+    const dec = new SdRequestDecoder({ maxPayload: this.limits.maxPayloadBytes });
+    let inflight = 0;
+    let waitingDrain = false;
+    const flow = (): void => {
+      if (sock.destroyed) return;
+      if (inflight >= this.limits.maxInflightPerConn || waitingDrain) sock.pause();
+      else sock.resume();
+    };
+    const reply = (req: SdRequest, res: OpResult): void => {
+      if (sock.destroyed) return;
+      const asked = (req.flags & SD_FLAG_CMD_WRITE) === 0 || (req.flags & SD_FLAG_CMD_PIGGYBACK) !== 0 ? req.dataLength : 0;
+      let data = res.data ?? null;
+      if (data && data.length > asked) data = data.subarray(0, asked);
+      const rsp = makeResponse(req, res.result, {
+        epoch: this.node.epoch,
+        dataLength: data?.length ?? 0,
+        args: res.args ?? emptyRspArgs(responseVariant(req.opcode)),
+      });
+      sock.cork();
+      sock.write(encodeResponseHeader(rsp));
+      if (data && data.length > 0) sock.write(data);
+      sock.uncork();
+      if (sock.writableNeedDrain && !waitingDrain) {
+        waitingDrain = true;
+        sock.once('drain', () => {
+          waitingDrain = false;
+          flow();
+          pump();
+        });
+      }
+    };
+    const pump = (): void => {
+      while (!sock.destroyed && inflight < this.limits.maxInflightPerConn) {
+        let m;
+        try {
+          m = dec.next();
+        } catch (err) {
+          log.warn({ err: (err as Error).message }, 'conn_protocol_error');
+          sock.destroy();
+          return;
+        }
+        if (!m) break;
+        const req = m.header;
+        const expectsReply = (req.flags & SD_FLAG_CMD_WRITE) === 0 || (req.flags & SD_FLAG_CMD_PIGGYBACK) !== 0;
+        if (expectsReply && req.dataLength > this.limits.maxPayloadBytes) {
+          log.warn({ op: opName(req.opcode), dataLength: req.dataLength, limit: this.limits.maxPayloadBytes }, 'conn_oversize_read');
+          sock.destroy();
+          return;
+        }
+        inflight++;
+        log.debug({ op: opName(req.opcode), id: req.id, len: req.dataLength }, 'req');
+        void dispatch(this.node, req, m.payload).then(
+          (res) => {
+            if (res.result !== 0) log.debug({ op: opName(req.opcode), id: req.id, result: resultName(res.result) }, 'rsp');
+            reply(req, res);
+          },
+          (err: unknown) => log.error({ err }, 'dispatch_failed'),
+        ).finally(() => {
+          inflight--;
+          flow();
+          pump();
+        });
+      }
+      flow();
+    };
+    sock.on('data', (chunk: Buffer) => {
+      dec.push(chunk);
+      pump();
+    });
+    sock.on('error', (err) => log.debug({ err: err.message }, 'conn_error'));
+    sock.on('close', () => {
+      this.conns.delete(sock);
+    });
+  }
+}
+
+function listenOn(srv: net.Server, opts: net.ListenOptions): Promise<void> {
+  return new Promise((resolve, reject) => {
+    srv.once('error', reject);
+    srv.listen(opts, () => {
+      srv.off('error', reject);
+      resolve();
+    });
+  });
+}
