@@ -110,13 +110,16 @@ describe('in-process decoder fuzzing', () => {
     for (const t of targets) {
       if (seconds > 0) {
         const end = Date.now() + (seconds * 1000) / targets.length;
-        let agg: FuzzReport | null = null;
-        for (let round = 0; Date.now() < end; round++) {
-          const r = fuzz(t, { iterations: 20_000, seed: seed + round });
-          agg = agg
-            ? { ...agg, execs: agg.execs + r.execs, crashes: agg.crashes + r.crashes, hangs: agg.hangs + r.hangs, firstCrash: agg.firstCrash ?? r.firstCrash }
-            : r;
-        }
+        const runs: FuzzReport[] = [];
+        for (let round = 0; Date.now() < end; round++) runs.push(fuzz(t, { iterations: 20_000, seed: seed + round }));
+        const first = runs[0];
+        const agg: FuzzReport | undefined = first && {
+          ...first,
+          execs: runs.reduce((a, r) => a + r.execs, 0),
+          crashes: runs.reduce((a, r) => a + r.crashes, 0),
+          hangs: runs.reduce((a, r) => a + r.hangs, 0),
+          firstCrash: runs.find((r) => r.firstCrash)?.firstCrash,
+        };
         if (agg) reports.push(agg);
       } else reports.push(fuzz(t, { iterations: 30_000, seed }));
     }
