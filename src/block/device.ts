@@ -83,6 +83,16 @@ export interface BlockDevice {
   extents(offset: number, length: number): Promise<Extent[]>;
   /** Release resources (locks, sockets); pending operations finish first. */
   close(): Promise<void>;
+  /**
+   * Optional fast path: read `target.length` bytes at `offset` into `target` (a front end's pooled buffer).
+   * The device must not keep `target` after the promise settles.
+   */
+  readInto?(offset: number, target: Buffer): Promise<void>;
+  /**
+   * Optional fast path: write the concatenation of `pieces` at `offset`, same semantics as write(). Pieces may
+   * be views of network buffers: the device must copy what it keeps and not hold them after settling.
+   */
+  writev?(offset: number, pieces: readonly Buffer[], opts?: WriteOptions): Promise<void>;
 }
 
 /** Validate an I/O range against a device; throws EINVAL with a message naming the range. */

@@ -108,27 +108,44 @@ export class FileDevice implements BlockDevice {
 
   read(offset: number, length: number): Promise<Buffer> {
     return this.op('read', async () => {
-      checkRange(this, offset, length);
       const buf = Buffer.allocUnsafe(length);
-      let done = 0;
-      while (done < length) {
-        const { bytesRead } = await this.fh.read(buf, done, length - done, offset + done);
-        if (bytesRead === 0) {
-          // The file shrank under us: the missing tail reads as zeros.
-          buf.fill(0, done);
-          break;
-        }
-        done += bytesRead;
-      }
+      await this.preadAll(offset, buf);
       return buf;
     });
   }
 
+  readInto(offset: number, target: Buffer): Promise<void> {
+    return this.op('read', () => this.preadAll(offset, target));
+  }
+
   write(offset: number, data: Buffer, opts: WriteOptions = {}): Promise<void> {
+    return this.writev(offset, [data], opts);
+  }
+
+  writev(offset: number, pieces: readonly Buffer[], opts: WriteOptions = {}): Promise<void> {
     return this.op('write', async () => {
       this.checkWritable();
-      checkRange(this, offset, data.length);
-      await this.pwriteAll(data, offset);
+      let length = 0;
+      for (const p of pieces) length += p.length;
+      checkRange(this, offset, length);
+      if (pieces.length === 1) await this.pwriteAll(pieces[0] as Buffer, offset);
+      else {
+        const { bytesWritten } = await this.fh.writev(pieces as Buffer[], offset);
+        if (bytesWritten < length) {
+          // Short vectored write: finish the rest piece by piece.
+          let skip = bytesWritten;
+          let at = offset + bytesWritten;
+          for (const p of pieces) {
+            if (skip >= p.length) {
+              skip -= p.length;
+              continue;
+            }
+            await this.pwriteAll(p.subarray(skip), at);
+            at += p.length - skip;
+            skip = 0;
+          }
+        }
+      }
       if (opts.fua === true) await this.fh.datasync();
     });
   }
@@ -171,6 +188,20 @@ export class FileDevice implements BlockDevice {
     this.closed = true;
     if (this.pending > 0) await new Promise<void>((resolve) => (this.idle = resolve));
     await this.fh.close();
+  }
+
+  private async preadAll(offset: number, buf: Buffer): Promise<void> {
+    checkRange(this, offset, buf.length);
+    let done = 0;
+    while (done < buf.length) {
+      const { bytesRead } = await this.fh.read(buf, done, buf.length - done, offset + done);
+      if (bytesRead === 0) {
+        // The file shrank under us: the missing tail reads as zeros.
+        buf.fill(0, done);
+        return;
+      }
+      done += bytesRead;
+    }
   }
 
   private async pwriteAll(data: Buffer, position: number): Promise<void> {

@@ -58,23 +58,50 @@ export class MemoryDevice implements BlockDevice {
   }
 
   async read(offset: number, length: number): Promise<Buffer> {
-    this.checkOpen();
-    checkRange(this, offset, length);
     const out = Buffer.allocUnsafe(length);
-    this.forEachPiece(offset, length, (idx, inChunk, n, outPos) => {
+    await this.readInto(offset, out);
+    return out;
+  }
+
+  async readInto(offset: number, out: Buffer): Promise<void> {
+    this.checkOpen();
+    checkRange(this, offset, out.length);
+    this.forEachPiece(offset, out.length, (idx, inChunk, n, outPos) => {
       const c = this.chunks.get(idx);
       if (c === undefined) out.fill(0, outPos, outPos + n);
       else c.copy(out, outPos, inChunk, inChunk + n);
     });
-    return out;
   }
 
-  async write(offset: number, data: Buffer, _opts?: WriteOptions): Promise<void> {
+  async write(offset: number, data: Buffer, opts?: WriteOptions): Promise<void> {
+    return this.writev(offset, [data], opts);
+  }
+
+  async writev(offset: number, pieces: readonly Buffer[], _opts?: WriteOptions): Promise<void> {
     this.checkWritable();
-    checkRange(this, offset, data.length);
-    this.reserve(offset, data.length);
-    this.forEachPiece(offset, data.length, (idx, inChunk, n, srcPos) => {
-      data.copy(this.chunkFor(idx), inChunk, srcPos, srcPos + n);
+    let length = 0;
+    for (const p of pieces) length += p.length;
+    checkRange(this, offset, length);
+    this.reserve(offset, length);
+    // Walk device chunks and source pieces together: each byte is copied once.
+    let pi = 0;
+    let pOff = 0;
+    this.forEachPiece(offset, length, (idx, inChunk, n) => {
+      const dst = this.chunkFor(idx);
+      let at = inChunk;
+      let left = n;
+      while (left > 0) {
+        const src = pieces[pi] as Buffer;
+        const k = Math.min(left, src.length - pOff);
+        src.copy(dst, at, pOff, pOff + k);
+        at += k;
+        left -= k;
+        pOff += k;
+        if (pOff === src.length) {
+          pi++;
+          pOff = 0;
+        }
+      }
     });
   }
 

@@ -33,6 +33,8 @@ import {
   type Request,
 } from '../proto/nbd/messages.js';
 import { nbdErrno } from './errors.js';
+import type { BufferPool } from './pool.js';
+import type { BlockDevice } from '../block/device.js';
 
 export type TlsMode = 'off' | 'on' | 'require';
 
@@ -73,6 +75,8 @@ export interface ConnectionContext {
   limits: NbdLimits;
   tlsMode: TlsMode;
   secureContext: tls.SecureContext | undefined;
+  /** Read buffers shared by the server's connections. */
+  pool: BufferPool;
   /** True once the server is shutting down: options get ERR_SHUTDOWN, new requests ESHUTDOWN. */
   shuttingDown(): boolean;
 }
@@ -531,7 +535,7 @@ export class NbdConnection {
 
   // ---------------------------------------------------------------- transmission
 
-  private dispatch(r: Request, payload: Buffer, oversize: boolean): void {
+  private dispatch(r: Request, payload: readonly Buffer[], oversize: boolean): void {
     if (r.type === C.NBD_CMD_DISC) {
       this.discRequested = true;
       this.log.debug('nbd.disc');
@@ -555,7 +559,7 @@ export class NbdConnection {
     });
   }
 
-  private async run(r: Request, payload: Buffer, oversize: boolean): Promise<void> {
+  private async run(r: Request, payload: readonly Buffer[], oversize: boolean): Promise<void> {
     const bad = this.validate(r, oversize);
     if (bad !== undefined) {
       this.log.debug({ op: r.type, errno: bad.errno, reason: bad.message }, 'nbd.request_invalid');
@@ -610,7 +614,7 @@ export class NbdConnection {
   }
 
   /** Step 2 and 3: perform the operation on the device and send the success reply. */
-  private async handle(r: Request, payload: Buffer): Promise<void> {
+  private async handle(r: Request, payload: readonly Buffer[]): Promise<void> {
     const dev = (this.export as ExportEntry).device;
     const offset = Number(r.offset);
     const fua = (r.flags & C.NBD_CMD_FLAG_FUA) !== 0;
@@ -619,7 +623,12 @@ export class NbdConnection {
         await this.read(r, offset);
         return;
       case C.NBD_CMD_WRITE:
-        if (r.length > 0) await dev.write(offset, payload, { fua });
+        // The payload arrives as views of the socket's chunks; hand them over without gathering if we can.
+        if (payload.length === 1) await dev.write(offset, payload[0] as Buffer, { fua });
+        else if (payload.length > 1) {
+          if (dev.writev !== undefined) await dev.writev(offset, payload, { fua });
+          else await dev.write(offset, Buffer.concat(payload), { fua });
+        }
         break;
       case C.NBD_CMD_FLUSH:
         await dev.flush();
@@ -650,8 +659,8 @@ export class NbdConnection {
     const dev = (this.export as ExportEntry).device;
     const len = r.length;
     if (!this.structured) {
-      const data = len > 0 ? await dev.read(offset, len) : EMPTY;
-      this.writev([encodeSimpleReply(0, r.cookie), data]);
+      const data = len > 0 ? await this.readBuffer(dev, offset, len) : EMPTY;
+      this.sendData(encodeSimpleReply(0, r.cookie), data);
       return;
     }
     if (len === 0) {
@@ -665,8 +674,8 @@ export class NbdConnection {
       if (extents.length === 1 && extents[0]?.allocated !== false) extents = undefined;
     }
     if (extents === undefined) {
-      const data = await dev.read(offset, len);
-      this.writev([encodeOffsetDataHeader(C.NBD_REPLY_FLAG_DONE, r.cookie, r.offset, len), data]);
+      const data = await this.readBuffer(dev, offset, len);
+      this.sendData(encodeOffsetDataHeader(C.NBD_REPLY_FLAG_DONE, r.cookie, r.offset, len), data);
       return;
     }
     // Sparse read: holes travel as OFFSET_HOLE chunks, data as OFFSET_DATA; read everything before sending
@@ -683,6 +692,31 @@ export class NbdConnection {
       else bufs.push(encodeOffsetDataHeader(flags, r.cookie, BigInt(x.offset), x.length), data);
     });
     this.writev(bufs);
+  }
+
+  /** Read into a pooled buffer when the device can; the buffer returns to the pool after sendData. */
+  private async readBuffer(dev: BlockDevice, offset: number, len: number): Promise<Buffer> {
+    if (dev.readInto === undefined) return dev.read(offset, len);
+    const buf = this.ctx.pool.get(len);
+    try {
+      await dev.readInto(offset, buf);
+    } catch (err) {
+      this.ctx.pool.release(buf);
+      throw err;
+    }
+    return buf;
+  }
+
+  /** Header and data under one cork; the data buffer goes back to the pool once the socket is done with it. */
+  private sendData(header: Buffer, data: Buffer): void {
+    if (this.dead()) {
+      this.ctx.pool.release(data);
+      return;
+    }
+    this.sock.cork();
+    this.sock.write(header);
+    this.sock.write(data, () => this.ctx.pool.release(data));
+    this.sock.uncork();
   }
 
   private async blockStatus(r: Request, offset: number): Promise<void> {

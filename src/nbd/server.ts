@@ -9,6 +9,7 @@ import type { Duplex } from 'node:stream';
 import { componentLogger, type Logger } from '../obs/log.js';
 import type { ExportTable, Frontend } from '../target/frontend.js';
 import { DEFAULT_NBD_LIMITS, NbdConnection, type NbdLimits, type TlsMode } from './connection.js';
+import { BufferPool } from './pool.js';
 
 export interface NbdTlsOptions {
   mode: TlsMode;
@@ -31,6 +32,8 @@ export interface NbdServerOptions {
 
 export const NBD_DEFAULT_PORT = 10809;
 export const NBD_DEFAULT_MAX_CONNECTIONS = 256;
+/** Bytes of idle read buffers the server keeps for reuse. */
+export const NBD_DEFAULT_MAX_POOLED_BYTES = 64 * 1024 * 1024;
 
 export class NbdServer implements Frontend {
   readonly name = 'nbd';
@@ -39,6 +42,7 @@ export class NbdServer implements Frontend {
   private readonly conns = new Set<NbdConnection>();
   private readonly secureContext: tls.SecureContext | undefined;
   private readonly tlsMode: TlsMode;
+  private readonly pool = new BufferPool(NBD_DEFAULT_MAX_POOLED_BYTES);
   private server: net.Server | undefined;
   private stopping = false;
   private nextId = 1;
@@ -104,6 +108,7 @@ export class NbdServer implements Frontend {
         limits: this.limits,
         tlsMode: this.tlsMode,
         secureContext: this.secureContext,
+        pool: this.pool,
         shuttingDown: () => this.stopping,
       },
       this.log.child({ conn: id }),

@@ -33,6 +33,9 @@ import { ByteQueue } from './queue.js';
 
 // ---------------------------------------------------------------- client -> server
 
+const EMPTY = Buffer.alloc(0);
+const NO_PAYLOAD: readonly Buffer[] = Object.freeze([]);
+
 export interface ServerDecoderLimits {
   /** Largest option data accepted (LIST_META_CONTEXT with queries is the biggest legitimate one). */
   maxOptionLength: number;
@@ -52,8 +55,8 @@ export type ClientFrame =
   | {
       kind: 'request';
       request: Request;
-      /** The WRITE payload (a view or one copy); empty for other commands. */
-      payload: Buffer;
+      /** The WRITE payload as views of the received chunks (never copied); empty for other commands. */
+      payload: readonly Buffer[];
       /** True if the WRITE payload exceeded maxPayload and is being drained (payload is empty). */
       oversize: boolean;
     };
@@ -140,22 +143,21 @@ export class NbdServerDecoder {
       if (this.q.length < NBD_REQUEST_SIZE) return undefined;
       // decodeRequest throws BAD_MAGIC; the owner closes the connection, so consuming first is fine.
       const r = decodeRequest(this.q.take(NBD_REQUEST_SIZE));
-      if (r.type !== NBD_CMD_WRITE || r.length === 0) return { kind: 'request', request: r, payload: EMPTY, oversize: false };
+      if (r.type !== NBD_CMD_WRITE || r.length === 0) return { kind: 'request', request: r, payload: NO_PAYLOAD, oversize: false };
       if (r.length > this.limits.maxPayload) {
         const k = this.q.skip(r.length);
         this.drainLeft = r.length - k;
-        return { kind: 'request', request: r, payload: EMPTY, oversize: true };
+        return { kind: 'request', request: r, payload: NO_PAYLOAD, oversize: true };
       }
       this.pendingReq = r;
     }
     const r = this.pendingReq;
     if (this.q.length < r.length) return undefined;
     this.pendingReq = undefined;
-    return { kind: 'request', request: r, payload: this.q.take(r.length), oversize: false };
+    return { kind: 'request', request: r, payload: this.q.takeViews(r.length), oversize: false };
   }
 }
 
-const EMPTY = Buffer.alloc(0);
 
 // ---------------------------------------------------------------- server -> client
 

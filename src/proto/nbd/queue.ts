@@ -44,6 +44,25 @@ export class ByteQueue {
     return this.gather(n, true);
   }
 
+  /** Consume the next n bytes as views of the received chunks, never copying; caller ensures n <= length. */
+  takeViews(n: number): Buffer[] {
+    const out: Buffer[] = [];
+    let left = n;
+    let i = this.first;
+    let h = this.head;
+    while (left > 0) {
+      const c = this.chunks[i];
+      if (c === undefined) throw new RangeError('ByteQueue underflow');
+      const k = Math.min(c.length - h, left);
+      out.push(c.subarray(h, h + k));
+      left -= k;
+      h = 0;
+      i++;
+    }
+    this.advance(n);
+    return out;
+  }
+
   /** Discard up to n bytes; returns how many were discarded. */
   skip(n: number): number {
     const k = Math.min(n, this.total);

@@ -119,3 +119,17 @@ describe('MemoryDevice', () => {
     expect(new MemoryDevice({ name: 'other', size: 512 }).identity.serial).not.toBe(a.identity.serial);
   });
 });
+
+describe('MemoryDevice fast paths', () => {
+  it('writev equals write of the concatenation; readInto equals read', async () => {
+    const d = new MemoryDevice({ name: 'v', size: 256 * KiB, chunkSize: 4096 });
+    const pieces = [Buffer.alloc(100, 1), Buffer.alloc(5000, 2), Buffer.alloc(3000, 3), Buffer.alloc(1, 4)];
+    await d.writev(1000, pieces);
+    const want = Buffer.concat(pieces);
+    expect((await d.read(1000, want.length)).equals(want)).toBe(true);
+    const into = Buffer.alloc(want.length + 2000, 9);
+    await d.readInto(0, into);
+    expect(into.subarray(1000, 1000 + want.length).equals(want)).toBe(true);
+    expect(into.subarray(0, 1000).equals(Buffer.alloc(1000))).toBe(true);
+  });
+});
