@@ -50,7 +50,7 @@ start_target() {
   local name=$1 log
   shift
   log=$RUN/$name.log
-  start_server "$name" "$log" '"ready":true' node "$ROOT/dist/cli/sheepfold.js" target --json --log-level warn "$@" ||
+  start_server "$name" "$log" '"ready":true' node "$SHEEPFOLD_JS" target --json --log-level "${LINUX_VM_LOG_LEVEL:-warn}" "$@" ||
     return 1
   TARGET_PID=$SERVER_PID
   TARGET_NBD=$(grep -m1 '"ready":true' "$log" | grep -o '"nbd":"[^"]*"' | cut -d'"' -f4)
@@ -79,16 +79,16 @@ guest_params() {
   cat >"$RUN/overlay/etc/sf-params"
 }
 
-# boot_guest SCENARIO_SCRIPT [ON_REQ_FUNCTION]: boot the guest with /init, /sf/lib.sh, /sf/scenario.sh and
-# whatever guest_file/guest_params put in the overlay; follow the console until QEMU exits, echoing the
-# protocol lines and calling ON_REQ_FUNCTION ACTION for every "REQ ACTION" line. The console is kept in
-# $RUN/console.log. Returns QEMU's exit status (124 = timeout).
+# boot_guest SCENARIO [ON_REQ_FUNCTION]: boot the guest with /init and every guest/*.sh under /sf (init runs
+# /sf/SCENARIO.sh) plus whatever guest_file/guest_params put in the overlay; follow the console until QEMU
+# exits, echoing the protocol lines and calling ON_REQ_FUNCTION ACTION for every "REQ ACTION" line. The console
+# is kept in $RUN/console.log. Returns QEMU's exit status (124 = timeout).
 boot_guest() {
-  local scenario=$1 on_req=${2:-} seen=0 total line t0 rc
+  local scenario=$1 on_req=${2:-} seen=0 total line t0 rc f
   guest_file "$HERE/guest/init.sh" /init
   chmod 755 "$RUN/overlay/init"
-  guest_file "$HERE/guest/lib.sh" /sf/lib.sh
-  guest_file "$scenario" /sf/scenario.sh
+  for f in "$HERE"/guest/*.sh; do guest_file "$f" "/sf/$(basename "$f")"; done
+  echo "SF_SCENARIO=$scenario" >>"$RUN/overlay/etc/sf-params"
   # The kernel unpacks concatenated archives in order; the overlay's files are added to the base image's.
   (cd "$RUN/overlay" && find . | LC_ALL=C sort | /bin/busybox cpio -o -H newc 2>/dev/null | gzip -1) >"$RUN/overlay.cpio.gz"
   cat "$CACHE/base.cpio.gz" "$RUN/overlay.cpio.gz" >"$RUN/initrd.img"
@@ -147,4 +147,36 @@ guest_verdict() {
     return 1
   fi
   return 0
+}
+
+# check_discarded_export NBD_PORT EXPORT: after a guest wrote the payload to EXPORT and discarded the range it
+# reported as "INFO discarded-range OFFSET LENGTH", check through our target's NBD front end that
+# `nbdinfo --map` shows that range as a hole and the part before it as data, and that the part before it
+# holds the payload's bytes.
+check_discarded_export() {
+  local port=$1 export=$2 map off len kept
+  read -r off len <<<"$(console_value discarded-range)"
+  [ -n "$off" ] || { say "guest reported no discarded range"; return 1; }
+  map=$(timeout 60 nbdinfo --map "nbd://127.0.0.1:$port/$export") || { say "nbdinfo --map failed"; return 1; }
+  echo "$map" | sed "s/^/[$SCEN]   map: /"
+  # Every extent overlapping the discarded range must be a hole (type bit 0); every extent before it data.
+  if ! awk -v a="$off" -v b="$((off + len))" '
+      { s = $1; e = $1 + $2; t = $3 }
+      s < b && e > a && t % 2 != 1 { bad = 1 }
+      e <= a && t % 2 != 0 { bad = 1 }
+      END { exit bad }' <<<"$map"; then
+    say "nbdinfo --map: discarded range [$off, $((off + len))) is not a hole or the written range is not data"
+    return 1
+  fi
+  say "RESULT host-map PASS discarded range [$off, $((off + len))) is a hole, the written part is data"
+  kept=$(timeout 60 nbdcopy "nbd://127.0.0.1:$port/$export" - 2>/dev/null | head -c "$off" | sha256sum | cut -d' ' -f1)
+  [ "$kept" = "$(payload_sha $((off / 1048576)))" ] || { say "host read of the kept part differs from the payload"; return 1; }
+  say "RESULT host-read PASS first $((off / 1048576)) MiB read back through NBD equal the payload"
+  return 0
+}
+
+# free_port: a TCP port on 127.0.0.1 that is free right now (for servers whose address must be known before
+# they start, e.g. an advertised iSCSI portal).
+free_port() {
+  node -e 'const s = require("net").createServer(); s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });'
 }

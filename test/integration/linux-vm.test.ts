@@ -78,4 +78,22 @@ describe('Linux initiators in a QEMU guest (scripts/linux-vm)', () => {
     },
     SCENARIO_TIMEOUT_MS,
   );
+
+  it.skipIf(SKIP)(
+    'iscsi: open-iscsi discovers, logs in with CHAP, sees the identity, writes, verifies, discards, logs out',
+    async () => {
+      const run = await runScenario('iscsi');
+      console.log(`linux-vm iscsi timings:\n${timings(run.output)}`);
+      expectPass('iscsi', run, [
+        'iscsi-discovery',
+        'iscsi-login',
+        'iscsi-identity',
+        'iscsi-verify',
+        'iscsi',
+        'host-map',
+        'host-read',
+      ]);
+    },
+    SCENARIO_TIMEOUT_MS,
+  );
 });

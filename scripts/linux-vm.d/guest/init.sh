@@ -1,7 +1,7 @@
 #!/bin/busybox sh
 # /init of the scripts/linux-vm guest (busybox sh as PID 1). Brings up the minimum a kernel initiator needs
 # (pseudo filesystems, modules, optionally udevd, a static address on the QEMU user network), then sources the
-# scenario the runner appended (/sf/scenario.sh) and powers off. Parameters come from /etc/sf-params (shell
+# scenario the runner named (/sf/$SF_SCENARIO.sh) and powers off. Parameters come from /etc/sf-params (shell
 # assignments written by the runner). Lines the host parses, each at the start of a console line:
 #   RESULT <check> PASS|FAIL|SKIP <detail>   TIME <step> <seconds>   RATE <step> <MB/s>
 #   INFO <key> <value>   REQ <action> (the host acts, the guest observes the effect)   DONE
@@ -43,7 +43,7 @@ ip addr add 10.0.2.15/24 dev eth0
 echo "TIME boot $(up)"
 
 T_STEP=$(up)
-. /sf/scenario.sh
+. "/sf/$SF_SCENARIO.sh"
 lap scenario "$T_STEP"
 echo "DONE"
 sync
