@@ -2,6 +2,8 @@
 // so extents() reports real data and holes; discard and write-zeroes (with mayTrim) free whole chunks and zero
 // partial ones. Everything lives in one process, so it is trivially coherent across connections (multiConn)
 // and "stable storage" is memory: flush and FUA complete at once.
+// Chunks are carved from slabs; a freed chunk's memory is recycled for later writes (not returned to the OS
+// until close), so `allocated` counts logical bytes, not RSS.
 // Invariant: a chunk absent from the map reads as zeros; present chunks hold exactly their bytes.
 import { BlockError, checkRange, identityFor } from './device.js';
 import type { BlockDevice, BlockIdentity, Extent, WriteOptions, ZeroOptions } from './device.js';
@@ -19,6 +21,8 @@ export interface MemoryDeviceOptions {
 }
 
 export const MEMORY_DEFAULT_CHUNK_SIZE = 64 * 1024;
+/** Chunks per slab (one backing allocation). */
+export const MEMORY_SLAB_CHUNKS = 256;
 
 export class MemoryDevice implements BlockDevice {
   readonly size: number;
@@ -33,6 +37,10 @@ export class MemoryDevice implements BlockDevice {
   private readonly zeroChunk: Buffer;
   private chunks = new Map<number, Buffer>();
   private allocatedBytes = 0;
+  /** Freed chunk slots (full chunkSize views of slabs), reused before a new slab is allocated. */
+  private freeSlots: Buffer[] = [];
+  /** Never-used slots of allocated slabs (still zero). */
+  private freshSlots: Buffer[] = [];
   private closed = false;
 
   constructor(opts: MemoryDeviceOptions) {
@@ -145,6 +153,8 @@ export class MemoryDevice implements BlockDevice {
   async close(): Promise<void> {
     this.closed = true;
     this.chunks = new Map();
+    this.freeSlots = [];
+    this.freshSlots = [];
     this.allocatedBytes = 0;
   }
 
@@ -172,11 +182,34 @@ export class MemoryDevice implements BlockDevice {
   private chunkFor(idx: number): Buffer {
     let c = this.chunks.get(idx);
     if (c === undefined) {
-      c = Buffer.alloc(this.chunkLength(idx));
+      c = this.takeSlot().subarray(0, this.chunkLength(idx));
       this.chunks.set(idx, c);
       this.allocatedBytes += c.length;
     }
     return c;
+  }
+
+  // Chunks live in slabs of up to MEMORY_SLAB_CHUNKS: one backing store per slab keeps the GC's per-ArrayBuffer
+  // work and malloc traffic small. Fresh slots are zero already; recycled ones are zeroed here.
+  private takeSlot(): Buffer {
+    const recycled = this.freeSlots.pop();
+    if (recycled !== undefined) return recycled.fill(0);
+    let fresh = this.freshSlots.pop();
+    if (fresh === undefined) {
+      const n = Math.min(MEMORY_SLAB_CHUNKS, Math.ceil(this.size / this.chunkSize));
+      const slab = Buffer.alloc(this.chunkSize * n);
+      for (let i = n - 1; i >= 0; i--) {
+        this.freshSlots.push(slab.subarray(i * this.chunkSize, (i + 1) * this.chunkSize));
+      }
+      fresh = this.freshSlots.pop() as Buffer;
+    }
+    return fresh;
+  }
+
+  private release(idx: number, c: Buffer): void {
+    this.chunks.delete(idx);
+    this.allocatedBytes -= c.length;
+    this.freeSlots.push(Buffer.from(c.buffer, c.byteOffset, this.chunkSize));
   }
 
   // Check ENOSPC before touching anything, so a failed write changes no byte.
@@ -197,15 +230,11 @@ export class MemoryDevice implements BlockDevice {
       const c = this.chunks.get(idx);
       if (c === undefined) return;
       if (n === c.length) {
-        this.chunks.delete(idx);
-        this.allocatedBytes -= c.length;
+        this.release(idx, c);
         return;
       }
       c.fill(0, inChunk, inChunk + n);
-      if (c.equals(this.zeroChunk.subarray(0, c.length))) {
-        this.chunks.delete(idx);
-        this.allocatedBytes -= c.length;
-      }
+      if (c.equals(this.zeroChunk.subarray(0, c.length))) this.release(idx, c);
     });
   }
 
