@@ -13,7 +13,8 @@ export type TransportErrorCode =
   | 'EAUTH' // CHAP failed (either direction)
   | 'EPROTO' // the target broke the protocol (bad PDU, Reject, digest error)
   | 'ESHUTDOWN' // the session was closed by the caller
-  | 'ETMF'; // a task management function was refused
+  | 'ETMF' // a task management function was refused
+  | 'EABORTED'; // the command was aborted by ABORT TASK / LUN RESET from this initiator
 
 /** A failure of the path or session, not of the command: the command may be retried elsewhere. */
 export class IscsiTransportError extends Error {

@@ -117,7 +117,10 @@ type Disposition = 'path' | 'alua' | 'retry' | 'busy' | 'fatal';
 
 /** What a failed attempt means for the I/O (one table; see the file header). */
 export function dispositionOf(e: unknown): { d: Disposition; code: BlockErrorCode } {
-  if (e instanceof IscsiTransportError) return { d: 'path', code: e.code === 'ESHUTDOWN' ? 'ESHUTDOWN' : 'EIO' };
+  if (e instanceof IscsiTransportError) {
+    if (e.code === 'EABORTED') return { d: 'retry', code: 'EIO' };
+    return { d: 'path', code: e.code === 'ESHUTDOWN' ? 'ESHUTDOWN' : 'EIO' };
+  }
   if (e instanceof ScsiStatusError) {
     switch (e.kind) {
       case 'alua-transitioning':

@@ -1026,15 +1026,20 @@ export class IscsiSessionCore extends EventEmitter<SessionEvents> {
     }
   }
 
-  /** ABORT TASK for a command started with execute(); pass the promise's ITT from `lastItt`. */
-  abortTask(itt: number): Promise<void> {
+  /** ABORT TASK for an outstanding command (see outstandingItts()); the command then fails with EABORTED. */
+  async abortTask(itt: number): Promise<void> {
     const t = this.tasks.get(itt);
-    return this.taskManagement(I.ISCSI_TM_FUNC_ABORT_TASK, { refItt: itt, refCmdSN: t?.cmdSN ?? this.cmdSN, lun: t?.lun });
+    await this.taskManagement(I.ISCSI_TM_FUNC_ABORT_TASK, { refItt: itt, refCmdSN: t?.cmdSN ?? this.cmdSN, lun: t?.lun });
+    if (t && this.tasks.get(itt) === t) this.failTask(t, new IscsiTransportError('EABORTED', `ITT 0x${itt.toString(16)} aborted`));
   }
 
-  /** LOGICAL UNIT RESET of this session's LUN. */
-  lunReset(lun = this.opts.lun): Promise<void> {
-    return this.taskManagement(I.ISCSI_TM_FUNC_LOGICAL_UNIT_RESET, { lun });
+  /** LOGICAL UNIT RESET; this session's outstanding commands on the LUN fail with EABORTED. */
+  async lunReset(lun = this.opts.lun): Promise<void> {
+    const before = [...this.tasks.values()].filter((t) => t.kind === 'scsi' && t.sent && t.lun === lun);
+    await this.taskManagement(I.ISCSI_TM_FUNC_LOGICAL_UNIT_RESET, { lun });
+    for (const t of before) {
+      if (this.tasks.get(t.itt) === t) this.failTask(t, new IscsiTransportError('EABORTED', `ITT 0x${t.itt.toString(16)} aborted by LUN RESET`));
+    }
   }
 
   /** ITTs of commands sent and not answered (for abortTask in tests and tools). */

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ephemeralPort, waitForPort } from '../helpers/ports.js';
-import { REPO_ROOT, run, start, tempDir, waitForOutput, type Proc } from '../helpers/proc.js';
+import { SHEEPFOLD_BIN, run, start, tempDir, waitForOutput, type Proc } from '../helpers/proc.js';
 
 export const TGT_IQN = 'iqn.2026-11.org.sheepfold.test:initiator-tgt';
 
@@ -91,30 +91,70 @@ export async function startTgtd(
   };
 }
 
-/** Our iSCSI target as a process, from dist/ (the standalone runner until `target --iscsi` lands). */
+/** Our target process (`sheepfold target --config FILE`, iSCSI only) from dist/. */
 export interface OurTarget {
   proc: Proc;
   port: number;
   iqn: string;
+  configFile: string;
   stop(): Promise<void>;
 }
 
 export const OUR_IQN_PREFIX = 'iqn.2026-11.org.sheepfold:';
 
-/** Start our target exporting `exportArg` (NAME=mem:SIZE or NAME=file:PATH) on 127.0.0.1:port. */
-export async function startOurTarget(exportArg: string, extra: string[] = [], port?: number): Promise<OurTarget> {
-  const p = port ?? (await ephemeralPort());
-  const script = path.join(REPO_ROOT, 'dist', 'iscsi', 'standalone.js');
-  const proc = start(process.execPath, [script, `127.0.0.1:${p}`, exportArg, ...extra]);
-  await waitForOutput(proc, /iscsi ready/);
-  const name = exportArg.slice(0, exportArg.indexOf('='));
+/**
+ * Start `sheepfold target` with NBD off, iSCSI on 127.0.0.1:port and one file export `name` (created with
+ * sizeBytes if missing); `iscsi` adds [iscsi] keys (chap-user, nop-interval-ms, ...).
+ */
+export async function startOurTarget(opts: {
+  name: string;
+  file: string;
+  sizeBytes: number;
+  port?: number;
+  iscsi?: Record<string, string | number>;
+  dir?: string;
+}): Promise<OurTarget> {
+  const port = opts.port ?? (await ephemeralPort());
+  const dir = opts.dir ?? tempDir('sheepfold-initiator-ours-');
+  const kv = (k: string, v: string | number): string => `${k} = ${typeof v === 'number' ? v : JSON.stringify(v)}`;
+  const toml = [
+    'log-level = "warn"',
+    '[nbd]',
+    'enabled = false',
+    '[iscsi]',
+    'enabled = true',
+    kv('listen', `127.0.0.1:${port}`),
+    ...Object.entries(opts.iscsi ?? {}).map(([k, v]) => kv(k, v)),
+    '[[export]]',
+    kv('name', opts.name),
+    'type = "file"',
+    kv('path', opts.file),
+    kv('size', String(opts.sizeBytes)),
+    '',
+  ].join('\n');
+  const configFile = path.join(dir, `target-${port}.toml`);
+  fs.writeFileSync(configFile, toml);
+  const proc = start(process.execPath, [SHEEPFOLD_BIN, 'target', '--config', configFile, '--json']);
+  await waitForOutput(proc, /"ready":true/);
   return {
     proc,
-    port: p,
-    iqn: `${OUR_IQN_PREFIX}${name.toLowerCase()}`,
+    port,
+    iqn: `${OUR_IQN_PREFIX}${opts.name.toLowerCase()}`,
+    configFile,
     stop: async () => {
       proc.kill('SIGKILL');
       await proc.exited;
     },
   };
+}
+
+/** tgtd's I_T nexus (session) ids of target 1, from `tgtadm --mode target --op show`. */
+export async function tgtdSessions(t: Tgtd): Promise<number[]> {
+  const out = await t.adm(['--lld', 'iscsi', '--mode', 'target', '--op', 'show']);
+  return [...out.matchAll(/I_T nexus: (\d+)/g)].map((m) => Number(m[1]));
+}
+
+/** Close one session's connection from the target side (tgtadm --mode conn --op delete). */
+export async function tgtdDropSession(t: Tgtd, sid: number): Promise<void> {
+  await t.adm(['--lld', 'iscsi', '--mode', 'conn', '--op', 'delete', '--tid', '1', '--sid', String(sid), '--cid', '0']);
 }

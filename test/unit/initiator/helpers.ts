@@ -108,3 +108,20 @@ export class VerifyLoop {
     return bad;
   }
 }
+
+/** A MemoryDevice whose reads wait while `held` (to keep commands outstanding on the target). */
+export class GatedDevice extends MemoryDevice {
+  private gate: Promise<void> | undefined;
+  private open: (() => void) | undefined;
+  hold(): void {
+    this.gate = new Promise((r) => (this.open = r));
+  }
+  release(): void {
+    this.open?.();
+    this.gate = undefined;
+  }
+  override async read(offset: number, length: number): Promise<Buffer> {
+    if (this.gate) await this.gate;
+    return super.read(offset, length);
+  }
+}
