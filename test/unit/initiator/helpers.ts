@@ -112,12 +112,12 @@ export class VerifyLoop {
 /** A MemoryDevice whose reads wait while `held` (to keep commands outstanding on the target). */
 export class GatedDevice extends MemoryDevice {
   private gate: Promise<void> | undefined;
-  private open: (() => void) | undefined;
-  hold(): void {
-    this.gate = new Promise((r) => (this.open = r));
+  private openGate: (() => void) | undefined;
+  holdReads(): void {
+    this.gate = new Promise((r) => (this.openGate = r));
   }
-  release(): void {
-    this.open?.();
+  releaseReads(): void {
+    this.openGate?.();
     this.gate = undefined;
   }
   override async read(offset: number, length: number): Promise<Buffer> {

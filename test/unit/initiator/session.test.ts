@@ -168,19 +168,19 @@ describe('IscsiSession commands', () => {
     const t = await setup({ device });
     const s = session(t.port);
     await s.connect();
-    device.hold();
+    device.holdReads();
     const pending = s.read(0, 8);
     await waitFor(() => s.outstandingItts().length === 1, 'command outstanding');
     const itt = s.outstandingItts()[0] as number;
     const aborted = s.abortTask(itt);
-    device.release();
+    device.releaseReads();
     await aborted;
     await expect(pending).rejects.toMatchObject({ code: 'EABORTED' });
-    device.hold();
+    device.holdReads();
     const p2 = s.read(8, 8);
     await waitFor(() => s.outstandingItts().length === 1, 'command outstanding');
     const reset = s.lunReset();
-    device.release();
+    device.releaseReads();
     await reset;
     await expect(p2).rejects.toMatchObject({ code: 'EABORTED' });
     await s.testUnitReady(); // the reset's UNIT ATTENTION is absorbed by the helper's retry
@@ -193,10 +193,10 @@ describe('IscsiSession commands', () => {
     await s.connect();
     let ups = 0;
     s.on('up', () => ups++);
-    device.hold();
+    device.holdReads();
     await expect(s.read(0, 8, { timeoutMs: 300 })).rejects.toMatchObject({ code: 'ETIMEDOUT' });
     await waitFor(() => ups > 0, 'reconnect after the failed abort');
-    device.release();
+    device.releaseReads();
     await roundTrip(s, t, 0, 4096);
   });
 
