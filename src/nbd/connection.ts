@@ -118,6 +118,8 @@ export class NbdConnection {
   private export: ExportEntry | undefined;
   private baseAllocation = false;
   private inFlight = 0;
+  private batching = false;
+  private batchSock: Duplex | undefined;
   private inFlightBytes = 0;
   private paused = false;
   private discRequested = false;
@@ -214,15 +216,35 @@ export class NbdConnection {
   }
 
   private write(b: Buffer): void {
-    if (!this.dead()) this.sock.write(b);
+    if (this.dead()) return;
+    this.batch();
+    this.sock.write(b);
   }
 
   private writev(bufs: Buffer[]): void {
     if (this.dead()) return;
+    this.batch();
     this.sock.cork();
     for (const b of bufs) this.sock.write(b);
     this.sock.uncork();
   }
+
+  // In transmission, replies produced in the same tick (e.g. every request of one received chunk) leave in
+  // one writev: cork at the first one, uncork after the current microtasks have run.
+  private batch(): void {
+    if (this.batching || this.phase !== 'transmission') return;
+    this.batching = true;
+    this.batchSock = this.sock;
+    this.sock.cork();
+    process.nextTick(this.endBatch);
+  }
+
+  private readonly endBatch = (): void => {
+    this.batching = false;
+    const s = this.batchSock;
+    this.batchSock = undefined;
+    if (s !== undefined && !s.destroyed) s.uncork();
+  };
 
   private receive(chunk: Buffer): void {
     if (this.phase === 'closed' || this.phase === 'closing' || this.discRequested) return;
@@ -713,6 +735,7 @@ export class NbdConnection {
       this.ctx.pool.release(data);
       return;
     }
+    this.batch();
     this.sock.cork();
     this.sock.write(header);
     this.sock.write(data, () => this.ctx.pool.release(data));
