@@ -49,7 +49,7 @@ export function buildTargetConfig(flags: TargetFlags): TargetConfig {
     const listen = typeof flags.iscsi === 'string' ? checkAddress(flags.iscsi) : (prev.listen ?? '127.0.0.1:3260');
     cfg.iscsi = { values: { ...prev, enabled: true, listen } };
   }
-  if (flags.sheep !== undefined) cfg.sheep = checkAddress(flags.sheep);
+  if (flags.sheep !== undefined) cfg.sheep = flags.sheep.split(',').map((a) => checkAddress(a.trim())).join(',');
   for (const arg of flags.export) {
     const spec = parseExportArg(arg);
     if (cfg.exports.some((e) => e.name === spec.name)) throw new Error(`export '${spec.name}' given twice`);
@@ -121,7 +121,7 @@ export function registerTargetCommand(program: Command): void {
       (v: string, prev: string[]) => [...prev, v],
       [] as string[],
     )
-    .option('--sheep <host:port>', 'sheep gateway for VDI exports')
+    .option('--sheep <host:port[,host:port...]>', 'sheep gateways for VDI exports (failover in order)')
     .option('--tls <mode>', 'NBD TLS: off | on | require', undefined)
     .option('--tls-cert <file>', 'PEM certificate for NBD TLS')
     .option('--tls-key <file>', 'PEM private key for NBD TLS')

@@ -7,6 +7,7 @@ import { FileDevice } from '../block/file.js';
 import { MemoryDevice } from '../block/memory.js';
 import { parseSize } from '../util/size.js';
 import type { ExportEntry } from './frontend.js';
+import { openVdiExport } from './vdi-export.js';
 
 export type ExportSpec =
   | { kind: 'mem'; name: string; size: number; readOnly: boolean; description?: string }
@@ -97,6 +98,7 @@ export function describeSpec(s: ExportSpec): string {
 const openers: { [K in ExportKind]?: ExportOpener<K> } = {
   mem: async (s) => new MemoryDevice({ name: s.name, size: s.size, readOnly: s.readOnly }),
   file: (s) => FileDevice.open({ name: s.name, path: s.path, size: s.size, readOnly: s.readOnly }),
+  vdi: openVdiExport,
 };
 
 /** Install (or replace) the opener for one export kind — the extension point for VDI exports. */
