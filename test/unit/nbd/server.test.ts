@@ -319,3 +319,55 @@ describe('NbdServer transmission', () => {
     expect(server.connections).toBe(0);
   });
 });
+
+describe('NbdServer limits at limit + 1', () => {
+  it('refuses the connection beyond maxConnections and drops a handshake beyond maxOptions', async () => {
+    const net = await import('node:net');
+    const dev = new MemoryDevice({ name: 'a', size: MiB });
+    const server = new NbdServer({
+      exports: new Map([['a', entry('a', dev)]]),
+      host: '127.0.0.1',
+      port: 0,
+      maxConnections: 2,
+      limits: { maxOptions: 3 },
+    });
+    servers.push(server);
+    const addr = await server.start();
+    const port = Number(addr.slice(addr.lastIndexOf(':') + 1));
+    const open = async (): Promise<NbdClient> => {
+      const s = net.connect({ host: '127.0.0.1', port });
+      await new Promise((r) => s.once('connect', r));
+      return new NbdClient(s);
+    };
+    const c1 = await open();
+    await c1.greet();
+    const c2 = await open();
+    await c2.greet();
+    // The third is closed at once: no greeting arrives.
+    const c3 = await open();
+    await expect(c3.greet()).rejects.toThrow(/closed/);
+    // maxOptions = 3: the fourth option ends the connection.
+    for (let i = 0; i < 3; i++) expect((await c1.option(C.NBD_OPT_STRUCTURED_REPLY, Buffer.alloc(0))).final).toBeGreaterThan(0);
+    await expect(c1.option(C.NBD_OPT_LIST, Buffer.alloc(0))).rejects.toThrow(/closed/);
+    await until(() => server.connections === 1);
+    // A slot is free again.
+    const c4 = await open();
+    expect(await c4.greet()).toBe(C.NBD_FLAG_FIXED_NEWSTYLE | C.NBD_FLAG_NO_ZEROES);
+  });
+
+  it('pauses at maxInFlightBytes: one request over the byte budget waits', async () => {
+    const gated = new GatedDevice(new MemoryDevice({ name: 'g', size: 4 * MiB }));
+    const { connect } = setup([entry('g', gated.wrap())], { maxInFlightBytes: 2 * MiB, maxInFlight: 64 });
+    const c = connect();
+    await c.connect({ exportName: 'g' });
+    const ps = Array.from({ length: 4 }, (_, i) => c.read(i * MiB, MiB));
+    // 1 MiB + 1 MiB reaches the budget, the third one passes (it is over the limit only after dispatch).
+    await until(() => gated.waiting === 3);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(gated.waiting).toBe(3);
+    gated.release();
+    await until(() => gated.waiting === 1);
+    gated.release();
+    await Promise.all(ps);
+  });
+});
