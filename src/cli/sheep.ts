@@ -14,6 +14,18 @@ interface SheepCliOptions {
   zone?: string;
   logLevel: string;
   json?: boolean;
+  maxPayload?: string;
+  maxConns?: string;
+  maxInflight?: string;
+  maxInflightBytes?: string;
+}
+
+/** A positive integer option, or undefined when absent. */
+function intOpt(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`bad --${name} ${v}`);
+  return n;
 }
 
 export function registerSheepCommand(program: Command): void {
@@ -27,6 +39,10 @@ export function registerSheepCommand(program: Command): void {
     .option('--zone <n>', 'zone of this node (default: from its IPv4 address)')
     .option('--log-level <level>', 'log level (trace, debug, info, warn, error, silent)', 'info')
     .option('--json', 'print the ready line as JSON')
+    .option('--max-payload <bytes>', 'largest request payload / reply buffer (default 64 MiB)')
+    .option('--max-conns <n>', 'open connections (default 1024)')
+    .option('--max-inflight <n>', 'requests in flight per connection (default 64)')
+    .option('--max-inflight-bytes <bytes>', 'bytes of requests in flight over all connections (default 512 MiB)')
     .action(async (o: SheepCliOptions) => {
       const log = initLogger({ level: o.logLevel as LevelWithSilent, name: 'sheep' });
       const port = Number(o.port);
@@ -34,7 +50,13 @@ export function registerSheepCommand(program: Command): void {
       const zone = o.zone === undefined ? undefined : Number(o.zone);
       if (zone !== undefined && (!Number.isInteger(zone) || zone < 0 || zone > 0xffffffff)) throw new Error(`bad --zone ${o.zone}`);
       const dir = path.resolve(o.store);
-      const sheep = await startSheep({ dir, port, bind: o.bind, unixPath: o.unix, zone, log });
+      const limits = {
+        ...(o.maxPayload ? { maxPayloadBytes: intOpt('max-payload', o.maxPayload) } : {}),
+        ...(o.maxConns ? { maxConnections: intOpt('max-conns', o.maxConns) } : {}),
+        ...(o.maxInflight ? { maxInflightPerConn: intOpt('max-inflight', o.maxInflight) } : {}),
+        ...(o.maxInflightBytes ? { maxInflightBytes: intOpt('max-inflight-bytes', o.maxInflightBytes) } : {}),
+      };
+      const sheep = await startSheep({ dir, port, bind: o.bind, unixPath: o.unix, zone, log, limits });
       const ready = { event: 'sheep_ready', port: sheep.port, bind: o.bind, store: dir, sock: sheep.sockPath, pid: process.pid };
       process.stdout.write(
         o.json ? `${JSON.stringify(ready)}\n` : `sheep ready on ${o.bind}:${sheep.port} store ${dir} sock ${sheep.sockPath}\n`,

@@ -327,6 +327,10 @@ const repairReplica: OpHandler = async (node, req) => {
     await node.store.hash(oid, size);
     return ok();
   }
+  // Only cluster members are pulled from: a request must not make the sheep connect anywhere else.
+  if (!node.nodes().some((n) => nodeIdEquals(n.nid, { addr, port, ioAddr: Buffer.alloc(16), ioPort: 0 }))) {
+    return fail(C.SD_RES_INVALID_PARMS);
+  }
   const data = await fetchFromPeer({ addr, port }, oid, size, node.epoch);
   await node.store.create(oid, size, data, 0);
   node.log.info({ oid: oidHex(oid), from: port }, 'replica_repaired');

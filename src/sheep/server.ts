@@ -25,6 +25,8 @@ export interface ServerLimits {
   maxInflightPerConn: number;
   /** Open client connections; further ones are closed at accept. */
   maxConnections: number;
+  /** Payload and reply bytes of requests in flight, over all connections; reading pauses beyond it. */
+  maxInflightBytes: number;
 }
 
 /** Default limits: whole 64 MiB objects (shift 26) and full inode reads fit; 2^31-byte objects must be split. */
@@ -32,6 +34,7 @@ export const DEFAULT_LIMITS: ServerLimits = {
   maxPayloadBytes: Math.max(64 * 1024 * 1024, SD_INODE_SIZE),
   maxInflightPerConn: 64,
   maxConnections: 1024,
+  maxInflightBytes: 512 * 1024 * 1024,
 };
 
 export interface SheepServerOptions {
@@ -51,6 +54,10 @@ export class SheepServer {
   private readonly conns = new Set<net.Socket>();
   private readonly log: Logger;
   private closing = false;
+  /** Bytes held by requests in flight (payloads received + reply buffers asked for), all connections. */
+  private inflightBytes = 0;
+  /** Connections waiting for the global byte budget. */
+  private readonly budgetWaiters = new Set<() => void>();
 
   constructor(
     private readonly node: SheepNode,
@@ -68,6 +75,18 @@ export class SheepServer {
 
   get connections(): number {
     return this.conns.size;
+  }
+
+  /** Bytes currently held by requests in flight (for tests and metrics). */
+  get bytesInFlight(): number {
+    return this.inflightBytes;
+  }
+
+  private releaseBytes(n: number): void {
+    this.inflightBytes -= n;
+    const waiters = [...this.budgetWaiters];
+    this.budgetWaiters.clear();
+    for (const w of waiters) w();
   }
 
   async listen(): Promise<void> {
@@ -111,9 +130,10 @@ export class SheepServer {
     const dec = new SdRequestDecoder({ maxPayload: this.limits.maxPayloadBytes });
     let inflight = 0;
     let waitingDrain = false;
+    let waitingBudget = false;
     const flow = (): void => {
       if (sock.destroyed) return;
-      if (inflight >= this.limits.maxInflightPerConn || waitingDrain) sock.pause();
+      if (inflight >= this.limits.maxInflightPerConn || waitingDrain || waitingBudget) sock.pause();
       else sock.resume();
     };
     const reply = (req: SdRequest, res: OpResult): void => {
@@ -140,7 +160,7 @@ export class SheepServer {
       }
     };
     const pump = (): void => {
-      while (!sock.destroyed && inflight < this.limits.maxInflightPerConn) {
+      while (!sock.destroyed && inflight < this.limits.maxInflightPerConn && !waitingBudget) {
         let m;
         try {
           m = dec.next();
@@ -157,21 +177,42 @@ export class SheepServer {
           sock.destroy();
           return;
         }
-        inflight++;
-        log.debug({ op: opName(req.opcode), id: req.id, len: req.dataLength }, 'req');
-        void dispatch(this.node, req, m.payload).then(
+        if (!admit(req, m.payload)) break;
+      }
+      flow();
+    };
+    /** Start the request if the global byte budget allows it, else hold it until some request finishes. */
+    const admit = (req: SdRequest, data: Buffer | null): boolean => {
+      const cost = req.dataLength;
+      if (this.inflightBytes + cost > this.limits.maxInflightBytes && this.inflightBytes > 0) {
+        waitingBudget = true;
+        this.budgetWaiters.add(() => {
+          if (sock.destroyed) return;
+          waitingBudget = false;
+          if (admit(req, data)) pump();
+          else flow();
+        });
+        flow();
+        return false;
+      }
+      this.inflightBytes += cost;
+      inflight++;
+      log.debug({ op: opName(req.opcode), id: req.id, len: req.dataLength }, 'req');
+      void dispatch(this.node, req, data)
+        .then(
           (res) => {
             if (res.result !== 0) log.debug({ op: opName(req.opcode), id: req.id, result: resultName(res.result) }, 'rsp');
             reply(req, res);
           },
           (err: unknown) => log.error({ err }, 'dispatch_failed'),
-        ).finally(() => {
+        )
+        .finally(() => {
           inflight--;
+          this.releaseBytes(cost);
           flow();
           pump();
         });
-      }
-      flow();
+      return true;
     };
     sock.on('data', (chunk: Buffer) => {
       dec.push(chunk);
