@@ -1,6 +1,6 @@
 // A scriptable fake iSCSI target built from the project's PDU codecs, for initiator behaviour the real targets
 // cannot be made to show on demand: a CmdSN window of one, UNIT ATTENTION, Async Messages, Reject, split
-// Data-In with residuals, continued Text responses, corrupted digests. Login accepts anything (no auth, no
+// Data-In with residuals, continued Text responses, malformed PDUs. Login accepts anything (no auth, no
 // digests, MaxRecvDataSegmentLength 8192); full-feature PDUs go to the test's handler.
 import net from 'node:net';
 import * as I from '../../../src/proto/iscsi/constants.js';
@@ -24,10 +24,8 @@ export class FakeConn {
     this.advertisedMax = Math.max(this.advertisedMax, maxCmdSN);
     return { statSN: s, expCmdSN: this.expCmdSN, maxCmdSN };
   }
-  send(pdu: TargetPdu, data?: Buffer, corruptDigest = false): void {
-    const bufs = frameBuffers(encodeBhs(pdu), data, { headerDigest: false, dataDigest: false });
-    if (corruptDigest) (bufs[0] as Buffer)[20] ^= 0xff;
-    for (const b of bufs) this.sock.write(b);
+  send(pdu: TargetPdu, data?: Buffer): void {
+    for (const b of frameBuffers(encodeBhs(pdu), data, { headerDigest: false, dataDigest: false })) this.sock.write(b);
   }
 }
 
