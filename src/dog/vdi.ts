@@ -26,7 +26,7 @@ export function parseSizeArg(text: string, what = 'size'): bigint {
   try {
     return BigInt(parseSize(text));
   } catch (err) {
-    throw new DogError(`invalid ${what} '${text}': ${err instanceof Error ? err.message : String(err)}`, EXIT_USAGE);
+    throw new DogError(err instanceof Error ? err.message.replace(/^invalid size/, `invalid ${what}`) : String(err), EXIT_USAGE);
   }
 }
 

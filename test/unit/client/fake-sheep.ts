@@ -70,6 +70,12 @@ export class FakeSheep {
   private readonly sockets = new Set<net.Socket>();
   port = 0;
   sockPath = '';
+  /** Zone advertised in the node list. */
+  zone = 0;
+  /** Members reported by GET_NODE_LIST (default: this node only). */
+  cluster: FakeSheep[] | null = null;
+  /** Every started fake by port, so REPAIR_REPLICA can pull from a peer. */
+  static readonly byPort = new Map<number, FakeSheep>();
 
   constructor(opts: FakeSheepOptions = {}) {
     this.formatted = opts.formatted ?? true;
@@ -90,6 +96,7 @@ export class FakeSheep {
       await new Promise<void>((r) => srv.listen({ host: '127.0.0.1', port: this.port }, r));
       const a = srv.address();
       this.port = typeof a === 'object' && a !== null ? a.port : 0;
+      FakeSheep.byPort.set(this.port, this);
     }
   }
 
@@ -99,6 +106,7 @@ export class FakeSheep {
 
   /** Close the listener and every connection (simulates a dead sheep). */
   async stop(): Promise<void> {
+    if (FakeSheep.byPort.get(this.port) === this) FakeSheep.byPort.delete(this.port);
     for (const s of this.sockets) s.destroy();
     this.sockets.clear();
     const srv = this.server;
@@ -113,7 +121,11 @@ export class FakeSheep {
   }
 
   get node(): SdNode {
-    return { nid: makeNodeId('127.0.0.1', this.port), nrVnodes: 128, zone: 0, space: 1n << 40n };
+    return { nid: makeNodeId('127.0.0.1', this.port), nrVnodes: 128, zone: this.zone, space: 1n << 40n };
+  }
+
+  private get members(): SdNode[] {
+    return (this.cluster ?? [this]).map((f) => f.node);
   }
 
   private serve(s: net.Socket): void {
@@ -321,7 +333,7 @@ export class FakeSheep {
         return { result: ok, data };
       }
       case C.SD_OP_GET_NODE_LIST:
-        return { result: ok, data: encodeNodes([this.node]), rsp: { args: { kind: 'node', nrNodes: 1, storeSize: 0n, storeFree: 0n } } };
+        return { result: ok, data: encodeNodes(this.members), rsp: { args: { kind: 'node', nrNodes: this.members.length, storeSize: 0n, storeFree: 0n } } };
       case C.SD_OP_STAT_CLUSTER: {
         if (a.kind !== 'cluster') break;
         if (!this.formatted) return { result: C.SD_RES_WAIT_FOR_FORMAT };
@@ -380,8 +392,13 @@ export class FakeSheep {
         }
         return missing.length === 0 ? { result: ok } : { result: C.SD_RES_NO_OBJ, data: Buffer.concat(missing) };
       }
-      case C.SD_OP_REPAIR_REPLICA:
+      case C.SD_OP_REPAIR_REPLICA: {
+        if (a.kind !== 'forw') break;
+        const src = FakeSheep.byPort.get(a.port)?.objects.get(a.oid);
+        if (!src) return { result: C.SD_RES_NO_OBJ };
+        this.objects.set(a.oid, Buffer.from(src));
         return { result: ok };
+      }
       default:
         return { result: C.SD_RES_INVALID_PARMS };
     }

@@ -253,3 +253,59 @@ describe('dog commands (fake sheep)', () => {
     expect(describeFailure(new DogError('x', 64)).exitCode).toBe(64);
   });
 });
+
+describe('vdi check with three replicas (fake nodes)', () => {
+  it('repairs a differing and a missing replica from the majority and reports it', async () => {
+    const nodes = [new FakeSheep({ copies: 3 }), new FakeSheep({ copies: 3 }), new FakeSheep({ copies: 3 })];
+    for (const [i, n] of nodes.entries()) {
+      n.zone = i;
+      await n.start();
+      cleanups.push(() => n.stop());
+    }
+    for (const n of nodes) n.cluster = nodes;
+    const gw = nodes[0]!;
+    // The gateway holds the VDI metadata; every node holds a replica of each object.
+    const c = new DogContext({ port: String(gw.port) }, { write: () => undefined, isTTY: false }, { write: () => undefined, isTTY: false });
+    cleanups.push(() => c.close());
+    await vdiCreate(c, 'r3', '8M', { copies: '3' });
+    await vdiWrite(c, 'r3', '0', undefined, Readable.from([Buffer.alloc(5 * 2 ** 20, 3)]));
+    for (const n of nodes.slice(1)) for (const [oid, obj] of gw.objects) n.objects.set(oid, Buffer.from(obj));
+    const vid = sdHashVdi('r3');
+    const o0 = BigInt(vid) << 32n;
+    const o1 = o0 | 1n;
+    nodes[1]!.objects.get(o0)!.fill(9, 0, 10); // corrupt one replica
+    nodes[2]!.objects.delete(o1); // lose another
+    let out = '';
+    const ctx = new DogContext({ port: String(gw.port) }, { write: (t) => (out += t), isTTY: false }, { write: () => undefined, isTTY: false });
+    cleanups.push(() => ctx.close());
+    await vdiCheck(ctx, 'r3', undefined);
+    const hex = (o: bigint): string => o.toString(16).padStart(16, '0');
+    expect(out).toContain(`fixed replica ${hex(o0)}\n`);
+    expect(out).toContain(`fixed missing ${hex(o1)}\n`);
+    expect(out).toContain('finish check&repair r3\nr3: checked 3 object(s), fixed 1 replica(s), re-created 1 missing replica(s), all consistent\n');
+    expect(nodes[1]!.objects.get(o0)!.equals(gw.objects.get(o0)!)).toBe(true);
+    expect(nodes[2]!.objects.get(o1)!.equals(gw.objects.get(o1)!)).toBe(true);
+    const hashes = nodes.flatMap((n) => n.log.filter((r) => r.opcode === C.SD_OP_GET_HASH));
+    expect(hashes).toHaveLength(9); // 3 objects (inode + 2 data) x 3 replicas
+  });
+
+  it('reports no majority when all replicas differ', async () => {
+    const nodes = [new FakeSheep({ copies: 2 }), new FakeSheep({ copies: 2 })];
+    for (const [i, n] of nodes.entries()) {
+      n.zone = i;
+      await n.start();
+      cleanups.push(() => n.stop());
+    }
+    for (const n of nodes) n.cluster = nodes;
+    let out = '';
+    const ctx = new DogContext({ port: String(nodes[0]!.port) }, { write: (t) => (out += t), isTTY: false }, { write: () => undefined, isTTY: false });
+    cleanups.push(() => ctx.close());
+    await vdiCreate(ctx, 'd2', '4M', { copies: '2' });
+    await vdiWrite(ctx, 'd2', '0', undefined, Readable.from([Buffer.from('x')]));
+    const o0 = BigInt(sdHashVdi('d2')) << 32n;
+    for (const [oid, obj] of nodes[0]!.objects) nodes[1]!.objects.set(oid, Buffer.from(obj));
+    nodes[1]!.objects.get(o0)!.fill(1, 100, 200);
+    await expect(vdiCheck(ctx, 'd2', undefined)).rejects.toThrow('d2: some objects could not be repaired');
+    expect(out).toContain(`no majority of ${o0.toString(16).padStart(16, '0')}\n`);
+  });
+});
