@@ -62,4 +62,12 @@ describe('dog cluster and node commands (real sheep)', () => {
     const j = JSON.parse(await dogOk(sheep.port, ['cluster', 'info', '--json'])) as { lock: boolean };
     expect(j.lock).toBe(false);
   });
+
+  it('shuts the cluster down: the sheep process exits', async () => {
+    expect(await dogOk(sheep.port, ['cluster', 'shutdown'])).toBe('');
+    expect(await sheep.proc.exited).toBe(0);
+    const r = await dog(sheep.port, ['cluster', 'info']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`cannot connect to 127.0.0.1:${sheep.port}: connection refused\n`);
+  });
 });
