@@ -172,18 +172,31 @@ export class NbdConnection {
 
   // ---------------------------------------------------------------- socket plumbing
 
+  private readonly onError = (err: Error): void => {
+    this.log.debug({ err: err.message }, 'nbd.socket_error');
+    this.destroy();
+  };
+
+  private readonly onClose = (): void => this.finish();
+
+  private readonly onEnd = (): void => {
+    // The client half-closed: no more requests; finish what is running, then close.
+    this.discRequested = true;
+    void this.waitIdle().then(() => this.end());
+  };
+
   private attach(s: Duplex): void {
     s.on('data', this.onData);
-    s.on('error', (err: Error) => {
-      this.log.debug({ err: err.message }, 'nbd.socket_error');
-      this.destroy();
-    });
-    s.on('close', () => this.finish());
-    s.on('end', () => {
-      // The client half-closed: no more requests; finish what is running, then close.
-      this.discRequested = true;
-      void this.waitIdle().then(() => this.end());
-    });
+    s.on('error', this.onError);
+    s.on('close', this.onClose);
+    s.on('end', this.onEnd);
+  }
+
+  /** Remove our listeners (before a TLS upgrade hands the socket to TLSSocket); errors stay handled. */
+  private detach(s: Duplex): void {
+    s.removeListener('data', this.onData);
+    s.removeListener('close', this.onClose);
+    s.removeListener('end', this.onEnd);
   }
 
   private finish(): void {
@@ -454,9 +467,7 @@ export class NbdConnection {
     }
     this.reply(opt, C.NBD_REP_ACK);
     const raw = this.sock;
-    raw.removeListener('data', this.onData);
-    raw.removeAllListeners('close');
-    raw.removeAllListeners('end');
+    this.detach(raw);
     const secure = new tls.TLSSocket(raw as net.Socket, {
       isServer: true,
       secureContext: this.ctx.secureContext,
