@@ -12,6 +12,8 @@ const SKIP = process.env.SHEEPFOLD_SKIP_LINUX_VM === '1';
 const SCRIPT = path.join(REPO_ROOT, 'scripts', 'linux-vm');
 // One scenario: image build (first run downloads ~75 MB of .debs) + one TCG boot, on a loaded 2-core machine.
 const SCENARIO_TIMEOUT_MS = 900_000;
+/** Exit status of scripts/linux-vm when a scenario could not run because a target feature is missing. */
+const SKIPPED_EXIT = 3;
 
 interface ScenarioRun {
   code: number | string;
@@ -92,6 +94,24 @@ describe('Linux initiators in a QEMU guest (scripts/linux-vm)', () => {
         'iscsi',
         'host-map',
         'host-read',
+      ]);
+    },
+    SCENARIO_TIMEOUT_MS,
+  );
+
+  it.skipIf(SKIP)(
+    'multipath: one map over targets A and B, ALUA grouping, I/O survives SIGKILL of A, A comes back',
+    async (ctx) => {
+      const run = await runScenario('multipath');
+      console.log(`linux-vm multipath timings:\n${timings(run.output)}`);
+      const skipped = /^SKIP multipath: (.*)$/m.exec(run.output);
+      if (run.code === SKIPPED_EXIT && skipped) ctx.skip(skipped[1]);
+      expectPass('multipath', run, [
+        'multipath-map',
+        'multipath-alua',
+        'multipath-failover',
+        'multipath-reinstate',
+        'multipath',
       ]);
     },
     SCENARIO_TIMEOUT_MS,

@@ -1,0 +1,107 @@
+# Host side of the multipath scenario: one disk exported by two target processes, A and B, each with its own
+# iSCSI portal (advertised as 10.0.2.2:PORT); the guest (guest/multipath.sh) builds one dm-multipath map over
+# both, and on its requests the host SIGKILLs A and later restarts it on the same port.
+# Preconditions probed BEFORE the guest boots; a missing feature is reported as SKIP (exit 3), never PASS:
+#   - the disk: LINUX_VM_MP_BACKEND=vdi (default; a fresh one-sheep cluster, one VDI opened by both targets in
+#     shared mode) or file (both targets export the same backing file; for developing the harness);
+#   - ALUA: A must report TPGS in its standard INQUIRY data (LINUX_VM_MP_NO_ALUA=1 runs without it, the ALUA
+#     check then reports SKIP in the guest and the scenario still ends as SKIP).
+
+MP_SIZE=$((128 * 1048576))
+
+# mp_start_sheep: a fresh one-node cluster with VDI "demo"; sets SHEEP_PORT.
+mp_start_sheep() {
+  mkdir -p "$RUN/sheep"
+  start_server sheep "$RUN/sheep.log" '"sheep_ready"' \
+    node "$SHEEPFOLD_JS" sheep --store "$RUN/sheep" --port 0 --json --log-level warn || return 1
+  SHEEP_PORT=$(grep -m1 '"sheep_ready"' "$RUN/sheep.log" | grep -o '"port":[0-9]*' | cut -d: -f2)
+  node "$DOG_JS" cluster format -p "$SHEEP_PORT" -c 1 -f >"$RUN/dog.log" 2>&1 &&
+    node "$DOG_JS" vdi create -p "$SHEEP_PORT" demo "$MP_SIZE" >>"$RUN/dog.log" 2>&1 ||
+    { say "dog cluster format / vdi create failed:"; sed "s/^/[$SCEN]   /" "$RUN/dog.log"; return 1; }
+  say "sheep pid $SERVER_PID 127.0.0.1:$SHEEP_PORT, VDI demo ($MP_SIZE bytes)"
+}
+
+# mp_start_target NAME PORT: start target NAME (A or B) exporting the shared disk with its iSCSI portal on
+# PORT; sets MP_PID_<NAME>.
+mp_start_target() {
+  local name=$1 port=$2
+  iscsi_config "$RUN/target-$name.toml" "$port" "10.0.2.2:$port"
+  start_target "target-$name" --config "$RUN/target-$name.toml" --nbd 127.0.0.1:0 "${MP_EXPORT_ARGS[@]}" || return 1
+  printf -v "MP_PID_$name" %s "$TARGET_PID"
+  say "target $name pid $TARGET_PID iscsi 127.0.0.1:$port"
+}
+
+# on_req ACTION: the guest's requests.
+mp_on_req() {
+  case $1 in
+    kill-a)
+      kill -KILL "$MP_PID_A" 2>/dev/null
+      wait "$MP_PID_A" 2>/dev/null
+      say "target A (pid $MP_PID_A) SIGKILLed"
+      ;;
+    restart-a)
+      mp_start_target A "$MP_PORT_A" || say "restart of target A failed"
+      ;;
+  esac
+}
+
+scenario_multipath() {
+  local backend=${LINUX_VM_MP_BACKEND:-vdi} tpgs alua=1 blocks=$((MIB / 8))
+  guest_payload "$MIB"
+  case $backend in
+    vdi)
+      mp_start_sheep || return 1
+      MP_EXPORT_ARGS=(--sheep "127.0.0.1:$SHEEP_PORT" --export demo=demo)
+      ;;
+    file)
+      truncate -s "$MP_SIZE" "$RUN/shared.img"
+      MP_EXPORT_ARGS=(--export "demo=file:$RUN/shared.img")
+      ;;
+    *) say "unknown LINUX_VM_MP_BACKEND '$backend'"; return 1 ;;
+  esac
+  MP_PORT_A=$(free_port)
+  if ! mp_start_target A "$MP_PORT_A"; then
+    if [ "$backend" = vdi ] && grep -qi 'vdi' "$RUN/target-A.log"; then
+      SKIP_REASON="target cannot export a VDI yet ($(grep -m1 -io '[^"]*vdi[^"]*' "$RUN/target-A.log"))"
+      return 0
+    fi
+    return 1
+  fi
+  MP_PORT_B=$(free_port)
+  if ! mp_start_target B "$MP_PORT_B"; then
+    SKIP_REASON="a second target cannot open the same disk (no shared mode yet): $(tail -1 "$RUN/target-B.log" | cut -c1-200)"
+    return 0
+  fi
+  expected_identity "$MP_PORT_A" "${ISCSI_PREFIX}demo" || return 1
+  tpgs=$(iscsi-inq -i "$GUEST_IQN" "iscsi://$CHAP_USER%$CHAP_SECRET@127.0.0.1:$MP_PORT_A/${ISCSI_PREFIX}demo/0" 2>/dev/null |
+    sed -n 's/^TPGS:\([0-9]*\)$/\1/p')
+  if [ "${tpgs:-0}" = 0 ]; then
+    if [ "${LINUX_VM_MP_NO_ALUA:-0}" != 1 ]; then
+      SKIP_REASON="target has no ALUA yet (TPGS=${tpgs:-?} in INQUIRY)"
+      return 0
+    fi
+    alua=0
+  fi
+  guest_file "$HERE/multipath.conf" /etc/multipath.conf
+  guest_params <<PARAMS
+SF_UDEV=1
+SF_HOST=10.0.2.2
+SF_PORT_A=$MP_PORT_A
+SF_PORT_B=$MP_PORT_B
+SF_IQN=${ISCSI_PREFIX}demo
+SF_INITIATOR=$GUEST_IQN
+SF_CHAP_USER=$CHAP_USER
+SF_CHAP_SECRET=$CHAP_SECRET
+SF_SIZE=$MP_SIZE
+SF_BLOCKS=$blocks
+SF_ALUA=$alua
+SF_ISCSID_DEBUG=${LINUX_VM_ISCSID_DEBUG:-1}
+SF_ISCSID_TAIL=${LINUX_VM_ISCSID_TAIL:-60}
+PARAMS
+  boot_guest multipath mp_on_req
+  guest_verdict multipath-map multipath-failover multipath-reinstate multipath || return 1
+  if [ "$alua" = 0 ]; then
+    SKIP_REASON="target has no ALUA (TPGS=0): map, failover and reinstate passed on the '$backend' backend, ALUA grouping not checked"
+  fi
+  return 0
+}
