@@ -96,6 +96,9 @@ class Path {
   probing = false;
   /** Writes since the last SYNCHRONIZE CACHE on this path. */
   dirty = false;
+  /** READ CAPACITY (16) as seen on this path: bytes / block size. */
+  sizeBytes = 0;
+  blockSize = 0;
   constructor(
     readonly name: string,
     readonly session: IscsiSession,
@@ -228,6 +231,15 @@ export class MultipathDevice extends EventEmitter<MultipathDeviceEvents> impleme
 
   /** Log in on every path, check they reach one LU, read its geometry and ALUA states. */
   async open(): Promise<void> {
+    try {
+      await this.openPaths();
+    } catch (e) {
+      await this.close();
+      throw e;
+    }
+  }
+
+  private async openPaths(): Promise<void> {
     const results = await Promise.allSettled(this.paths.map((p) => this.bringUp(p, true)));
     results.forEach((r, i) => {
       if (r.status === 'rejected' && this.paths[i]) this.paths[i].lastError = r.reason instanceof Error ? r.reason.message : String(r.reason);
@@ -244,6 +256,11 @@ export class MultipathDevice extends EventEmitter<MultipathDeviceEvents> impleme
     this.size = cap.sizeBytes;
     this.thin = cap.thin;
     this.lbprz = cap.lbprz;
+    for (const p of up) {
+      if (p.sizeBytes !== this.size || p.blockSize !== this.blockSize) {
+        this.failPath(p, new BlockError('EIO', `path ${p.name}: capacity ${p.sizeBytes}/${p.blockSize} differs from ${this.size}/${this.blockSize}`), undefined);
+      }
+    }
     let serial = this.naa ?? '';
     try {
       serial = await s.unitSerialNumber();
@@ -274,7 +291,9 @@ export class MultipathDevice extends EventEmitter<MultipathDeviceEvents> impleme
       naaId,
       description: `iSCSI multipath LU ${this.naa ?? '?'} via ${this.paths.map((p) => p.name).join(', ')}`,
     };
-    for (const p of this.paths) if (p.state === 'failed') this.emitEvent({ type: 'fail', path: p.name, reason: p.lastError ?? 'not opened' });
+    this.paths.forEach((p, i) => {
+      if (results[i]?.status === 'rejected') this.emitEvent({ type: 'fail', path: p.name, reason: p.lastError ?? 'not opened' });
+    });
     this.recompute();
     this.probeTimer = setInterval(() => this.probeFailed(), this.o.probeIntervalMs);
     this.probeTimer.unref();
@@ -296,6 +315,12 @@ export class MultipathDevice extends EventEmitter<MultipathDeviceEvents> impleme
     else if (id.naa !== this.naa) {
       throw new BlockError('EIO', `path ${p.name}: LU NAA ${id.naa} differs from ${this.naa} (a different LU)`);
     }
+    const cap = await s.readCapacity16(); // also sets the session's block size for READ/WRITE
+    if (this.size !== 0 && (cap.sizeBytes !== this.size || cap.blockSize !== this.blockSize)) {
+      throw new BlockError('EIO', `path ${p.name}: capacity ${cap.sizeBytes}/${cap.blockSize} differs from ${this.size}/${this.blockSize}`);
+    }
+    p.sizeBytes = cap.sizeBytes;
+    p.blockSize = cap.blockSize;
     p.targetPortGroup = id.targetPortGroup;
     p.relativeTargetPort = id.relativeTargetPort;
     await this.refreshAlua(p);
@@ -478,10 +503,11 @@ export class MultipathDevice extends EventEmitter<MultipathDeviceEvents> impleme
     }
   }
 
-  private onUnitAttention(p: Path, ua: ScsiStatusError): void {
+  private onUnitAttention(_p: Path, ua: ScsiStatusError): void {
     const ascq = ua.sense?.ascq;
     if (ascq === ASC_ASYMMETRIC_ACCESS_STATE_CHANGED || ascq === ASC_IMPLICIT_ALUA_TRANSITION_FAILED || ascq === ASC_REPORTED_LUNS_DATA_CHANGED) {
-      void this.refreshAlua(p).catch((e: unknown) => this.failPath(p, e, undefined));
+      // A state change is usually target-wide: re-read every path, not just the one that reported it.
+      void this.refreshAllAlua();
     }
   }
 

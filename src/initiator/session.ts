@@ -232,6 +232,12 @@ export class IscsiSessionCore extends EventEmitter<SessionEvents> {
     this.stateValue = 'connecting';
     const attempt = this.loginOnce()
       .then(() => {
+        if (this.stateValue === 'closed') {
+          // close() ran while we were logging in: drop the new connection.
+          this.conn?.end(new IscsiTransportError('ESHUTDOWN', 'session closed'));
+          this.conn = undefined;
+          throw new IscsiTransportError('ESHUTDOWN', 'session closed');
+        }
         this.connecting = undefined;
         this.reconnectDelay = this.opts.reconnectDelayMs;
         this.stateValue = 'up';
@@ -450,12 +456,12 @@ export class IscsiSessionCore extends EventEmitter<SessionEvents> {
     this.conn?.resetForTest();
   }
 
-  /** Log out (if up) and close; every pending command fails with ESHUTDOWN. */
+  /** Log out (if up, waiting at most 2 s) and close; every pending command fails with ESHUTDOWN. */
   async close(): Promise<void> {
     if (this.stateValue === 'closed') return;
     if (this.stateValue === 'up') {
       try {
-        await this.logout();
+        await this.logout(Math.min(2_000, this.opts.tmfTimeoutMs));
       } catch {
         // best effort
       }
@@ -476,14 +482,14 @@ export class IscsiSessionCore extends EventEmitter<SessionEvents> {
   }
 
   /** Logout (close session), then the connection ends; the session can connect() again afterwards. */
-  async logout(): Promise<void> {
+  async logout(timeoutMs = this.opts.tmfTimeoutMs): Promise<void> {
     if (this.stateValue !== 'up') return;
     const conn = this.conn;
     const t = this.newTask('logout', true);
     this.loggingOut = true;
     let response: number;
     try {
-      response = await this.submit<number>(t, this.opts.tmfTimeoutMs);
+      response = await this.submit<number>(t, timeoutMs);
     } finally {
       this.loggingOut = false;
     }
