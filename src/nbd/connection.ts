@@ -185,8 +185,14 @@ export class NbdConnection {
     void this.waitIdle().then(() => this.end());
   };
 
+  // Reading may have paused on the reply backlog alone; resume once the socket has drained.
+  private readonly onDrain = (): void => {
+    if (this.paused) this.pump();
+  };
+
   private attach(s: Duplex): void {
     s.on('data', this.onData);
+    s.on('drain', this.onDrain);
     s.on('error', this.onError);
     s.on('close', this.onClose);
     s.on('end', this.onEnd);
@@ -195,6 +201,7 @@ export class NbdConnection {
   /** Remove our listeners (before a TLS upgrade hands the socket to TLSSocket); errors stay handled. */
   private detach(s: Duplex): void {
     s.removeListener('data', this.onData);
+    s.removeListener('drain', this.onDrain);
     s.removeListener('close', this.onClose);
     s.removeListener('end', this.onEnd);
   }

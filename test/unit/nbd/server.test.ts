@@ -371,3 +371,21 @@ describe('NbdServer limits at limit + 1', () => {
     await Promise.all(ps);
   });
 });
+
+describe('NbdServer reply backlog', () => {
+  it('pauses while replies are not read and resumes when the client drains them', async () => {
+    const dev = new MemoryDevice({ name: 'a', size: 8 * MiB });
+    const { server } = setup([entry('a', dev)], { maxReplyBacklogBytes: 256 * 1024, maxInFlight: 4 });
+    const [a, b] = duplexPair();
+    server.serve(a);
+    const c = new NbdClient(b);
+    await c.connect({ exportName: 'a' });
+    // Stop reading replies: the server's socket backlog grows past the limit and it stops taking requests.
+    b.pause();
+    const reads = Array.from({ length: 40 }, (_, i) => c.read((i % 8) * MiB, MiB));
+    await new Promise((r) => setTimeout(r, 100));
+    b.resume();
+    const got = await Promise.all(reads);
+    expect(got.every((x) => x.length === MiB)).toBe(true);
+  });
+});
