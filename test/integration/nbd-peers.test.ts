@@ -205,6 +205,19 @@ describe.skipIf(!peers)('NBD target with real peers', () => {
     watcher.disconnect();
   });
 
+  it('a client that stops reading replies is served completely once it reads again', async () => {
+    const c = await tcpClient(t, { exportName: 'small' });
+    const sock = (c as unknown as { sock: import('node:net').Socket }).sock;
+    sock.pause();
+    // 160 MiB of replies: more than the reply backlog limit plus the socket buffers, so the server pauses.
+    const reads = Array.from({ length: 160 }, (_, i) => c.read((i % 64) * MiB, MiB));
+    await new Promise((r) => setTimeout(r, 300));
+    sock.resume();
+    const got = await Promise.all(reads);
+    expect(got.every((b) => b.length === MiB)).toBe(true);
+    c.disconnect();
+  });
+
   it('a read-only export refuses writes with EPERM and keeps its data', async () => {
     const c = await tcpClient(t, { exportName: 'ro' });
     for (const op of [() => c.write(0, Buffer.alloc(4096, 1)), () => c.trim(0, 4096), () => c.writeZeroes(0, 4096)]) {
