@@ -29,6 +29,8 @@ export interface TransportOptions {
   connectTimeoutMs?: number;
   /** How long to keep trying to reconnect (over all gateways) before failing requests (default 30 s; 0 = one pass). */
   reconnectTimeoutMs?: number;
+  /** Like reconnectTimeoutMs, for the very first connection (default: reconnectTimeoutMs). */
+  initialConnectTimeoutMs?: number;
   /** How many times one idempotent request is re-sent after losing its connection (default 5). */
   maxResends?: number;
   logger?: Logger;
@@ -67,7 +69,7 @@ export interface TransportEvents {
   failover: [{ from: string; to: string }];
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export class SheepTransport extends EventEmitter<TransportEvents> {
   readonly gateways: readonly GatewayAddr[];
@@ -77,6 +79,7 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
   private readonly requestTimeoutMs: number;
   private readonly connectTimeoutMs: number;
   private readonly reconnectTimeoutMs: number;
+  private readonly initialConnectTimeoutMs: number;
   private readonly maxResends: number;
   private readonly log: Logger;
   private conns: SheepConnection[] = [];
@@ -97,6 +100,7 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 60_000;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 5_000;
     this.reconnectTimeoutMs = opts.reconnectTimeoutMs ?? 30_000;
+    this.initialConnectTimeoutMs = opts.initialConnectTimeoutMs ?? this.reconnectTimeoutMs;
     this.maxResends = opts.maxResends ?? 5;
     this.log = opts.logger ?? componentLogger('sheep-client');
   }
@@ -219,7 +223,7 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
 
   /** Connect to the current gateway, else the next ones in order, until reconnectTimeoutMs has passed. */
   private async connectWithFailover(): Promise<SheepConnection> {
-    const deadline = Date.now() + this.reconnectTimeoutMs;
+    const deadline = Date.now() + (this.everConnected ? this.reconnectTimeoutMs : this.initialConnectTimeoutMs);
     let lastErr: SheepNetError | null = null;
     let backoffMs = 50;
     for (;;) {

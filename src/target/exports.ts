@@ -12,7 +12,7 @@ import { openVdiExport } from './vdi-export.js';
 export type ExportSpec =
   | { kind: 'mem'; name: string; size: number; readOnly: boolean; description?: string }
   | { kind: 'file'; name: string; path: string; size?: number; readOnly: boolean; description?: string }
-  | { kind: 'vdi'; name: string; vdi: string; tag?: string; readOnly: boolean; description?: string };
+  | { kind: 'vdi'; name: string; vdi: string; tag?: string; readOnly: boolean; shared?: boolean; description?: string };
 
 export type ExportKind = ExportSpec['kind'];
 
@@ -44,7 +44,7 @@ export function checkExportName(name: string): void {
   }
 }
 
-/** Parse `NAME=mem:SIZE`, `NAME=file:PATH`, `NAME=VDI[:TAG]`, each optionally followed by `,ro`. */
+/** Parse `NAME=mem:SIZE`, `NAME=file:PATH`, `NAME=VDI[:TAG]`, each optionally followed by `,ro` (VDIs also `,shared`: multipath lock). */
 export function parseExportArg(arg: string): ExportSpec {
   const eq = arg.indexOf('=');
   if (eq <= 0) throw new ExportSpecError(`invalid export '${arg}' (expected NAME=mem:SIZE, NAME=file:PATH or NAME=VDI[:TAG])`);
@@ -52,9 +52,18 @@ export function parseExportArg(arg: string): ExportSpec {
   checkExportName(name);
   let rest = arg.slice(eq + 1);
   let readOnly = false;
-  if (rest.endsWith(',ro')) {
-    readOnly = true;
-    rest = rest.slice(0, -3);
+  let shared = false;
+  for (;;) {
+    if (rest.endsWith(',ro')) {
+      readOnly = true;
+      rest = rest.slice(0, -3);
+    } else if (rest.endsWith(',shared')) {
+      shared = true;
+      rest = rest.slice(0, -7);
+    } else break;
+  }
+  if (shared && (rest.startsWith('mem:') || rest.startsWith('file:'))) {
+    throw new ExportSpecError(`export '${name}': only VDI exports can be ',shared'`);
   }
   if (rest.startsWith('mem:')) {
     return { kind: 'mem', name, size: parseSizeFor(name, rest.slice(4)), readOnly };
@@ -69,7 +78,7 @@ export function parseExportArg(arg: string): ExportSpec {
   const vdi = colon < 0 ? rest : rest.slice(0, colon);
   const tag = colon < 0 ? undefined : rest.slice(colon + 1);
   if (vdi === '' || tag === '') throw new ExportSpecError(`export '${name}': invalid VDI '${rest}'`);
-  return tag === undefined ? { kind: 'vdi', name, vdi, readOnly } : { kind: 'vdi', name, vdi, tag, readOnly };
+  return { kind: 'vdi', name, vdi, ...(tag !== undefined ? { tag } : {}), readOnly, ...(shared ? { shared } : {}) };
 }
 
 function parseSizeFor(name: string, text: string): number {
