@@ -4,6 +4,7 @@
 // every node applies it in the driver's total order (applyMsg) and the requester returns the applied result.
 import { EventEmitter } from 'node:events';
 import fsp from 'node:fs/promises';
+import path from 'node:path';
 import {
   LOCK_TYPE_NORMAL,
   SD_CLUSTER_FLAG_USE_LOCK,
@@ -160,6 +161,7 @@ export class SheepNode extends EventEmitter {
   /** Open the store, load the persistent state, rebuild the namespace, join the cluster. */
   async start(): Promise<void> {
     await fsp.mkdir(this.dir, { recursive: true });
+    await this.lockStoreDir();
     await this.store.open();
     this.space = (await this.store.space()).size;
     this.config = await this.files.loadConfig();
@@ -184,6 +186,27 @@ export class SheepNode extends EventEmitter {
     await this.driver.leave().catch(() => undefined);
     await this.driver.close().catch(() => undefined);
     await this.store.close();
+    await fsp.rm(path.join(this.dir, 'sheep.pid'), { force: true });
+  }
+
+  /** One sheep per store directory: `sheep.pid` names the owner; a stale one (dead pid) is taken over. */
+  private async lockStoreDir(): Promise<void> {
+    const file = path.join(this.dir, 'sheep.pid');
+    try {
+      const pid = Number((await fsp.readFile(file, 'utf8')).trim());
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) {
+        let alive = true;
+        try {
+          process.kill(pid, 0);
+        } catch (err) {
+          alive = (err as NodeJS.ErrnoException).code === 'EPERM';
+        }
+        if (alive) throw new Error(`store ${this.dir} is in use by pid ${pid}`);
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    await fsp.writeFile(file, `${process.pid}\n`);
   }
 
   /**

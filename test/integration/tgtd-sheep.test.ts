@@ -99,11 +99,11 @@ describe.skipIf(!peers || !built)('sheep behind the real tgtd', () => {
     data.set(patch, 5 * MiB + 512);
     const back = await readLu(t1, 1, path.join(dir, 'back2.img'));
     expect(back.equals(data)).toBe(true);
-    // ... and into a fresh VDI before tgtd opens it.
+    // ... and into a fresh VDI before tgtd opens it, this time over the store's unix socket.
     await dogOk(['vdi', 'create', 'dogdisk', '16M']);
     const fresh = crypto.randomBytes(9 * MiB);
     await dogOk(['vdi', 'write', 'dogdisk', String(2 * MiB), String(fresh.length)], fresh);
-    expect((await t1.addLun(2, `tcp:127.0.0.1:${port}:dogdisk`)).code).toBe(0);
+    expect((await t1.addLun(2, `unix:${path.join(dir, 'store', 'sock')}:dogdisk`)).code).toBe(0);
     const lu2 = await readLu(t1, 2, path.join(dir, 'lu2.img'));
     expect(lu2.subarray(2 * MiB, 11 * MiB).equals(fresh)).toBe(true);
     expect(lu2.subarray(0, 2 * MiB).equals(Buffer.alloc(2 * MiB))).toBe(true);
