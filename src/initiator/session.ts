@@ -163,6 +163,8 @@ export class IscsiSessionCore extends EventEmitter<SessionEvents> {
   private pingOutstanding = false;
   private loggingOut = false;
   private loginCount = 0;
+  /** Target NOP-In pings answered (all connections). */
+  nopInsAnswered = 0;
   /** Last error that took the session down (for ENOTCONN messages). */
   lastError: IscsiTransportError | undefined;
 
@@ -924,6 +926,7 @@ export class IscsiSessionCore extends EventEmitter<SessionEvents> {
     }
     if (p.ttt === I.RESERVED_TAG) return; // unsolicited NOP-In carrying only sequence numbers
     // The target pings us: echo its TTT and data (RFC 7143 §11.18).
+    this.nopInsAnswered++;
     conn.send([
       {
         pdu: { kind: 'nop-out', immediate: true, lun: p.lun, itt: I.RESERVED_TAG, ttt: p.ttt, cmdSN: this.cmdSN, expStatSN: this.expStatSN, data: p.data },

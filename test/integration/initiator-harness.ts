@@ -148,10 +148,10 @@ export async function startOurTarget(opts: {
   };
 }
 
-/** tgtd's I_T nexus (session) ids of target 1, from `tgtadm --mode target --op show`. */
-export async function tgtdSessions(t: Tgtd): Promise<number[]> {
+/** tgtd's I_T nexuses (session id and initiator name) of target 1, from `tgtadm --mode target --op show`. */
+export async function tgtdSessions(t: Tgtd): Promise<Array<{ sid: number; initiator: string }>> {
   const out = await t.adm(['--lld', 'iscsi', '--mode', 'target', '--op', 'show']);
-  return [...out.matchAll(/I_T nexus: (\d+)/g)].map((m) => Number(m[1]));
+  return [...out.matchAll(/I_T nexus: (\d+)\s+Initiator: (\S+)/g)].map((m) => ({ sid: Number(m[1]), initiator: m[2] ?? '' }));
 }
 
 /** Close one session's connection from the target side (tgtadm --mode conn --op delete). */

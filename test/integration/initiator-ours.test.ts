@@ -88,13 +88,13 @@ describe('initiator vs our target', () => {
   });
 
   it('answers target NOP-In pings, pings back, aborts and resets', async () => {
-    const t = await target({ iscsi: { 'nop-interval-ms': 100, 'nop-timeout-ms': 1000 } });
+    const t = await target({ iscsi: { 'nop-interval-ms': 100, 'nop-timeout-ms': 5000 } });
     const s = session(t);
     let downs = 0;
     s.on('down', () => downs++);
     await s.connect();
     expect((await s.ping(Buffer.from('abc'))).toString()).toBe('abc');
-    await new Promise((r) => setTimeout(r, 800)); // idle: the target pings us several times
+    await waitFor(() => s.nopInsAnswered >= 3, 'target pings answered'); // idle: the target pings us
     expect(downs).toBe(0);
     const pending = s.read(0, (4 * MiB) / 512).then(
       (d) => ({ ok: true as const, d }),

@@ -13,6 +13,8 @@ import { VerifyLoop, waitFor } from '../unit/initiator/helpers.js';
 import { startTgtd, tgtdDropSession, tgtdSessions, type Tgtd } from './initiator-harness.js';
 
 const MiB = 1024 * 1024;
+const INI_A = 'iqn.2026-11.org.sheepfold.test:initiator-a';
+const INI_B = 'iqn.2026-11.org.sheepfold.test:initiator-b';
 const have = haveCommand('tgtd') && haveCommand('tgtadm');
 
 function fileBytes(file: string, offset: number, length: number): Buffer {
@@ -139,7 +141,7 @@ describe.skipIf(!have)('initiator vs tgtd', () => {
     expect(before.length).toBeGreaterThan(0);
     let downs = 0;
     s.on('down', () => downs++);
-    for (const sid of before) await tgtdDropSession(tgt, sid);
+    for (const { sid } of before) await tgtdDropSession(tgt, sid);
     await waitFor(() => downs > 0, 'connection loss');
     const data = randomBytes(8192);
     await s.write(300, data); // queued until the reconnect
@@ -154,8 +156,8 @@ describe.skipIf(!have)('initiator vs tgtd', () => {
     await tgt.addPortal(port2);
     const dev = new MultipathDevice({
       paths: [
-        { name: 'portal-a', priority: 0, session: { host: '127.0.0.1', port: tgt.port, targetName: tgt.iqn, lun: 1, isid: 0x800000000001 } },
-        { name: 'portal-b', priority: 1, session: { host: '127.0.0.1', port: port2, targetName: tgt.iqn, lun: 1, isid: 0x800000000002 } },
+        { name: 'portal-a', priority: 0, session: { host: '127.0.0.1', port: tgt.port, targetName: tgt.iqn, lun: 1, initiatorName: INI_A } },
+        { name: 'portal-b', priority: 1, session: { host: '127.0.0.1', port: port2, targetName: tgt.iqn, lun: 1, initiatorName: INI_B } },
       ],
       ioTimeoutMs: 5000,
       probeIntervalMs: 200,
@@ -171,13 +173,11 @@ describe.skipIf(!have)('initiator vs tgtd', () => {
     await waitFor(() => loop.ops > 100, 'I/O on portal-a');
     // Kill path A: remove its portal (no relogin possible) and drop its session from the target side.
     await tgt.removePortal(tgt.port);
-    for (const sid of await tgtdSessions(tgt)) {
-      const st = dev.status();
-      if ((st[0]?.state ?? '') === 'failed') break;
-      await tgtdDropSession(tgt, sid).catch(() => undefined);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    await waitFor(() => dev.failovers().length > 0 || dev.status()[0]?.state === 'failed', 'path A failed');
+    const nexus = (await tgtdSessions(tgt)).filter((n) => n.initiator === INI_A);
+    expect(nexus).toHaveLength(1);
+    await tgtdDropSession(tgt, (nexus[0] as { sid: number }).sid);
+    await waitFor(() => dev.status()[0]?.state === 'failed', 'path A failed');
+    expect(dev.status()[1]?.state).toBe('active');
     await waitFor(() => dev.status()[1]?.ios !== undefined && (dev.status()[1]?.ios ?? 0) > 100, 'I/O on portal-b');
     await tgt.addPortal(tgt.port);
     await waitFor(() => dev.events.some((e) => e.type === 'switch' && e.path === 'portal-a' && e.from === 'portal-b'), 'failback');
@@ -191,6 +191,7 @@ describe.skipIf(!have)('initiator vs tgtd', () => {
     expect(kinds).toContain('fail:portal-a');
     expect(kinds).toContain('switch:portal-b');
     expect(kinds).toContain('reinstate:portal-a');
+    expect(kinds).toContain('failover:portal-b');
     await dev.flush();
   });
 });

@@ -151,13 +151,13 @@ describe('IscsiSession commands', () => {
   });
 
   it('pings with NOP-Out and answers the target NOP-In pings', async () => {
-    const t = await setup({ server: { nopInIntervalMs: 100, nopInTimeoutMs: 400 } });
+    const t = await setup({ server: { nopInIntervalMs: 100, nopInTimeoutMs: 5000 } });
     const s = session(t.port);
     let downs = 0;
     s.on('down', () => downs++);
     await s.connect();
     expect((await s.ping(Buffer.from('hello'))).toString()).toBe('hello');
-    await new Promise((r) => setTimeout(r, 1000)); // several target pings must be answered
+    await waitFor(() => s.nopInsAnswered >= 3, 'target pings answered');
     expect(downs).toBe(0);
     expect(s.state).toBe('up');
     await s.testUnitReady();
