@@ -20,6 +20,7 @@ export {
   type PathSpec,
   type PathStatus,
 } from './multipath.js';
+export { discoverPaths, type DiscoverPathsOptions } from './discovery.js';
 export { IscsiTransportError, ScsiStatusError, classifyScsi, type ScsiErrorKind, type TransportErrorCode } from './errors.js';
 export { randomIsid, type ChapCredentials, type NegotiatedParams } from './login.js';
 export type { AluaState, LuIdentity, StandardInquiry, TargetPortGroup } from '../proto/scsi/pages.js';

@@ -2,6 +2,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryDevice } from '../../../src/block/memory.js';
 import { FaultProxy } from '../../../src/drill/faultproxy.js';
 import { MultipathDevice, type MultipathEvent } from '../../../src/initiator/multipath.js';
+import { discoverPaths } from '../../../src/initiator/discovery.js';
+import { IscsiServer } from '../../../src/iscsi/server.js';
+import { ephemeralPort } from '../../helpers/ports.js';
 import { IscsiSession } from '../../../src/initiator/scsi.js';
 import { ScsiStatusError } from '../../../src/initiator/errors.js';
 import type { AluaState, TargetPortGroup } from '../../../src/proto/scsi/pages.js';
@@ -145,5 +148,23 @@ describe('MultipathDevice', () => {
     expect(dev.status().map((p) => p.ios)).toEqual([1, 1]);
     expect(types(dev.events)).toContain('alua:B');
     expect(dev.events.some((e) => e.type === 'switch' && e.path === 'A' && e.from === 'B')).toBe(true);
+  });
+
+  it('builds its paths from SendTargets', async () => {
+    const device = new MemoryDevice({ name: 'shared', size: SIZE });
+    const ports = [await ephemeralPort(), await ephemeralPort()];
+    const portals = ports.map((p) => `127.0.0.1:${p}`);
+    for (const port of ports) {
+      const srv = new IscsiServer({ host: '127.0.0.1', port, targets: [{ name: IQN, luns: [{ lun: 0, device }], portals }] });
+      await srv.start();
+      cleanups.push(() => srv.stop());
+    }
+    const paths = await discoverPaths({ host: '127.0.0.1', port: ports[0], targetName: IQN, session: { nopIntervalMs: 0 } });
+    expect(paths.map((p) => p.name)).toEqual(portals);
+    const dev = new MultipathDevice({ paths, probeIntervalMs: 100 });
+    cleanups.push(() => dev.close());
+    await dev.open();
+    expect(dev.status().map((p) => p.state)).toEqual(['active', 'active']);
+    await expect(discoverPaths({ host: '127.0.0.1', port: ports[0], targetName: 'iqn.none:x' })).rejects.toThrow(/does not list/);
   });
 });
