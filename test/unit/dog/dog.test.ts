@@ -6,8 +6,8 @@ import crypto from 'node:crypto';
 import * as C from '../../../src/proto/sheepdog/constants.js';
 import { sdHashVdi, vidToVdiOid, dataVidOffset } from '../../../src/proto/sheepdog/index.js';
 import { DogContext, DogError, describeFailure } from '../../../src/dog/context.js';
-import { clusterFormat, clusterInfo } from '../../../src/dog/cluster.js';
-import { nodeList } from '../../../src/dog/node.js';
+import { clusterFormat, clusterInfo, clusterShutdown } from '../../../src/dog/cluster.js';
+import { nodeInfo, nodeList } from '../../../src/dog/node.js';
 import {
   VDI_LIST_HEADER,
   renderTree,
@@ -21,6 +21,7 @@ import {
   vdiResize,
   vdiSnapshot,
   vdiCheck,
+  vdiTree,
 } from '../../../src/dog/vdi.js';
 import { pieces, vdiRead, vdiWrite } from '../../../src/dog/vdi-io.js';
 import { majority, progressLine } from '../../../src/dog/check.js';
@@ -307,5 +308,49 @@ describe('vdi check with three replicas (fake nodes)', () => {
     nodes[1]!.objects.get(o0)!.fill(1, 100, 200);
     await expect(vdiCheck(ctx, 'd2', undefined)).rejects.toThrow('d2: some objects could not be repaired');
     expect(out).toContain(`no majority of ${o0.toString(16).padStart(16, '0')}\n`);
+  });
+});
+
+describe('dog --json on every command (fake sheep)', () => {
+  it('prints exactly one JSON document per command', async () => {
+    const { s, ctx } = await setup();
+    const json = async (fn: (c: DogContext) => Promise<void>): Promise<unknown> => {
+      const j = ctx(true);
+      await fn(j.ctx);
+      const lines = j.text().trimEnd().split('\n');
+      expect(lines).toHaveLength(1);
+      return JSON.parse(lines[0]!) as unknown;
+    };
+    expect(await json((c) => clusterFormat(c, { copies: '1' }, async () => false))).toMatchObject({ formatted: true, copies: 1, lock: true });
+    expect(await json((c) => vdiCreate(c, 'j', '8M', {}))).toMatchObject({ name: 'j', vid: sdHashVdi('j'), size: 8 * 2 ** 20 });
+    expect(await json((c) => vdiWrite(c, 'j', '0', undefined, Readable.from([Buffer.from('abc')])))).toMatchObject({ written: 3, objectsCreated: 1 });
+    expect(await json((c) => vdiSnapshot(c, 'j', 't1'))).toMatchObject({ name: 'j', tag: 't1', snapshotVid: sdHashVdi('j') });
+    expect(await json((c) => vdiClone(c, 'j', 'jc', 't1'))).toMatchObject({ name: 'jc', source: 'j' });
+    expect(await json((c) => vdiResize(c, 'j', '16M'))).toMatchObject({ size: 16 * 2 ** 20 });
+    expect(await json((c) => vdiObjectMap(c, 'j', undefined, undefined))).toEqual([{ index: 0, vid: sdHashVdi('j') }]);
+    expect(await json((c) => vdiCheck(c, 'j', undefined))).toMatchObject({ name: 'j', objects: 2, lost: [] });
+    expect(await json((c) => vdiLockList(c))).toEqual([]);
+    const tree = (await json((c) => vdiTree(c))) as { name: string }[];
+    expect(tree.map((t) => t.name).sort()).toEqual(['j', 'j', 'jc']);
+    expect(await json((c) => nodeList(c))).toHaveLength(1);
+    expect(await json((c) => nodeInfo(c))).toMatchObject({ totalVdiSize: 16 * 2 ** 20 + 8 * 2 ** 20 });
+    expect(await json((c) => vdiDelete(c, 'jc', undefined))).toMatchObject({ name: 'jc', deleted: true });
+    expect(await json((c) => clusterShutdown(c))).toEqual({ shutdown: true });
+    expect(s.log.at(-1)!.opcode).toBe(C.SD_OP_SHUTDOWN);
+  });
+
+  it('draws dog progress lines on a TTY during vdi check', async () => {
+    const { s } = await setup();
+    let out = '';
+    const c = new DogContext({ port: String(s.port) }, { write: (t) => (out += t), isTTY: true }, { write: () => undefined, isTTY: false });
+    cleanups.push(() => c.close());
+    await vdiCreate(c, 'p', '12M', {});
+    await vdiWrite(c, 'p', '0', undefined, Readable.from([Buffer.alloc(9 * 2 ** 20, 1)]));
+    out = '';
+    await vdiCheck(c, 'p', undefined);
+    expect(out).toContain('\r  0.0 % [');
+    expect(out).toContain('100.0 % [');
+    expect(out).toMatch(/\] 12 MB \/ 12 MB +\n/);
+    expect(out.endsWith('finish check&repair p\np: checked 4 object(s), fixed 0 replica(s), re-created 0 missing replica(s), all consistent\n')).toBe(true);
   });
 });
