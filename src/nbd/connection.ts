@@ -82,6 +82,8 @@ export interface ConnectionContext {
 }
 
 const BASE_ALLOCATION_ID = 1;
+/** Reads at least this long on thin devices are answered with OFFSET_HOLE chunks for their holes. */
+export const NBD_SPARSE_READ_MIN_BYTES = 64 * 1024;
 const EMPTY = Buffer.alloc(0);
 const KNOWN_CLIENT_FLAGS = C.NBD_FLAG_C_FIXED_NEWSTYLE | C.NBD_FLAG_C_NO_ZEROES;
 
@@ -709,7 +711,8 @@ export class NbdConnection {
     }
     const df = (r.flags & C.NBD_CMD_FLAG_DF) !== 0;
     let extents: Extent[] | undefined;
-    if (dev.thin && !df) {
+    // Small reads go out as data: a hole chunk saves little and the extent lookup costs a round trip.
+    if (dev.thin && !df && len >= NBD_SPARSE_READ_MIN_BYTES) {
       extents = await dev.extents(offset, len);
       if (extents.length === 1 && extents[0]?.allocated !== false) extents = undefined;
     }
