@@ -112,9 +112,10 @@ export class SheepServer {
 
   async close(): Promise<void> {
     this.closing = true;
-    await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    const closed = Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     for (const c of this.conns) c.destroy();
     this.conns.clear();
+    await closed;
   }
 
   private accept(sock: net.Socket): void {
