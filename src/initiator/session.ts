@@ -91,8 +91,8 @@ interface Task {
   immediate: boolean;
   sent: boolean;
   conn: InitiatorConn | undefined;
-  /** Abandoned after a timeout: late answers are dropped, the ITT stays reserved until the abort ends. */
-  abandoned: boolean;
+  /** Timed out: an ABORT TASK is on its way; the task fails with ETIMEDOUT once that ends. */
+  timedOut: boolean;
   timer: NodeJS.Timeout | undefined;
   lun: number;
   // scsi
@@ -215,7 +215,7 @@ export class IscsiSessionCore extends EventEmitter<SessionEvents> {
   /** Commands sent and not yet answered. */
   get outstanding(): number {
     let n = 0;
-    for (const t of this.tasks.values()) if (t.sent && !t.abandoned && t.kind === 'scsi') n++;
+    for (const t of this.tasks.values()) if (t.sent && t.kind === 'scsi') n++;
     return n;
   }
 
@@ -417,7 +417,9 @@ export class IscsiSessionCore extends EventEmitter<SessionEvents> {
     this.stopKeepAlive();
     // Outstanding commands are lost with the connection (ERL 0).
     for (const t of [...this.tasks.values()]) {
-      if (t.conn === conn) this.failTask(t, new IscsiTransportError('ECONNRESET', `connection lost: ${err.message}`, { cause: err }));
+      if (t.conn !== conn) continue;
+      const code = t.timedOut ? 'ETIMEDOUT' : 'ECONNRESET';
+      this.failTask(t, new IscsiTransportError(code, `${t.timedOut ? 'timed out, then ' : ''}connection lost: ${err.message}`, { cause: err }));
     }
     if (this.stateValue === 'closed') return;
     if (this.loggingOut) {
@@ -548,7 +550,7 @@ export class IscsiSessionCore extends EventEmitter<SessionEvents> {
       immediate,
       sent: false,
       conn: undefined,
-      abandoned: false,
+      timedOut: false,
       timer: undefined,
       lun: this.opts.lun,
       cdb: Buffer.alloc(0),
@@ -758,16 +760,22 @@ export class IscsiSessionCore extends EventEmitter<SessionEvents> {
 
   private completeTask(t: Task, value: unknown): void {
     this.finishTask(t);
-    if (!t.abandoned) t.resolve(value);
+    t.resolve(value);
     this.pump();
   }
 
   private failTask(t: Task, err: Error): void {
     this.finishTask(t);
-    if (!t.abandoned) t.reject(err);
+    t.reject(err);
   }
 
   /** A task timed out: fail it; if it was sent, abort it on the target (and drop the connection if that fails). */
+  /**
+   * A task timed out. Unsent or non-SCSI tasks fail at once. A sent SCSI command is first aborted (ABORT TASK), so
+   * that when the caller sees ETIMEDOUT the command is known not to run later; if the abort is not answered, the
+   * connection is dropped (the target then ends the task with the session). A response that still arrives before
+   * the abort completes the command normally.
+   */
   private onTimeout(t: Task): void {
     t.timer = undefined;
     const err = new IscsiTransportError('ETIMEDOUT', `${t.kind} ITT 0x${t.itt.toString(16)} timed out`);
@@ -776,15 +784,16 @@ export class IscsiSessionCore extends EventEmitter<SessionEvents> {
       if (t.sent && t.kind === 'nop') this.log.info({ itt: t.itt }, 'initiator.ping.timeout');
       return;
     }
-    t.reject(err);
-    t.abandoned = true;
+    t.timedOut = true;
     this.log.info({ itt: t.itt, cmdSN: t.cmdSN }, 'initiator.cmd.timeout');
     const conn = t.conn;
     this.taskManagement(I.ISCSI_TM_FUNC_ABORT_TASK, { refItt: t.itt, refCmdSN: t.cmdSN, lun: t.lun })
-      .then(() => this.finishTask(t))
+      .then(() => {
+        if (this.tasks.get(t.itt) === t) this.failTask(t, err);
+      })
       .catch((e: unknown) => {
         this.log.info({ itt: t.itt, err: String(e) }, 'initiator.abort.failed');
-        this.finishTask(t);
+        if (this.tasks.get(t.itt) === t) this.failTask(t, err);
         if (conn && conn === this.conn) conn.end(new IscsiTransportError('ETIMEDOUT', 'abort of a timed-out command failed'));
       });
   }
@@ -905,7 +914,7 @@ export class IscsiSessionCore extends EventEmitter<SessionEvents> {
 
   private onR2T(conn: InitiatorConn, p: Extract<TargetPdu, { kind: 'r2t' }>): void {
     const t = this.scsiTask(p.itt);
-    if (!t || t.abandoned) return;
+    if (!t) return;
     const out = t.dataOut;
     if (!out || p.bufferOffset + p.desiredDataTransferLength > out.length || p.desiredDataTransferLength === 0) {
       this.failTask(t, new IscsiTransportError('EPROTO', `R2T outside the write (offset ${p.bufferOffset} length ${p.desiredDataTransferLength})`));
@@ -1053,7 +1062,7 @@ export class IscsiSessionCore extends EventEmitter<SessionEvents> {
 
   /** ITTs of commands sent and not answered (for abortTask in tests and tools). */
   outstandingItts(): number[] {
-    return [...this.tasks.values()].filter((t) => t.kind === 'scsi' && t.sent && !t.abandoned).map((t) => t.itt);
+    return [...this.tasks.values()].filter((t) => t.kind === 'scsi' && t.sent).map((t) => t.itt);
   }
 
   /** Text request with key=value pairs; resolves with the (reassembled) answer pairs. */

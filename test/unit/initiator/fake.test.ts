@@ -189,4 +189,29 @@ describe('IscsiSession against a scripted fake target', () => {
     await s.testUnitReady();
     expect(t.logins).toBe(2);
   });
+
+  it('aborts a timed-out command before failing it; a response that beats the abort still completes it', async () => {
+    const aborts: number[] = [];
+    let mode: 'silent' | 'late' = 'silent';
+    const t = await fake((c, p) => {
+      if (p.kind === 'scsi-cmd') {
+        c.expCmdSN++;
+        if (mode === 'late') setTimeout(() => c.send(goodResponse(c, p.itt)), 150);
+      } else if (p.kind === 'tmf-req') {
+        aborts.push(p.referencedTaskTag);
+        // answer the abort only after the (late) command response went out
+        setTimeout(() => c.send({ kind: 'tmf-rsp', response: mode === 'late' ? I.ISCSI_TMF_RSP_NO_TASK : I.ISCSI_TMF_RSP_COMPLETE, itt: p.itt, ...c.seq() }), mode === 'late' ? 300 : 0);
+      }
+    });
+    const s = session(t);
+    await s.connect();
+    const p1 = s.testUnitReady({ timeoutMs: 100 });
+    const itt = s.outstandingItts()[0];
+    await expect(p1).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+    expect(aborts).toEqual([itt]);
+    mode = 'late';
+    await s.testUnitReady({ timeoutMs: 100 }); // the GOOD status arrives while the abort is pending
+    expect(aborts).toHaveLength(2);
+    expect(s.state).toBe('up');
+  });
 });
