@@ -10,6 +10,7 @@ import path from 'node:path';
 import { cleanupTempDirs, killAll, tempDir } from '../helpers/proc.js';
 import { MultipathDevice } from '../../src/initiator/multipath.js';
 import { IscsiSession, discoverTargets } from '../../src/initiator/scsi.js';
+import { Workload } from '../../src/drill/workload.js';
 import { VerifyLoop, waitFor } from '../unit/initiator/helpers.js';
 import { startOurTarget, type OurTarget } from './initiator-harness.js';
 
@@ -163,5 +164,39 @@ describe('initiator vs our target', () => {
     expect(kinds).toEqual(expect.arrayContaining(['fail:target-a', 'switch:target-b', 'failover:target-b', 'reinstate:target-a', 'switch:target-a']));
     const f = dev.failovers()[0];
     expect(f?.from).toBe('target-a');
+  });
+
+  it('runs the drill verifying workload on the multipath device across a target SIGKILL: history checks clean', async () => {
+    const dir = tempDir('sheepfold-initiator-wl-');
+    const file = path.join(dir, 'shared.img');
+    const a = await target({ dir, file });
+    const b = await target({ dir, file });
+    const dev = new MultipathDevice({
+      paths: [
+        { name: 'a', session: { host: '127.0.0.1', port: a.port, targetName: a.iqn } },
+        { name: 'b', priority: 1, session: { host: '127.0.0.1', port: b.port, targetName: b.iqn } },
+      ],
+      ioTimeoutMs: 5000,
+      probeIntervalMs: 200,
+    });
+    closers.push(() => dev.close());
+    await dev.open();
+    const wl = new Workload(dev, { blocks: 64, workers: 4, writeRatio: 0.5, seed: 7, opTimeoutMs: 120_000, baseOffset: MiB });
+    wl.start();
+    await waitFor(() => wl.stats.acknowledgedWrites > 100, 'writes through path a');
+    await a.stop();
+    await waitFor(() => dev.failovers().length > 0, 'failover');
+    const acked = wl.stats.acknowledgedWrites;
+    await waitFor(() => wl.stats.acknowledgedWrites > acked + 100, 'writes through path b');
+    await target({ dir, file, port: a.port });
+    await waitFor(() => dev.status()[0]?.state === 'active', 'path a reinstated');
+    const again = wl.stats.acknowledgedWrites;
+    await waitFor(() => wl.stats.acknowledgedWrites > again + 50, 'writes after failback');
+    await wl.stop();
+    await wl.verify();
+    const r = wl.check();
+    expect(wl.stats.readErrors + wl.stats.writeErrors).toBe(0);
+    expect([r.corrupt, r.staleReads, r.lostWrites, r.nonlinearizable]).toEqual([0, 0, 0, 0]);
+    expect(r.acknowledgedWrites).toBeGreaterThan(250);
   });
 });
