@@ -35,6 +35,8 @@ const MAX_TEXT_BYTES = 64 * 1024;
 export const MAX_WRITE_EDTL = 64 * 1024 * 1024;
 /** Data-Out bytes a connection may have solicited but not yet executed; beyond it new writes get BUSY. */
 export const MAX_PENDING_WRITE_BYTES = 256 * 1024 * 1024;
+/** Output queued on the socket above which the connection stops reading new PDUs until it drains. */
+export const MAX_QUEUED_OUTPUT_BYTES = 64 * 1024 * 1024;
 
 /** Serial number arithmetic (RFC 1982, 32 bits): a < b. */
 export function snLess(a: number, b: number): boolean {
@@ -233,15 +235,26 @@ export class Connection {
     return { statSN, expCmdSN, maxCmdSN };
   }
 
-  /** Write PDUs under one cork so header + data go out in one writev. */
+  /**
+   * Write PDUs under one cork so header + data go out in one writev. When the initiator does not read, stop
+   * reading its commands (socket pause) until the output drains, so queued responses stay bounded.
+   */
   private send(pdus: Array<{ pdu: TargetPdu; data?: Buffer }>): void {
     if (this.closed) return;
     const digests = this.stage === 'full' ? this.params : { headerDigest: false, dataDigest: false };
     this.socket.cork();
-    for (const { pdu, data } of pdus) {
+    for (const { pdu } of pdus) {
+      // The data segment always comes from the PDU itself, so the BHS length and the bytes sent agree.
+      const data = 'data' in pdu ? pdu.data : undefined;
       for (const b of frameBuffers(encodeBhs(pdu), data, digests)) this.socket.write(b);
     }
     this.socket.uncork();
+    if (this.socket.writableLength > MAX_QUEUED_OUTPUT_BYTES && !this.socket.isPaused()) {
+      this.socket.pause();
+      this.socket.once('drain', () => {
+        if (!this.closed) this.socket.resume();
+      });
+    }
   }
 
   private sendReject(reason: number, bhs: Buffer): void {
