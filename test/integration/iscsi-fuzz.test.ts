@@ -345,7 +345,6 @@ describe('iSCSI fuzzing a live target', () => {
 
   it(`survives ${TARGET_PDUS} mutated PDUs while a sentinel session keeps being served`, async () => {
     const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
-    const r = rng(seed);
     const sentinel = await MiniSession.open(port, `${PREFIX}sentinel`, 0x5e57);
     let sentinelOps = 0;
     let stop = false;
