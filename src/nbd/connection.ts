@@ -8,7 +8,7 @@ import type net from 'node:net';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../obs/log.js';
-import type { Extent } from '../block/device.js';
+import type { BlockDevice, Extent } from '../block/device.js';
 import type { ExportEntry, ExportTable } from '../target/frontend.js';
 import * as C from '../proto/nbd/constants.js';
 import { NbdProtocolError } from '../proto/nbd/errors.js';
@@ -34,7 +34,6 @@ import {
 } from '../proto/nbd/messages.js';
 import { nbdErrno } from './errors.js';
 import type { BufferPool } from './pool.js';
-import type { BlockDevice } from '../block/device.js';
 
 export type TlsMode = 'off' | 'on' | 'require';
 
