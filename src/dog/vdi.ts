@@ -375,7 +375,13 @@ export async function vdiLockUnlock(ctx: DogContext, name: string, snap: string 
   const lines: string[] = [];
   const report = await checkVdi(c, vid, inode, (l) => lines.push(l), progressFor(ctx));
   const type = state === C.LOCK_STATE_LOCKED ? C.LOCK_TYPE_NORMAL : C.LOCK_TYPE_SHARED;
-  await c.releaseVdi(vid, type);
+  if (type === C.LOCK_TYPE_NORMAL) await c.releaseVdi(vid, type);
+  else {
+    // A shared lock is one participant per gateway sheep; each can only be released through its own sheep.
+    for (const p of st?.participants ?? []) await c.forNode(p.nid).releaseVdi(vid, type);
+  }
+  const after = (await c.getVdiCopies()).find((s) => s.vid === vid)?.lockState ?? C.LOCK_STATE_UNLOCKED;
+  if (after !== C.LOCK_STATE_UNLOCKED) throw new DogError(`VDI ${describeVdi(name, sel)} is still ${lockStateText(after)} after the release`, EXIT_FAILURE);
   ctx.output({ name, vid, previousState: lockStateText(state), released: true, check: report }, () => lines.map((l) => `${l}\n`).join('') + `${summarize(report)}\nreleased the ${type === C.LOCK_TYPE_NORMAL ? 'lock' : 'shared lock'} on ${describeVdi(name, sel)}\n`);
   if (report.lost.length + report.noMajority.length + report.failed.length > 0) throw new DogError(`${name}: some objects could not be repaired (lock released)`, EXIT_FAILURE);
 }

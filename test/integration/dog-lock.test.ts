@@ -76,6 +76,17 @@ describe('dog vdi lock (real sheep)', () => {
     await dev.close();
   });
 
+  it('unlock releases a shared lock through its participant sheep', async () => {
+    await dogOk(p, ['vdi', 'create', 'sh2', '8M']);
+    const dev = await VdiDevice.open({ gateways: sheep.addr, vdi: 'sh2', shared: true });
+    await dev.write(0, Buffer.alloc(4096, 2));
+    expect(await dogOk(p, ['vdi', 'lock', 'list'])).toContain('(modified)');
+    const out = await dogOk(p, ['vdi', 'lock', 'unlock', 'sh2']);
+    expect(out).toBe('sh2: checked 2 object(s), fixed 0 replica(s), re-created 0 missing replica(s), all consistent\nreleased the shared lock on sh2\n');
+    expect(await dogOk(p, ['vdi', 'lock', 'list'])).toBe(HEADER);
+    await dev.close();
+  });
+
   it('unlock of an unlocked VDI is a clear error', async () => {
     const r = await dog(p, ['vdi', 'lock', 'unlock', 'test']);
     expect(r.code).toBe(1);
