@@ -1,18 +1,68 @@
-// The plain-file object store (fact sheet §10.7): `<dir>/obj/%016x`, one sparse file per object.
-// - create = write `<oid>.tmp.<n>` (base bytes, payload, full-size truncate) + fsync, rename over the object,
-//   fsync the directory: a crash leaves the old object or the new one, never a half-written one; leftover
-//   temporaries are deleted by open();
-// - write = pwrite + fdatasync before the promise resolves;
+// The plain-file object store (fact sheet §10.7): `<dir>/obj/%016x`, one sparse file per object, and a
+// checksum sidecar `<dir>/csum/%016x` per object (checksum.ts). All file operations go through a StoreFs.
+// - create = write the sidecar and `<oid>.tmp.<n>` (base bytes, payload, full-size truncate), sync both, rename
+//   the sidecar into place and sync its directory, then rename the object and sync its directory: a crash
+//   leaves the old object or the new one, never a half-written one, and the sidecar (which accepts old and
+//   new bytes) matches whichever survived; leftover temporaries and orphan sidecars are deleted by open();
+// - write = sidecar entries (old and new CRC) + fdatasync, then pwrite + fdatasync before the promise
+//   resolves, so the sidecar on disk always accepts what the object holds;
+// - read = verify every 4 KiB block it touches against the sidecar: a mismatch is SD_RES_EIO (that replica
+//   is bad; the gateway reads another one) and is counted and logged, never served;
+// - a capacity limit (bytes of objects, logical size) answers NO_SPACE before anything is written;
+// - scrub() (and a timer with scrubIntervalMs) re-verifies every object and reports corrupt or missing ones;
 // - mutations of one oid are serialized (a re-sent CREATE racing the first one must not interleave).
+// Objects without a sidecar (stores from before checksums) are served unverified.
 import { createHash } from 'node:crypto';
-import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { SD_RES_EIO, SD_RES_NO_OBJ, SD_RES_NO_SPACE } from '../../proto/sheepdog/constants.js';
 import { oidHex, parseOidHex } from '../../proto/sheepdog/oid.js';
 import { componentLogger, type Logger } from '../../obs/log.js';
 import { StoreError, type ObjectStore } from './store.js';
+import { NodeStoreFs, readFully, writeFully, type StoreFile, type StoreFs } from './fs.js';
+import {
+  CSUM_BLOCK,
+  CSUM_ENTRY_SIZE,
+  CSUM_HEADER_SIZE,
+  blockCount,
+  blockCrc,
+  blockLength,
+  decodeCsumHeader,
+  decodeEntries,
+  encodeCsumHeader,
+  encodeEntries,
+  entryAccepts,
+  entryOffset,
+  zeroCrc,
+  type CsumEntry,
+} from './checksum.js';
 
 const HASH_CHUNK = 1 << 20;
+
+export interface PlainStoreOptions {
+  log?: Logger;
+  fs?: StoreFs;
+  /** Largest total logical size of the objects, in bytes; creates beyond it fail with NO_SPACE. */
+  capacityBytes?: number;
+  /** Re-verify every object this often (0 or absent: only on demand). */
+  scrubIntervalMs?: number;
+  /** Called for each corrupt or missing object a read or a scrub finds (e.g. to schedule a repair). */
+  onCorrupt?: (oid: bigint, kind: 'corrupt' | 'missing') => void;
+}
+
+/** Counters of the integrity checks, for tests and reports. */
+export interface IntegrityStats {
+  /** Reads (or writes, scrubs) that found a block matching neither of its checksums. */
+  detected: number;
+  scrubs: number;
+  scrubCorrupt: number;
+  scrubMissing: number;
+}
+
+export interface ScrubReport {
+  scanned: number;
+  corrupt: bigint[];
+  missing: bigint[];
+}
 
 /** Map a file-system error to the SD_RES code the wire sees (§3: ENOENT → NO_OBJ, ENOSPC → NO_SPACE, else EIO). */
 function storeError(err: unknown, what: string): StoreError {
@@ -22,39 +72,110 @@ function storeError(err: unknown, what: string): StoreError {
   return new StoreError(result, `${what}: ${err instanceof Error ? err.message : String(err)}`);
 }
 
+function isOptions(v: Logger | PlainStoreOptions | undefined): v is PlainStoreOptions {
+  return v === undefined || !('info' in v);
+}
+
+function isNoEnt(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException | null)?.code === 'ENOENT';
+}
+
+/** A corrupt block found by verification. */
+class CorruptError extends StoreError {
+  constructor(
+    readonly oid: bigint,
+    readonly block: number,
+  ) {
+    super(SD_RES_EIO, `object ${oidHex(oid)} block ${block}: checksum mismatch`);
+  }
+}
+
+/** An object's sidecar, open for reading (and writing). */
+interface Sidecar {
+  f: StoreFile;
+  size: number;
+}
+
 export class PlainStore implements ObjectStore {
   readonly objDir: string;
   readonly staleDir: string;
-  private readonly objects = new Set<bigint>();
+  readonly csumDir: string;
+  readonly stats: IntegrityStats = { detected: 0, scrubs: 0, scrubCorrupt: 0, scrubMissing: 0 };
+  private readonly objects = new Map<bigint, number>();
   private readonly locks = new Map<bigint, Promise<void>>();
   private tmpCounter = 0;
+  private usedBytes = 0;
   private readonly log: Logger;
+  private readonly fs: StoreFs;
+  private readonly opts: PlainStoreOptions;
+  private scrubTimer: NodeJS.Timeout | null = null;
+  private scrubbing: Promise<ScrubReport> | null = null;
 
-  constructor(readonly baseDir: string, log?: Logger) {
+  constructor(
+    readonly baseDir: string,
+    logOrOpts?: Logger | PlainStoreOptions,
+    /** Accepted for callers sizing an open-file cache; this store opens files per operation. */
+    readonly maxOpenFiles?: number,
+  ) {
+    this.opts = isOptions(logOrOpts) ? logOrOpts : { log: logOrOpts };
     this.objDir = path.join(baseDir, 'obj');
     this.staleDir = path.join(this.objDir, '.stale');
-    this.log = log ?? componentLogger('store');
+    this.csumDir = path.join(baseDir, 'csum');
+    this.log = this.opts.log ?? componentLogger('store');
+    this.fs = this.opts.fs ?? new NodeStoreFs();
   }
 
   async open(): Promise<void> {
-    await fsp.mkdir(this.staleDir, { recursive: true });
+    await this.fs.mkdirp(this.staleDir);
+    await this.fs.mkdirp(this.csumDir);
     this.objects.clear();
+    this.usedBytes = 0;
     let removed = 0;
-    for (const name of await fsp.readdir(this.objDir)) {
+    for (const name of await this.fs.readdir(this.objDir)) {
       const oid = parseOidHex(name);
       if (oid !== null) {
-        this.objects.add(oid);
+        const size = this.opts.capacityBytes ? await this.fileSize(this.file(oid)) : 0;
+        this.objects.set(oid, size);
+        this.usedBytes += size;
       } else if (name.includes('.tmp')) {
-        await fsp.rm(path.join(this.objDir, name), { force: true });
+        await this.fs.rmrf(path.join(this.objDir, name));
         removed++;
       }
     }
-    if (removed > 0) await this.syncDir();
-    this.log.info({ objects: this.objects.size, removedTmp: removed }, 'store_opened');
+    for (const name of await this.fs.readdir(this.csumDir)) {
+      const oid = parseOidHex(name);
+      if (oid === null || !this.objects.has(oid)) {
+        await this.fs.rmrf(path.join(this.csumDir, name));
+        removed++;
+      }
+    }
+    if (removed > 0) {
+      await this.fs.syncDir(this.objDir);
+      await this.fs.syncDir(this.csumDir);
+    }
+    const interval = this.opts.scrubIntervalMs ?? 0;
+    if (interval > 0 && !this.scrubTimer) {
+      this.scrubTimer = setInterval(() => void this.scrub().catch((err: unknown) => this.log.warn({ err }, 'scrub_failed')), interval);
+      this.scrubTimer.unref();
+    }
+    this.log.info({ objects: this.objects.size, removedTmp: removed, usedBytes: this.usedBytes }, 'store_opened');
+  }
+
+  private async fileSize(file: string): Promise<number> {
+    const f = await this.fs.open(file, 'r');
+    try {
+      return await f.size();
+    } finally {
+      await f.close();
+    }
   }
 
   private file(oid: bigint): string {
     return path.join(this.objDir, oidHex(oid));
+  }
+
+  private sumFile(oid: bigint): string {
+    return path.join(this.csumDir, oidHex(oid));
   }
 
   /** Run `fn` after every earlier mutation of `oid` has finished. */
@@ -73,84 +194,255 @@ export class PlainStore implements ObjectStore {
     }
   }
 
-  private async syncDir(): Promise<void> {
-    const fh = await fsp.open(this.objDir, 'r');
+  private corrupt(oid: bigint, block: number, source: string): CorruptError {
+    this.stats.detected++;
+    this.log.error({ oid: oidHex(oid), block, source }, 'object_corrupt');
+    this.opts.onCorrupt?.(oid, 'corrupt');
+    return new CorruptError(oid, block);
+  }
+
+  /** Open an object's sidecar, or null when it has none (a legacy object, served unverified). */
+  private async openSidecar(oid: bigint, flags: 'r' | 'r+'): Promise<Sidecar | null> {
+    let f: StoreFile;
     try {
-      await fh.sync();
-    } finally {
-      await fh.close();
+      f = await this.fs.open(this.sumFile(oid), flags);
+    } catch (err) {
+      if (isNoEnt(err)) return null;
+      throw err;
     }
+    const h = Buffer.alloc(CSUM_HEADER_SIZE);
+    const size = (await readFully(f, h, 0, CSUM_HEADER_SIZE, 0)) === CSUM_HEADER_SIZE ? decodeCsumHeader(h) : null;
+    if (size === null) {
+      await f.close();
+      throw this.corrupt(oid, -1, 'sidecar');
+    }
+    return { f, size };
+  }
+
+  private async readEntries(sc: Sidecar, first: number, count: number): Promise<CsumEntry[]> {
+    const b = Buffer.alloc(count * CSUM_ENTRY_SIZE);
+    const n = await readFully(sc.f, b, 0, b.length, entryOffset(first));
+    return decodeEntries(b.subarray(0, n - (n % CSUM_ENTRY_SIZE)));
+  }
+
+  /**
+   * Read [offset, offset+length) of an open object, verifying every block it touches. Bytes past the object
+   * size (or past the end of a short file) read as zeros.
+   */
+  private async readVerified(oid: bigint, f: StoreFile, sc: Sidecar | null, offset: number, length: number, source: string): Promise<Buffer> {
+    if (!sc || length === 0 || offset >= sc.size) {
+      const out = Buffer.alloc(length);
+      await readFully(f, out, 0, length, offset);
+      return out;
+    }
+    const first = Math.floor(offset / CSUM_BLOCK);
+    const endByte = Math.min(offset + length, sc.size);
+    const last = Math.ceil(endByte / CSUM_BLOCK);
+    const start = first * CSUM_BLOCK;
+    const span = Math.min(last * CSUM_BLOCK, sc.size) - start;
+    const buf = Buffer.alloc(Math.max(span, offset + length - start));
+    await readFully(f, buf, 0, span, start);
+    const entries = await this.readEntries(sc, first, last - first);
+    for (let i = first; i < last; i++) {
+      const o = (i - first) * CSUM_BLOCK;
+      const blk = buf.subarray(o, o + blockLength(sc.size, i));
+      if (!entryAccepts(entries[i - first], blockCrc(blk))) throw this.corrupt(oid, i, source);
+    }
+    return buf.subarray(offset - start, offset - start + length);
   }
 
   create(oid: bigint, size: number, data: Buffer, offset: number, base?: Buffer): Promise<void> {
     return this.withLock(oid, async () => {
-      const tmp = `${this.file(oid)}.tmp.${process.pid}.${++this.tmpCounter}`;
+      const n = ++this.tmpCounter;
+      const tmp = `${this.file(oid)}.tmp.${process.pid}.${n}`;
+      const sumTmp = `${this.sumFile(oid)}.tmp.${process.pid}.${n}`;
+      const oldSize = this.objects.get(oid);
+      const reserve = oldSize === undefined ? size : Math.max(0, size - oldSize);
+      const cap = this.opts.capacityBytes;
+      if (cap !== undefined && cap > 0 && this.usedBytes + reserve > cap) {
+        throw new StoreError(SD_RES_NO_SPACE, `create ${oidHex(oid)}: store capacity ${cap} bytes reached`);
+      }
+      this.usedBytes += reserve;
       try {
-        const fh = await fsp.open(tmp, 'w', 0o644);
-        try {
-          if (base && base.length > 0) await writeAll(fh, base.subarray(0, Math.min(base.length, size)), 0);
-          await fh.truncate(size);
-          if (data.length > 0) await writeAll(fh, data, offset);
-          await fh.sync();
-        } finally {
-          await fh.close();
-        }
-        await fsp.rename(tmp, this.file(oid));
-        await this.syncDir();
-        this.objects.add(oid);
+        const entries = this.contentCrcs(size, data, offset, base);
+        if (oldSize !== undefined) await this.carryOldCrcs(oid, entries);
+        await Promise.all([this.writeSidecar(sumTmp, size, entries), this.writeObjectFile(tmp, size, data, offset, base)]);
+        await this.fs.rename(sumTmp, this.sumFile(oid));
+        await this.fs.syncDir(this.csumDir);
+        await this.fs.rename(tmp, this.file(oid));
+        await this.fs.syncDir(this.objDir);
+        this.objects.set(oid, size);
       } catch (err) {
-        await fsp.rm(tmp, { force: true }).catch(() => undefined);
+        this.usedBytes -= reserve;
+        await this.fs.rmrf(tmp).catch(() => undefined);
+        await this.fs.rmrf(sumTmp).catch(() => undefined);
         throw storeError(err, `create ${oidHex(oid)}`);
       }
     });
   }
 
+  private async writeObjectFile(tmp: string, size: number, data: Buffer, offset: number, base?: Buffer): Promise<void> {
+    const f = await this.fs.open(tmp, 'w');
+    try {
+      if (base && base.length > 0) await writeFully(f, base.subarray(0, Math.min(base.length, size)), 0);
+      await f.truncate(size);
+      if (data.length > 0) await writeFully(f, data, offset);
+      await f.sync();
+    } finally {
+      await f.close();
+    }
+  }
+
+  private async writeSidecar(file: string, size: number, entries: CsumEntry[]): Promise<void> {
+    const f = await this.fs.open(file, 'w');
+    try {
+      await writeFully(f, Buffer.concat([encodeCsumHeader(size), encodeEntries(entries)]), 0);
+      await f.sync();
+    } finally {
+      await f.close();
+    }
+  }
+
+  /** CRCs of the blocks of a new object: base bytes, then `data` at `offset`, zeros elsewhere. */
+  private contentCrcs(size: number, data: Buffer, offset: number, base?: Buffer): CsumEntry[] {
+    const baseLen = base ? Math.min(base.length, size) : 0;
+    const scratch = Buffer.alloc(CSUM_BLOCK);
+    const out: CsumEntry[] = [];
+    for (let i = 0; i < blockCount(size); i++) {
+      const s = i * CSUM_BLOCK;
+      const len = blockLength(size, i);
+      const e = s + len;
+      const touchesBase = s < baseLen;
+      const touchesData = data.length > 0 && s < offset + data.length && e > offset;
+      let crc: number;
+      if (!touchesBase && !touchesData) crc = zeroCrc(len);
+      else {
+        const blk = scratch.subarray(0, len);
+        blk.fill(0);
+        if (touchesBase && base) base.copy(blk, 0, s, Math.min(e, baseLen));
+        if (touchesData) data.copy(blk, Math.max(0, offset - s), Math.max(0, s - offset), Math.min(data.length, e - offset));
+        crc = blockCrc(blk);
+      }
+      out.push({ cur: crc, prev: crc });
+    }
+    return out;
+  }
+
+  /** For a create that replaces an object: also accept the old bytes until the rename is durable. */
+  private async carryOldCrcs(oid: bigint, entries: CsumEntry[]): Promise<void> {
+    const sc = await this.openSidecar(oid, 'r').catch(() => null);
+    if (!sc) return;
+    try {
+      const old = await this.readEntries(sc, 0, Math.min(entries.length, blockCount(sc.size)));
+      old.forEach((o, i) => {
+        const e = entries[i];
+        if (e && blockLength(sc.size, i) === CSUM_BLOCK) e.prev = o.cur;
+      });
+    } finally {
+      await sc.f.close();
+    }
+  }
+
   write(oid: bigint, data: Buffer, offset: number): Promise<void> {
     return this.withLock(oid, async () => {
+      let f: StoreFile | null = null;
+      let sc: Sidecar | null = null;
       try {
-        const fh = await fsp.open(this.file(oid), 'r+');
-        try {
-          await writeAll(fh, data, offset);
-          await fh.datasync();
-        } finally {
-          await fh.close();
+        f = await this.fs.open(this.file(oid), 'r+');
+        sc = await this.openSidecar(oid, 'r+');
+        if (sc && data.length > 0 && offset < sc.size) await this.writeChecked(oid, f, sc, data, offset);
+        else {
+          await writeFully(f, data, offset);
+          await f.datasync();
         }
       } catch (err) {
         throw storeError(err, `write ${oidHex(oid)}`);
+      } finally {
+        await sc?.f.close();
+        await f?.close();
       }
     });
   }
 
-  async read(oid: bigint, offset: number, length: number): Promise<Buffer> {
-    const out = Buffer.alloc(length);
+  /** Sidecar first (old and new CRCs, synced), then the data: the sidecar on disk accepts either state. */
+  private async writeChecked(oid: bigint, f: StoreFile, sc: Sidecar, data: Buffer, offset: number): Promise<void> {
+    const first = Math.floor(offset / CSUM_BLOCK);
+    const last = Math.ceil(Math.min(offset + data.length, sc.size) / CSUM_BLOCK);
+    const start = first * CSUM_BLOCK;
+    const span = Math.min(last * CSUM_BLOCK, sc.size) - start;
+    const buf = Buffer.alloc(span);
+    await readFully(f, buf, 0, span, start);
+    const old = await this.readEntries(sc, first, last - first);
+    const next: CsumEntry[] = [];
+    const newBuf = Buffer.from(buf);
+    data.copy(newBuf, offset - start, 0, Math.min(data.length, span - (offset - start)));
+    for (let i = first; i < last; i++) {
+      const o = (i - first) * CSUM_BLOCK;
+      const len = blockLength(sc.size, i);
+      const oldCrc = blockCrc(buf.subarray(o, o + len));
+      const newCrc = blockCrc(newBuf.subarray(o, o + len));
+      const covered = offset <= i * CSUM_BLOCK && offset + data.length >= i * CSUM_BLOCK + len;
+      const valid = entryAccepts(old[i - first], oldCrc);
+      // A write that covers a corrupt block replaces it; a partial write into one would spread the damage.
+      if (!valid && !covered) throw this.corrupt(oid, i, 'write');
+      next.push({ cur: newCrc, prev: valid ? oldCrc : newCrc });
+    }
+    await writeFully(sc.f, encodeEntries(next), entryOffset(first));
+    await sc.f.datasync();
     try {
-      const fh = await fsp.open(this.file(oid), 'r');
-      try {
-        let done = 0;
-        while (done < length) {
-          const { bytesRead } = await fh.read(out, done, length - done, offset + done);
-          if (bytesRead === 0) break;
-          done += bytesRead;
-        }
-      } finally {
-        await fh.close();
-      }
+      await writeFully(f, data, offset);
+      await f.datasync();
+    } catch (err) {
+      // The object may now hold old or new bytes per page: make the sidecar accept what is really there.
+      await this.resyncEntries(f, sc, first, last, next).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async resyncEntries(f: StoreFile, sc: Sidecar, first: number, last: number, next: CsumEntry[]): Promise<void> {
+    const start = first * CSUM_BLOCK;
+    const span = Math.min(last * CSUM_BLOCK, sc.size) - start;
+    const buf = Buffer.alloc(span);
+    await readFully(f, buf, 0, span, start);
+    const fixed = next.map((e, k) => {
+      const o = k * CSUM_BLOCK;
+      return { cur: blockCrc(buf.subarray(o, o + blockLength(sc.size, first + k))), prev: e.prev };
+    });
+    await writeFully(sc.f, encodeEntries(fixed), entryOffset(first));
+    await sc.f.datasync();
+  }
+
+  async read(oid: bigint, offset: number, length: number): Promise<Buffer> {
+    let f: StoreFile | null = null;
+    let sc: Sidecar | null = null;
+    try {
+      f = await this.fs.open(this.file(oid), 'r');
+      sc = await this.openSidecar(oid, 'r');
+      return await this.readVerified(oid, f, sc, offset, length, 'read');
     } catch (err) {
       throw storeError(err, `read ${oidHex(oid)}`);
+    } finally {
+      await sc?.f.close();
+      await f?.close();
     }
-    return out;
   }
 
   remove(oid: bigint): Promise<void> {
     return this.withLock(oid, async () => {
       try {
-        await fsp.unlink(this.file(oid));
-        this.objects.delete(oid);
+        await this.fs.unlink(this.file(oid));
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.objects.delete(oid);
+        if (isNoEnt(err)) this.forget(oid);
         throw storeError(err, `remove ${oidHex(oid)}`);
       }
+      this.forget(oid);
+      await this.fs.unlink(this.sumFile(oid)).catch(() => undefined);
     });
+  }
+
+  private forget(oid: bigint): void {
+    this.usedBytes -= this.objects.get(oid) ?? 0;
+    this.objects.delete(oid);
   }
 
   exists(oid: bigint): boolean {
@@ -158,31 +450,25 @@ export class PlainStore implements ObjectStore {
   }
 
   list(): bigint[] {
-    return [...this.objects].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return [...this.objects.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   }
 
+  /** SHA-1 of the object data at `size` bytes (zero-padded); every block is verified on the way. */
   async hash(oid: bigint, size: number): Promise<Buffer> {
     const h = createHash('sha1');
+    let f: StoreFile | null = null;
+    let sc: Sidecar | null = null;
     try {
-      const fh = await fsp.open(this.file(oid), 'r');
-      try {
-        const chunk = Buffer.alloc(HASH_CHUNK);
-        for (let off = 0; off < size; off += HASH_CHUNK) {
-          const n = Math.min(HASH_CHUNK, size - off);
-          chunk.fill(0, 0, n);
-          let done = 0;
-          while (done < n) {
-            const { bytesRead } = await fh.read(chunk, done, n - done, off + done);
-            if (bytesRead === 0) break;
-            done += bytesRead;
-          }
-          h.update(chunk.subarray(0, n));
-        }
-      } finally {
-        await fh.close();
+      f = await this.fs.open(this.file(oid), 'r');
+      sc = await this.openSidecar(oid, 'r');
+      for (let off = 0; off < size; off += HASH_CHUNK) {
+        h.update(await this.readVerified(oid, f, sc, off, Math.min(HASH_CHUNK, size - off), 'hash'));
       }
     } catch (err) {
       throw storeError(err, `hash ${oidHex(oid)}`);
+    } finally {
+      await sc?.f.close();
+      await f?.close();
     }
     return h.digest();
   }
@@ -190,8 +476,9 @@ export class PlainStore implements ObjectStore {
   moveToStale(oid: bigint, epoch: number): Promise<void> {
     return this.withLock(oid, async () => {
       try {
-        await fsp.rename(this.file(oid), path.join(this.staleDir, `${oidHex(oid)}.${epoch}`));
-        this.objects.delete(oid);
+        await this.fs.rename(this.file(oid), path.join(this.staleDir, `${oidHex(oid)}.${epoch}`));
+        this.forget(oid);
+        await this.fs.unlink(this.sumFile(oid)).catch(() => undefined);
       } catch (err) {
         throw storeError(err, `stale ${oidHex(oid)}`);
       }
@@ -199,26 +486,72 @@ export class PlainStore implements ObjectStore {
   }
 
   async wipe(): Promise<void> {
-    await fsp.rm(this.objDir, { recursive: true, force: true });
-    await fsp.mkdir(this.staleDir, { recursive: true });
+    await this.fs.rmrf(this.objDir);
+    await this.fs.rmrf(this.csumDir);
+    await this.fs.mkdirp(this.staleDir);
+    await this.fs.mkdirp(this.csumDir);
     this.objects.clear();
-    await this.syncDir();
+    this.usedBytes = 0;
+    await this.fs.syncDir(this.objDir);
   }
 
   async space(): Promise<{ size: bigint; free: bigint }> {
-    const st = await fsp.statfs(this.baseDir);
-    return { size: BigInt(st.blocks) * BigInt(st.bsize), free: BigInt(st.bavail) * BigInt(st.bsize) };
+    const real = await this.fs.statfs(this.baseDir);
+    const cap = this.opts.capacityBytes;
+    if (!cap) return real;
+    const free = BigInt(Math.max(0, cap - this.usedBytes));
+    return { size: BigInt(cap), free: free < real.free ? free : real.free };
+  }
+
+  /**
+   * Verify every object against its sidecar. Corrupt and missing objects are counted, logged and reported to
+   * onCorrupt; nothing is changed (repair needs a good replica, which only the cluster has).
+   */
+  scrub(): Promise<ScrubReport> {
+    if (this.scrubbing) return this.scrubbing;
+    const run = async (): Promise<ScrubReport> => {
+      const rep: ScrubReport = { scanned: 0, corrupt: [], missing: [] };
+      for (const oid of this.list()) {
+        if (!this.objects.has(oid)) continue;
+        rep.scanned++;
+        try {
+          await this.withLock(oid, () => this.verifyObject(oid));
+        } catch (err) {
+          if (err instanceof CorruptError) rep.corrupt.push(oid);
+          else if (isNoEnt(err) && this.objects.has(oid)) {
+            rep.missing.push(oid);
+            this.log.error({ oid: oidHex(oid) }, 'object_missing');
+            this.opts.onCorrupt?.(oid, 'missing');
+          } else if (!isNoEnt(err)) this.log.warn({ oid: oidHex(oid), err }, 'scrub_object_failed');
+        }
+      }
+      this.stats.scrubs++;
+      this.stats.scrubCorrupt += rep.corrupt.length;
+      this.stats.scrubMissing += rep.missing.length;
+      this.log.info({ scanned: rep.scanned, corrupt: rep.corrupt.length, missing: rep.missing.length }, 'scrub_done');
+      return rep;
+    };
+    this.scrubbing = run().finally(() => (this.scrubbing = null));
+    return this.scrubbing;
+  }
+
+  private async verifyObject(oid: bigint): Promise<void> {
+    const f = await this.fs.open(this.file(oid), 'r');
+    let sc: Sidecar | null = null;
+    try {
+      sc = await this.openSidecar(oid, 'r');
+      if (!sc) return;
+      for (let off = 0; off < sc.size; off += HASH_CHUNK) await this.readVerified(oid, f, sc, off, Math.min(HASH_CHUNK, sc.size - off), 'scrub');
+    } finally {
+      await sc?.f.close();
+      await f.close();
+    }
   }
 
   async close(): Promise<void> {
+    if (this.scrubTimer) clearInterval(this.scrubTimer);
+    this.scrubTimer = null;
     await Promise.all([...this.locks.values()]).catch(() => undefined);
-  }
-}
-
-async function writeAll(fh: fsp.FileHandle, data: Buffer, position: number): Promise<void> {
-  let done = 0;
-  while (done < data.length) {
-    const { bytesWritten } = await fh.write(data, done, data.length - done, position + done);
-    done += bytesWritten;
+    await this.scrubbing?.catch(() => undefined);
   }
 }

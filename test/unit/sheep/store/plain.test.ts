@@ -94,3 +94,26 @@ describe('PlainStore', () => {
     expect((await s.read(OID, 0, 4096)).equals(Buffer.alloc(4096, 3))).toBe(true);
   });
 });
+
+describe('PlainStore open-file cache', () => {
+  it('never serves a replaced or removed object from a cached handle', async () => {
+    const s = new PlainStore(tmp(), undefined, 2);
+    await s.open();
+    await s.create(OID, 4096, Buffer.alloc(4096, 1), 0);
+    expect((await s.read(OID, 0, 4))[0]).toBe(1);
+    // A read racing a create that replaces the object.
+    const [r] = await Promise.all([s.read(OID, 0, 4), s.create(OID, 4096, Buffer.alloc(4096, 2), 0)]);
+    expect([1, 2]).toContain(r[0]);
+    expect((await s.read(OID, 0, 4))[0]).toBe(2);
+    await s.write(OID, Buffer.alloc(4, 3), 0);
+    expect((await s.read(OID, 0, 4))[0]).toBe(3);
+    // A read racing a remove: afterwards the object is gone for reads and writes.
+    await Promise.all([s.read(OID, 0, 4), s.remove(OID)]);
+    await expect(s.read(OID, 0, 4)).rejects.toMatchObject({ result: SD_RES_NO_OBJ });
+    await expect(s.write(OID, Buffer.alloc(1), 0)).rejects.toMatchObject({ result: SD_RES_NO_OBJ });
+    // More objects than cache slots.
+    for (let i = 0n; i < 5n; i++) await s.create(OID + i, 512, Buffer.alloc(512, Number(i) + 10), 0);
+    for (let i = 0n; i < 5n; i++) expect((await s.read(OID + i, 0, 1))[0]).toBe(Number(i) + 10);
+    await s.close();
+  });
+});
