@@ -52,6 +52,12 @@ export interface MultipathOptions {
   maxTransferBytes?: number;
   /** Keep-alive ping interval of sessions built from options (detects dead idle paths). */
   nopIntervalMs?: number;
+  /**
+   * What makes two paths the same LU: the NAA designator of VPD 0x83 (default), the T10 vendor designator
+   * (tgtd's scsi_id), or the VPD 0x80 unit serial (tgtd's scsi_sn) — the latter two let a group mix targets whose
+   * NAA schemes differ (tgtd derives its NAA from the tid).
+   */
+  identityBy?: 'naa' | 't10' | 'serial';
 }
 
 export type MultipathEventType = 'fail' | 'reinstate' | 'switch' | 'alua' | 'failover';
@@ -172,7 +178,7 @@ export class MultipathDevice extends EventEmitter<MultipathDeviceEvents> impleme
   identity: BlockIdentity = { name: '', serial: '', naaId: 0n, description: '' };
   readonly multiConn = true;
   thin = false;
-  /** The LU NAA designator (hex) every path must report. */
+  /** The LU identity every path must report (NAA hex, T10 id or serial, per identityBy). */
   naa: string | undefined;
   readonly events: MultipathEvent[] = [];
   private readonly paths: Path[];
@@ -203,6 +209,7 @@ export class MultipathDevice extends EventEmitter<MultipathDeviceEvents> impleme
       maxAttempts: opts.maxAttempts ?? 50,
       maxTransferBytes: opts.maxTransferBytes ?? 1024 * 1024,
       nopIntervalMs: opts.nopIntervalMs ?? 1_000,
+      identityBy: opts.identityBy ?? 'naa',
       name: opts.name,
     };
     this.log = componentLogger('multipath', { dev: opts.name });
@@ -310,10 +317,12 @@ export class MultipathDevice extends EventEmitter<MultipathDeviceEvents> impleme
     await s.connect();
     await s.testUnitReady({ timeoutMs: this.o.ioTimeoutMs });
     const id = await s.deviceIdentification();
-    if (id.naa === undefined) throw new BlockError('EIO', `path ${p.name}: LU has no NAA designator`);
-    if (this.naa === undefined) this.naa = id.naa;
-    else if (id.naa !== this.naa) {
-      throw new BlockError('EIO', `path ${p.name}: LU NAA ${id.naa} differs from ${this.naa} (a different LU)`);
+    const by = this.o.identityBy;
+    const key = by === 'naa' ? id.naa : by === 't10' ? id.t10 : await s.unitSerialNumber();
+    if (key === undefined || key === '') throw new BlockError('EIO', `path ${p.name}: LU has no ${by} identity`);
+    if (this.naa === undefined) this.naa = key;
+    else if (key !== this.naa) {
+      throw new BlockError('EIO', `path ${p.name}: LU ${by} ${key} differs from ${this.naa} (a different LU)`);
     }
     const cap = await s.readCapacity16(); // also sets the session's block size for READ/WRITE
     if (this.size !== 0 && (cap.sizeBytes !== this.size || cap.blockSize !== this.blockSize)) {

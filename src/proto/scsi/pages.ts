@@ -98,7 +98,10 @@ export interface LuIdentity {
 export function luIdentity(designators: Designator[]): LuIdentity {
   const lu = designators.filter((d) => d.association === 0);
   const port = designators.filter((d) => d.association === 1);
-  const naa = lu.find((d) => d.type === DESIG_NAA);
+  // Several NAA designators may be present (tgtd sends a locally assigned NAA-3 and an NAA-6): prefer the
+  // registered formats, as Linux scsi_id does: 6 (IEEE registered extended), 5, 2, then 3 (locally assigned).
+  const naaRank = (d: Designator): number => [6, 5, 2, 3].indexOf((d.id[0] ?? 0) >> 4) >>> 0;
+  const naa = lu.filter((d) => d.type === DESIG_NAA).sort((a, b) => naaRank(a) - naaRank(b))[0];
   let naaId: bigint | undefined;
   if (naa && naa.id.length >= 8) {
     if (naa.id.length >= 16) {
@@ -113,7 +116,7 @@ export function luIdentity(designators: Designator[]): LuIdentity {
   return {
     naa: naa?.id.toString('hex'),
     naaId,
-    t10: t10?.id.toString('ascii').replace(/\s+$/, ''),
+    t10: t10?.id.toString('ascii').replace(/[\s\0]+$/, ''),
     relativeTargetPort: rel?.id.readUInt16BE(2),
     targetPortGroup: tpg?.id.readUInt16BE(2),
     scsiName: name?.id.toString('utf8').replace(/\0+$/, ''),

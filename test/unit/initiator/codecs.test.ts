@@ -84,6 +84,11 @@ describe('data-in decoders', () => {
     expect(id.scsiName).toBe('iqn.x');
   });
 
+  it('prefer a registered NAA over a locally assigned one (tgtd sends both)', () => {
+    const page = hex('00 83 0024 01 03 0008 3000000100000001 01 03 0010 6000000000000000000000000000000d');
+    expect(P.luIdentity(P.decodeDeviceIdentification(page)).naa).toBe('6000000000000000000000000000000d');
+  });
+
   it('decode an 8-byte NAA-5 designator', () => {
     const id = P.luIdentity(P.decodeDeviceIdentification(hex('00 83 000c 01 03 0008 5001405abcdef012')));
     expect(id.naaId).toBe(0x001405abcdef012n);

@@ -60,11 +60,11 @@ describe('MultipathDevice', () => {
     await expect(dev.read(SIZE - 512, 1024)).rejects.toMatchObject({ code: 'EINVAL' });
   });
 
-  it('refuses paths that reach different LUs', async () => {
+  it.each(['naa', 't10', 'serial'] as const)('refuses paths that reach different LUs (identity by %s)', async (identityBy) => {
     const a = await startTarget({ device: new MemoryDevice({ name: 'one', size: SIZE }) });
     const b = await startTarget({ device: new MemoryDevice({ name: 'two', size: SIZE }) });
     cleanups.push(() => a.stop(), () => b.stop());
-    const dev = mp([a.port, b.port]);
+    const dev = mp([a.port, b.port], { identityBy });
     await dev.open();
     const st = dev.status();
     expect(st.filter((p) => p.state === 'active')).toHaveLength(1);
