@@ -121,4 +121,16 @@ describe('sheep ops', () => {
     expect((await w2.request(C.SD_OP_GET_NODE_LIST, { dataLength: 80 })).rsp.result).toBe(C.SD_RES_KILLED);
     w2.close();
   });
+
+  it('without USE_LOCK, LOCK_VDI is a lookup and RELEASE_VDI a no-op (§6.1)', async () => {
+    const { w } = await fresh();
+    okReply(await w.makeFs({ flags: 0 }));
+    const vid = vidOf(okReply(await w.newVdi('free', 1n << 20n)));
+    expect(vidOf(okReply(await w.lock('free')))).toBe(vid);
+    expect(vidOf(okReply(await w.lock('free')))).toBe(vid);
+    expect(vidOf(okReply(await w.lock('free', C.LOCK_TYPE_NORMAL)))).toBe(vid);
+    okReply(await w.release(vid));
+    expect((await w.lock('nope')).rsp.result).toBe(C.SD_RES_NO_VDI);
+    w.close();
+  });
 });
