@@ -117,7 +117,7 @@ export class PlainStore implements ObjectStore {
     /** Accepted for callers sizing an open-file cache; this store opens files per operation. */
     readonly maxOpenFiles?: number,
   ) {
-    this.opts = isOptions(logOrOpts) ? logOrOpts : { log: logOrOpts };
+    this.opts = logOrOpts === undefined ? {} : isOptions(logOrOpts) ? logOrOpts : { log: logOrOpts };
     this.objDir = path.join(baseDir, 'obj');
     this.staleDir = path.join(this.objDir, '.stale');
     this.csumDir = path.join(baseDir, 'csum');
