@@ -1,7 +1,8 @@
 // Our initiator against the real tgtd (rdwr file LU 1): login with and without CHAP (one-way and mutual), CRC32C
 // digests, random-data round trips byte-compared with the LU file, SendTargets, NOP, ABORT TASK, LUN RESET,
 // reconnect after tgtd drops the connection, and a 2-path MultipathDevice across two tgtd portals of the same LU:
-// one path is killed under a read/write loop (zero errors surfaced), then comes back and I/O fails back to it.
+// one path is killed under a read/write loop (zero errors surfaced), then comes back and I/O fails back to it;
+// and a mixed group — our target and tgtd exporting one file, matched by unit serial — across a SIGKILL.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -10,7 +11,7 @@ import { cleanupTempDirs, haveCommand, killAll } from '../helpers/proc.js';
 import { MultipathDevice } from '../../src/initiator/multipath.js';
 import { IscsiSession, discoverTargets } from '../../src/initiator/scsi.js';
 import { VerifyLoop, waitFor } from '../unit/initiator/helpers.js';
-import { startTgtd, tgtdDropSession, tgtdSessions, type Tgtd } from './initiator-harness.js';
+import { startOurTarget, startTgtd, tgtdDropSession, tgtdSessions, type Tgtd } from './initiator-harness.js';
 
 const MiB = 1024 * 1024;
 const INI_A = 'iqn.2026-11.org.sheepfold.test:initiator-a';
@@ -193,5 +194,38 @@ describe.skipIf(!have)('initiator vs tgtd', () => {
     expect(kinds).toContain('reinstate:portal-a');
     expect(kinds).toContain('failover:portal-b');
     await dev.flush();
+  });
+  it('mixed multipath: our target and tgtd on one file (same unit serial), our target SIGKILLed and restarted', async () => {
+    const ours = await startOurTarget({ name: 'mixed', file: tgt.lunFile, sizeBytes: 64 * MiB });
+    const probe = new IscsiSession({ host: '127.0.0.1', port: ours.port, targetName: ours.iqn, nopIntervalMs: 0 });
+    const serial = await probe.unitSerialNumber();
+    await probe.close();
+    await tgt.adm(['--lld', 'iscsi', '--mode', 'logicalunit', '--op', 'update', '--tid', '1', '--lun', '1', '--params', `scsi_sn=${serial}`]);
+    const dev = new MultipathDevice({
+      identityBy: 'serial',
+      paths: [
+        { name: 'sheepfold', priority: 0, session: { host: '127.0.0.1', port: ours.port, targetName: ours.iqn } },
+        { name: 'tgtd', priority: 1, session: { host: '127.0.0.1', port: tgt.port, targetName: tgt.iqn, lun: 1, initiatorName: INI_A } },
+      ],
+      ioTimeoutMs: 5000,
+      probeIntervalMs: 200,
+    });
+    sessions.push(dev);
+    await dev.open();
+    expect(dev.status().map((p) => p.state)).toEqual(['active', 'active']);
+    const loop = new VerifyLoop(dev, { workers: 4, blocksPerWorker: 32, blockBytes: 4096, baseOffset: 48 * MiB });
+    await waitFor(() => loop.ops > 100, 'I/O through our target');
+    await ours.stop();
+    await waitFor(() => dev.failovers().length > 0, 'failover to tgtd');
+    const t0 = dev.status()[1]?.ios ?? 0;
+    await waitFor(() => (dev.status()[1]?.ios ?? 0) > t0 + 100, 'I/O through tgtd');
+    await startOurTarget({ name: 'mixed', file: tgt.lunFile, sizeBytes: 64 * MiB, port: ours.port });
+    await waitFor(() => dev.events.some((e) => e.type === 'switch' && e.path === 'sheepfold' && e.from === 'tgtd'), 'failback to our target');
+    const s0 = dev.status()[0]?.ios ?? 0;
+    await waitFor(() => (dev.status()[0]?.ios ?? 0) > s0 + 50, 'I/O through our target again');
+    await loop.stop();
+    expect(loop.errors).toEqual([]);
+    expect(loop.mismatches).toBe(0);
+    expect(await loop.verifyAll(dev, 4096, 48 * MiB)).toBe(0);
   });
 });
