@@ -5,6 +5,15 @@ import path from 'node:path';
 import { initLogger } from '../obs/log.js';
 import type { LevelWithSilent } from 'pino';
 import { startSheep } from '../sheep/index.js';
+import { PlainStore } from '../sheep/store/plain.js';
+
+/** A byte size: a number with an optional K/M/G/T suffix (powers of 1024). */
+function sizeOpt(name: string, v: string): number {
+  const m = /^(\d+)([kmgt]?)i?b?$/i.exec(v.trim());
+  const n = m ? Number(m[1]) * 1024 ** ' kmgt'.indexOf((m[2] || ' ').toLowerCase()) : NaN;
+  if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`bad --${name} ${v}`);
+  return n;
+}
 
 interface SheepCliOptions {
   store: string;
@@ -18,6 +27,8 @@ interface SheepCliOptions {
   maxConns?: string;
   maxInflight?: string;
   maxInflightBytes?: string;
+  storeCapacity?: string;
+  scrubInterval?: string;
 }
 
 /** A positive integer option, or undefined when absent. */
@@ -43,6 +54,8 @@ export function registerSheepCommand(program: Command): void {
     .option('--max-conns <n>', 'open connections (default 1024)')
     .option('--max-inflight <n>', 'requests in flight per connection (default 64)')
     .option('--max-inflight-bytes <bytes>', 'bytes of requests in flight over all connections (default 512 MiB)')
+    .option('--store-capacity <size>', 'largest total size of the stored objects (e.g. 10G); beyond it writes get NO_SPACE')
+    .option('--scrub-interval <seconds>', 'verify every object against its checksums this often (default: never)')
     .action(async (o: SheepCliOptions) => {
       const log = initLogger({ level: o.logLevel as LevelWithSilent, name: 'sheep' });
       const port = Number(o.port);
@@ -56,7 +69,13 @@ export function registerSheepCommand(program: Command): void {
         ...(o.maxInflight ? { maxInflightPerConn: intOpt('max-inflight', o.maxInflight) } : {}),
         ...(o.maxInflightBytes ? { maxInflightBytes: intOpt('max-inflight-bytes', o.maxInflightBytes) } : {}),
       };
-      const sheep = await startSheep({ dir, port, bind: o.bind, unixPath: o.unix, zone, log, limits });
+      const scrubSeconds = intOpt('scrub-interval', o.scrubInterval);
+      const store = new PlainStore(dir, {
+        log: log.child({ component: 'store' }),
+        ...(o.storeCapacity ? { capacityBytes: sizeOpt('store-capacity', o.storeCapacity) } : {}),
+        ...(scrubSeconds ? { scrubIntervalMs: scrubSeconds * 1000 } : {}),
+      });
+      const sheep = await startSheep({ dir, port, bind: o.bind, unixPath: o.unix, zone, log, limits, store });
       const ready = { event: 'sheep_ready', port: sheep.port, bind: o.bind, store: dir, sock: sheep.sockPath, pid: process.pid };
       process.stdout.write(
         o.json ? `${JSON.stringify(ready)}\n` : `sheep ready on ${o.bind}:${sheep.port} store ${dir} sock ${sheep.sockPath}\n`,

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { componentLogger, type Logger } from '../obs/log.js';
 import type { ClusterDriver } from './cluster/local.js';
 import { SheepNode } from './node.js';
+import type { ObjectStore } from './store/store.js';
 import { SheepServer, type ServerLimits } from './server.js';
 
 export interface StartSheepOptions {
@@ -14,6 +15,8 @@ export interface StartSheepOptions {
   zone?: number;
   driver?: ClusterDriver;
   limits?: Partial<ServerLimits>;
+  /** The object store (default: a PlainStore in `dir`). */
+  store?: ObjectStore;
   log?: Logger;
 }
 
@@ -32,13 +35,13 @@ export async function startSheep(opts: StartSheepOptions): Promise<RunningSheep>
   // The node id needs the real port; with port 0 (tests) the server binds first and the node learns it after.
   const probe = opts.port;
   const unixPaths = [sockPath, ...(opts.unixPath ? [opts.unixPath] : [])];
-  let node = new SheepNode({ dir: opts.dir, addr: host === '0.0.0.0' ? '127.0.0.1' : host, port: probe, zone: opts.zone, driver: opts.driver, log });
+  let node = new SheepNode({ dir: opts.dir, addr: host === '0.0.0.0' ? '127.0.0.1' : host, port: probe, zone: opts.zone, driver: opts.driver, store: opts.store, log });
   let server = new SheepServer(node, { host, port: probe, unixPaths, limits: opts.limits, log });
   if (probe === 0) {
     await server.listen();
     const port = server.port;
     await server.close();
-    node = new SheepNode({ dir: opts.dir, addr: host === '0.0.0.0' ? '127.0.0.1' : host, port, zone: opts.zone, driver: opts.driver, log });
+    node = new SheepNode({ dir: opts.dir, addr: host === '0.0.0.0' ? '127.0.0.1' : host, port, zone: opts.zone, driver: opts.driver, store: opts.store, log });
     server = new SheepServer(node, { host, port, unixPaths, limits: opts.limits, log });
   }
   await node.start();
