@@ -100,6 +100,8 @@ class Path {
   errors = 0;
   lastError: string | undefined;
   probing = false;
+  /** Taken out of service by setPathEnabled(false): not probed, not used. */
+  disabled = false;
   /** Writes since the last SYNCHRONIZE CACHE on this path. */
   dirty = false;
   /** READ CAPACITY (16) as seen on this path: bytes / block size. */
@@ -333,7 +335,7 @@ export class MultipathDevice extends EventEmitter<MultipathDeviceEvents> impleme
     p.targetPortGroup = id.targetPortGroup;
     p.relativeTargetPort = id.relativeTargetPort;
     await this.refreshAlua(p);
-    if (this.closed) return;
+    if (this.closed || p.disabled) return;
     p.state = 'active';
     p.lastError = undefined;
     if (!initial) this.emitEvent({ type: 'reinstate', path: p.name, alua: p.alua });
@@ -365,6 +367,17 @@ export class MultipathDevice extends EventEmitter<MultipathDeviceEvents> impleme
       errors: p.errors,
       lastError: p.lastError,
     }));
+  }
+
+  /**
+   * Take a path out of service by hand (like `multipathd fail path`; it is not probed while disabled), or give
+   * it back (it is probed and reinstated as usual).
+   */
+  setPathEnabled(name: string, enabled: boolean): void {
+    const p = this.paths.find((x) => x.name === name);
+    if (!p) throw new Error(`multipath: no path named ${name}`);
+    p.disabled = !enabled;
+    if (!enabled) this.failPath(p, new Error('disabled by the operator'), undefined);
   }
 
   /** Failover events recorded so far. */
@@ -458,7 +471,7 @@ export class MultipathDevice extends EventEmitter<MultipathDeviceEvents> impleme
   private probeFailed(): void {
     if (this.closed) return;
     for (const p of this.paths) {
-      if (p.state !== 'failed' || p.probing || p.session.state === 'closed') continue;
+      if (p.state !== 'failed' || p.probing || p.disabled || p.session.state === 'closed') continue;
       p.probing = true;
       this.bringUp(p, false)
         .catch((e: unknown) => {

@@ -167,4 +167,20 @@ describe('MultipathDevice', () => {
     expect(dev.status().map((p) => p.state)).toEqual(['active', 'active']);
     await expect(discoverPaths({ host: '127.0.0.1', port: ports[0], targetName: 'iqn.none:x' })).rejects.toThrow(/does not list/);
   });
+
+  it('takes a path out of service by hand and gives it back', async () => {
+    const { a, b } = await twoTargets();
+    const dev = mp([a.port, b.port]);
+    await dev.open();
+    await dev.write(0, Buffer.alloc(4096, 1));
+    dev.setPathEnabled('p0', false);
+    await dev.write(0, Buffer.alloc(4096, 2));
+    await new Promise((r) => setTimeout(r, 300)); // several probe rounds: a disabled path stays out
+    expect(dev.status().map((p) => [p.state, p.ios])).toEqual([['failed', 1], ['active', 1]]);
+    dev.setPathEnabled('p0', true);
+    await waitFor(() => dev.status()[0]?.state === 'active', 'reinstated');
+    expect((await dev.read(0, 4096)).equals(Buffer.alloc(4096, 2))).toBe(true);
+    expect(dev.status()[0]?.ios).toBe(2);
+    expect(dev.events.find((e) => e.type === 'fail')?.reason).toBe('disabled by the operator');
+  });
 });
