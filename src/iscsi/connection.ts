@@ -87,6 +87,8 @@ export class Connection {
   private readonly prefs: TargetPreferences;
   session: Session | undefined;
   private readonly tasks = new Map<number, Task>();
+  private outq: Buffer[] = [];
+  private flushScheduled = false;
   private pendingWriteBytes = 0;
   private nextTtt = 1;
   // login state
@@ -236,18 +238,36 @@ export class Connection {
   }
 
   /**
-   * Write PDUs under one cork so header + data go out in one writev. When the initiator does not read, stop
-   * reading its commands (socket pause) until the output drains, so queued responses stay bounded.
+   * Queue PDUs for the socket. Everything queued during one event-loop turn (e.g. all the commands that
+   * completed in one poll phase) goes out in a single corked writev from a setImmediate, which saves a syscall
+   * per response under load. When the initiator does not read, stop reading its commands (socket pause) until
+   * the output drains, so queued responses stay bounded.
    */
   private send(pdus: Array<{ pdu: TargetPdu; data?: Buffer }>): void {
     if (this.closed) return;
     const digests = this.stage === 'full' ? this.params : { headerDigest: false, dataDigest: false };
-    this.socket.cork();
     for (const { pdu } of pdus) {
       // The data segment always comes from the PDU itself, so the BHS length and the bytes sent agree.
       const data = 'data' in pdu ? pdu.data : undefined;
-      for (const b of frameBuffers(encodeBhs(pdu), data, digests)) this.socket.write(b);
+      for (const b of frameBuffers(encodeBhs(pdu), data, digests)) this.outq.push(b);
     }
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Write the queued output now (before ending the socket, and from the scheduled flush). */
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.closed || this.outq.length === 0) {
+      this.outq = [];
+      return;
+    }
+    const q = this.outq;
+    this.outq = [];
+    this.socket.cork();
+    for (const b of q) this.socket.write(b);
     this.socket.uncork();
     if (this.socket.writableLength > MAX_QUEUED_OUTPUT_BYTES && !this.socket.isPaused()) {
       this.socket.pause();
@@ -255,6 +275,12 @@ export class Connection {
         if (!this.closed) this.socket.resume();
       });
     }
+  }
+
+  /** Flush queued output, then half-close the socket; `then` runs once the FIN is sent. */
+  private endSocket(then?: () => void): void {
+    this.flush();
+    this.socket.end(then);
   }
 
   private sendReject(reason: number, bhs: Buffer): void {
@@ -291,7 +317,7 @@ export class Connection {
   private loginFail(req: LoginRequest, cls: number, detail: number, why: string): void {
     this.log.info({ initiator: this.initiatorName, target: this.targetName, why }, 'iscsi.login.refused');
     this.loginReply(req, cls, detail, [], false, 0);
-    this.socket.end();
+    this.endSocket();
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
   }
@@ -873,7 +899,7 @@ export class Connection {
           .then(() => this.registry.targetReset(s, cold))
           .then(() => {
             reply(I.ISCSI_TMF_RSP_COMPLETE);
-            if (cold) this.socket.end(() => this.close('target cold reset'));
+            if (cold) this.endSocket(() => this.close('target cold reset'));
           });
         return;
       }
@@ -970,7 +996,7 @@ export class Connection {
       this.send([{ pdu: { kind: 'logout-rsp', response, itt: p.itt, ...this.seq(true), time2Wait: 0, time2Retain: 0 } }]);
       if (response === I.ISCSI_LOGOUT_SUCCESS) {
         this.log.info({ tsih: this.session?.tsih }, 'iscsi.logout');
-        this.socket.end(() => this.close('logout'));
+        this.endSocket(() => this.close('logout'));
       }
     });
   }
