@@ -1,7 +1,7 @@
 // NBD benchmark: our target (MemoryDevice, FileDevice) against nbdkit `memory` and qemu-nbd (raw file), with
 // fio's nbd engine (1M sequential read/write at QD16; 4k random read/write at QD1/16/32) and nbdcopy 1 GiB in
 // and out. Prints a markdown table with each of our figures as a ratio to its peer. Run after `npm run build`.
-// Usage: scripts/bench/nbd [--runtime SECONDS] [--size 1G] [--json FILE] [--dir DIR]
+// Usage: scripts/bench/nbd [--runtime SECONDS] [--reps N] [--size 1G] [--json FILE] [--dir DIR]
 import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -18,7 +18,8 @@ const opt = (name, dflt) => {
   const i = args.indexOf(name);
   return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : dflt;
 };
-const RUNTIME = Number(opt('--runtime', '4'));
+const RUNTIME = Number(opt('--runtime', '3'));
+const REPS = Number(opt('--reps', '3'));
 const SIZE_G = Number(String(opt('--size', '1G')).replace(/G$/i, ''));
 const SIZE = SIZE_G * 1024 ** 3;
 const JSON_OUT = opt('--json', undefined);
@@ -152,24 +153,34 @@ async function main() {
     for (let o = 0; o < SIZE; o += 64 * 1024 * 1024) fs.writeSync(fd, crypto.randomBytes(Math.min(64 * 1024 * 1024, SIZE - o)));
     fs.closeSync(fd);
   }
-  const results = {};
-  for (const [name, startServer] of Object.entries(servers)) {
-    process.stderr.write(`== ${name}\n`);
-    const uri = await startServer();
-    const r = {};
-    try {
-      // nbdcopy first: it also fills the device, so reads below hit data, not holes.
-      r['nbdcopy-in-1G'] = (SIZE / 1024 ** 2) / timed('nbdcopy', [src, uri]);
-      r['nbdcopy-out-1G'] = (SIZE / 1024 ** 2) / timed('nbdcopy', [uri, 'null:']);
-      for (const t of FIO_TESTS) {
-        r[t.key] = fio(uri, t);
-        process.stderr.write(`   ${t.key}: ${r[t.key].toFixed(0)} ${t.unit}\n`);
+  // All four servers run at once and every cell is measured round-robin (peer, ours, peer, ours, ...) REPS
+  // times; the median is reported. On a shared, noisy box this keeps drift from favouring either side.
+  const uris = {};
+  for (const [name, startServer] of Object.entries(servers)) uris[name] = await startServer();
+  const samples = Object.fromEntries(Object.keys(servers).map((n) => [n, {}]));
+  const add = (name, key, v) => (samples[name][key] ??= []).push(v);
+  try {
+    for (let rep = 0; rep < REPS; rep++) {
+      for (const name of Object.keys(servers)) {
+        // nbdcopy first: it also fills the device, so reads below hit data, not holes.
+        add(name, 'nbdcopy-in-1G', SIZE / 1024 ** 2 / timed('nbdcopy', [src, uris[name]]));
+        add(name, 'nbdcopy-out-1G', SIZE / 1024 ** 2 / timed('nbdcopy', [uris[name], 'null:']));
       }
-    } finally {
-      await stopAll();
+      for (const t of FIO_TESTS) {
+        for (const name of Object.keys(servers)) add(name, t.key, fio(uris[name], t));
+        process.stderr.write(`rep ${rep + 1}/${REPS} ${t.key}: ${Object.keys(servers).map((n) => `${n}=${samples[n][t.key].at(-1).toFixed(0)}`).join(' ')}\n`);
+      }
     }
-    results[name] = r;
+  } finally {
+    await stopAll();
   }
+  const median = (xs) => {
+    const v = [...xs].sort((a, b) => a - b);
+    return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+  };
+  const results = Object.fromEntries(
+    Object.entries(samples).map(([n, byKey]) => [n, Object.fromEntries(Object.entries(byKey).map(([k, xs]) => [k, median(xs)]))]),
+  );
   const units = Object.fromEntries([...FIO_TESTS.map((t) => [t.key, t.unit]), ['nbdcopy-in-1G', 'MiB/s'], ['nbdcopy-out-1G', 'MiB/s']]);
   const keys = ['nbdcopy-in-1G', 'nbdcopy-out-1G', ...FIO_TESTS.map((t) => t.key)];
   const fmt = (v) => (v >= 100 ? v.toFixed(0) : v.toFixed(1));
@@ -179,7 +190,7 @@ async function main() {
   const f = results['ours-file'];
   const q = results['qemu-nbd-file'];
   const lines = [
-    `NBD benchmark: ${SIZE_G} GiB devices, fio ${RUNTIME}s per cell (nbd engine, 1 job), nbdcopy default (multi-conn), ${new Date().toISOString()}`,
+    `NBD benchmark: ${SIZE_G} GiB devices, median of ${REPS} round-robin runs, fio ${RUNTIME}s per cell (nbd engine, 1 job), nbdcopy default (multi-conn), load ${os.loadavg().map((x) => x.toFixed(1)).join('/')}, ${new Date().toISOString()}`,
     '',
     '| test | unit | nbdkit memory | ours memory | ours/nbdkit | qemu-nbd file | ours file | ours/qemu-nbd | ours memory/qemu-nbd |',
     '|---|---|---|---|---|---|---|---|---|',
@@ -189,7 +200,9 @@ async function main() {
     ),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
-  if (JSON_OUT !== undefined) fs.writeFileSync(JSON_OUT, JSON.stringify({ runtime: RUNTIME, size: SIZE, results }, null, 2));
+  if (JSON_OUT !== undefined) {
+    fs.writeFileSync(JSON_OUT, JSON.stringify({ runtime: RUNTIME, reps: REPS, size: SIZE, results, samples }, null, 2));
+  }
   if (opt('--dir', undefined) === undefined) fs.rmSync(DIR, { recursive: true, force: true });
 }
 

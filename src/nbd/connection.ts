@@ -60,7 +60,7 @@ export interface NbdLimits {
 export const DEFAULT_NBD_LIMITS: NbdLimits = {
   maxInFlight: 64,
   maxPayload: C.NBD_DEFAULT_MAX_PAYLOAD,
-  maxInFlightBytes: 128 * 1024 * 1024,
+  maxInFlightBytes: 64 * 1024 * 1024,
   maxOptionLength: 64 * 1024,
   maxOptions: 1024,
   maxReplyBacklogBytes: 64 * 1024 * 1024,
