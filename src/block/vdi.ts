@@ -325,7 +325,7 @@ export class VdiDevice implements BlockDevice {
           if (this.dirty.get(i) === d) this.dirty.delete(i);
           d.resolve();
         }
-      });
+      }, true);
     } catch (err) {
       // Writers waiting for these entries to become durable fail with the same error.
       for (const [i, d] of [...this.dirty.entries()].filter(([k]) => k >= min && k <= max)) {
@@ -476,8 +476,11 @@ export class VdiDevice implements BlockDevice {
 
   // ---- coherence: reload on INODE_INVALIDATED / READONLY ----
 
-  /** Run one step, reloading the inode and retrying on INODE_INVALIDATED or READONLY. */
-  private async retrying<T>(step: () => Promise<T>): Promise<T> {
+  /**
+   * Run one step, reloading the inode and retrying on INODE_INVALIDATED or READONLY. `inChain` is true for
+   * steps that already run inside the index chain (index writes), which then reload directly.
+   */
+  private async retrying<T>(step: () => Promise<T>, inChain = false): Promise<T> {
     const max = this.opts.maxReloads ?? 8;
     for (let attempt = 0; ; attempt++) {
       const gen = this.generation;
@@ -487,19 +490,35 @@ export class VdiDevice implements BlockDevice {
         const r = err instanceof SheepError ? err.result : -1;
         if ((r !== C.SD_RES_INODE_INVALIDATED && r !== C.SD_RES_READONLY) || attempt >= max) throw toBlockError(err, `VDI ${this.opts.vdi} I/O failed`);
         if (r === C.SD_RES_READONLY && this.readOnly) throw toBlockError(err, `VDI ${this.opts.vdi} is read-only`);
-        await this.reload(gen, r === C.SD_RES_READONLY);
+        await this.reload(gen, r === C.SD_RES_READONLY, inChain);
       }
     }
   }
 
-  /** Reload once per generation: concurrent refusals share one reload. */
-  private async reload(seenGen: number, snapshotTaken: boolean): Promise<void> {
+  /**
+   * Reload once per generation; concurrent refusals share one reload. Reloads run inside the index chain, so
+   * no index write (nor trim) completes while the inode is being read: every local change made meanwhile is
+   * still in `dirty` and survives the merge.
+   */
+  private async reload(seenGen: number, snapshotTaken: boolean, inChain: boolean): Promise<void> {
     if (this.generation !== seenGen) return;
-    this.reloading ??= this.doReload(snapshotTaken).finally(() => {
-      this.generation++;
+    if (inChain) {
+      await this.reloadOnce(seenGen, snapshotTaken);
+      return;
+    }
+    this.reloading ??= this.indexOp(() => this.reloadOnce(seenGen, snapshotTaken)).finally(() => {
       this.reloading = null;
     });
     await this.reloading;
+  }
+
+  private async reloadOnce(seenGen: number, snapshotTaken: boolean): Promise<void> {
+    if (this.generation !== seenGen) return;
+    try {
+      await this.doReload(snapshotTaken);
+    } finally {
+      this.generation++;
+    }
   }
 
   private async doReload(snapshotTaken: boolean): Promise<void> {
