@@ -150,4 +150,25 @@ describe.skipIf(!peers || !built)('sheep behind the real tgtd', () => {
     await qemuIo(t2, 1, ['write -P 0x66 0 64k', 'read -P 0x66 0 64k']);
     expect((await t2.deleteLun(1)).code).toBe(0);
   });
+
+  it('a tgtd killed with its LU open leaves a stale lock that `dog vdi lock unlock` checks and breaks', async () => {
+    await dogOk(['vdi', 'create', 'stale', '8M']);
+    const t3 = await startTgtd('c');
+    tgtds.push(t3);
+    expect((await t3.addLun(1, `tcp:127.0.0.1:${port}:stale`)).code).toBe(0);
+    await qemuIo(t3, 1, ['write -P 0x77 0 1M']);
+    t3.proc.kill('SIGKILL');
+    await t3.proc.exited;
+    // The lock belongs to the sheep, not the connection: it survives the client's death (§6.4).
+    expect(await dogOk(['vdi', 'lock', 'list'])).toMatch(/^\s*stale\s/m);
+    const t4 = await startTgtd('d');
+    tgtds.push(t4);
+    expect((await t4.addLun(1, `tcp:127.0.0.1:${port}:stale`)).code).toBe(22);
+    const out = await dogOk(['vdi', 'lock', 'unlock', 'stale']);
+    expect(out).toMatch(/consistent|fixed|repaired|check/i);
+    expect(await dogOk(['vdi', 'lock', 'list'])).not.toMatch(/^\s*stale\s/m);
+    expect((await t4.addLun(1, `tcp:127.0.0.1:${port}:stale`)).code).toBe(0);
+    await qemuIo(t4, 1, ['read -P 0x77 0 1M']);
+    expect((await t4.deleteLun(1)).code).toBe(0);
+  });
 });
