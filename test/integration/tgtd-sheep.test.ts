@@ -136,7 +136,7 @@ describe.skipIf(!peers || !built)('sheep behind the real tgtd', () => {
     tgtds.push(t2);
     const refused = await t2.addLun(1, `tcp:127.0.0.1:${port}:shared`);
     expect(refused.code).toBe(22);
-    expect(t2.proc.output()).toMatch(/VDI is already locked/);
+    await waitForOutput(t2.proc, /VDI is already locked/);
     // An exclusive lock from another client is refused with VDI_LOCKED.
     const w = await SheepWire.connect({ port });
     const ex = await w.lock('shared', C.LOCK_TYPE_NORMAL);
