@@ -22,12 +22,19 @@ export class IscsiTransportError extends Error {
   /** Login status class and detail (ELOGIN/EAUTH). */
   readonly statusClass: number | undefined;
   readonly statusDetail: number | undefined;
-  constructor(code: TransportErrorCode, message: string, opts: { cause?: unknown; statusClass?: number; statusDetail?: number } = {}) {
+  /** Login redirection (status class 1): where the target sent us. */
+  readonly redirect: { host: string; port: number } | undefined;
+  constructor(
+    code: TransportErrorCode,
+    message: string,
+    opts: { cause?: unknown; statusClass?: number; statusDetail?: number; redirect?: { host: string; port: number } } = {},
+  ) {
     super(message, { cause: opts.cause });
     this.name = 'IscsiTransportError';
     this.code = code;
     this.statusClass = opts.statusClass;
     this.statusDetail = opts.statusDetail;
+    this.redirect = opts.redirect;
   }
 }
 
@@ -128,6 +135,14 @@ export function classifyScsi(status: number, sense: Sense | undefined): ScsiErro
     default:
       return 'other';
   }
+}
+
+/** Parse a TargetAddress value: "host:port,tpgt", "[v6]:port,tpgt" or "host" (port 3260). */
+export function parseTargetAddress(v: string): { host: string; port: number; portalGroupTag: number | undefined } {
+  const m = /^(\[[^\]]+\]|[^:,]+)(?::(\d+))?(?:,(\d+))?$/.exec(v);
+  let host = m?.[1] ?? v;
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  return { host, port: m?.[2] ? Number(m[2]) : 3260, portalGroupTag: m?.[3] ? Number(m[3]) : undefined };
 }
 
 /** Parse the SCSI Response data segment: SenseLength (2 bytes) then sense data (RFC 7143 §11.4.7). */

@@ -13,7 +13,7 @@ import { lunField, type LoginRequest, type LoginResponse, type TargetPdu } from 
 import { encodeText, parseText, type TextPairs } from '../proto/iscsi/text.js';
 import * as S from '../proto/scsi/constants.js';
 import { InitiatorConn, type OutPdus } from './conn.js';
-import { IscsiTransportError, ScsiStatusError, senseFromResponseData, type TransportErrorCode } from './errors.js';
+import { IscsiTransportError, ScsiStatusError, parseTargetAddress, senseFromResponseData, type TransportErrorCode } from './errors.js';
 import { LoginError, LoginNegotiator, randomIsid, type ChapCredentials, type LoginStep, type NegotiatedParams } from './login.js';
 
 export const DEFAULT_INITIATOR_NAME = 'iqn.2026-11.org.sheepfold:initiator';
@@ -232,7 +232,7 @@ export class IscsiSessionCore extends EventEmitter<SessionEvents> {
     }
     const wasUp = this.loginCount > 0;
     this.stateValue = 'connecting';
-    const attempt = this.loginOnce()
+    const attempt = this.loginFollowingRedirects()
       .then(() => {
         if (this.stateValue === 'closed') {
           // close() ran while we were logging in: drop the new connection.
@@ -264,11 +264,31 @@ export class IscsiSessionCore extends EventEmitter<SessionEvents> {
     return attempt;
   }
 
+  /** Log in at the configured portal, following up to 3 login redirections (a permanent one is remembered). */
+  private async loginFollowingRedirects(): Promise<void> {
+    let host = this.opts.host;
+    let port = this.opts.port;
+    for (let hop = 0; ; hop++) {
+      try {
+        await this.loginOnce(host, port);
+        return;
+      } catch (e) {
+        if (!(e instanceof IscsiTransportError) || !e.redirect || hop >= 3) throw e;
+        this.log.info({ from: `${host}:${port}`, to: e.redirect, permanent: e.statusDetail === 2 }, 'initiator.login.redirect');
+        ({ host, port } = e.redirect);
+        if (e.statusDetail === 2) {
+          this.opts.host = host;
+          this.opts.port = port;
+        }
+      }
+    }
+  }
+
   /** One TCP connect + login; on success `this.conn` is the full-feature connection. */
-  private async loginOnce(): Promise<void> {
+  private async loginOnce(host: string, port: number): Promise<void> {
     const o = this.opts;
     const deadline = Date.now() + o.loginTimeoutMs;
-    const conn = await InitiatorConn.connect(o.host, o.port, o.loginTimeoutMs);
+    const conn = await InitiatorConn.connect(host, port, o.loginTimeoutMs);
     if (this.stateValue === 'closed') {
       conn.end(new IscsiTransportError('ESHUTDOWN', 'session closed'));
       throw new IscsiTransportError('ESHUTDOWN', 'session closed');
@@ -394,6 +414,18 @@ export class IscsiSessionCore extends EventEmitter<SessionEvents> {
           return;
         }
         this.expStatSN = (p.statSN + 1) >>> 0;
+        if (p.statusClass === I.ISCSI_STATUS_CLS_REDIRECT) {
+          const addr = parseText(p.data).find(([k]) => k === 'TargetAddress')?.[1];
+          const redirect = addr !== undefined ? parseTargetAddress(addr) : undefined;
+          reject(
+            new IscsiTransportError('ELOGIN', `login redirected to ${addr ?? '(no TargetAddress)'}`, {
+              statusClass: p.statusClass,
+              statusDetail: p.statusDetail,
+              redirect: redirect ? { host: redirect.host, port: redirect.port } : undefined,
+            }),
+          );
+          return;
+        }
         if (p.statusClass !== I.ISCSI_STATUS_CLS_SUCCESS) {
           const auth = p.statusClass === I.ISCSI_STATUS_CLS_INITIATOR_ERR && p.statusDetail === I.ISCSI_LOGIN_STATUS_AUTH_FAILED;
           reject(
@@ -1079,16 +1111,7 @@ export class IscsiSessionCore extends EventEmitter<SessionEvents> {
     const out: DiscoveredTarget[] = [];
     for (const [k, v] of pairs) {
       if (k === 'TargetName') out.push({ name: v, addresses: [] });
-      else if (k === 'TargetAddress' && out.length > 0) {
-        const m = /^(.*?)(?::(\d+))?(?:,(\d+))?$/.exec(v);
-        let host = m?.[1] ?? v;
-        if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
-        (out[out.length - 1] as DiscoveredTarget).addresses.push({
-          host,
-          port: m?.[2] ? Number(m[2]) : 3260,
-          portalGroupTag: m?.[3] ? Number(m[3]) : undefined,
-        });
-      }
+      else if (k === 'TargetAddress' && out.length > 0) (out[out.length - 1] as DiscoveredTarget).addresses.push(parseTargetAddress(v));
     }
     return out;
   }

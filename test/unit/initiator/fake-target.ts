@@ -37,6 +37,8 @@ export class FakeTarget {
   logins = 0;
   /** CmdSN window given to new connections. */
   window = 32;
+  /** Answer every login with a redirection to this TargetAddress (detail 1 temporary, 2 permanent). */
+  redirect: { address: string; detail: number } | undefined;
   private server: net.Server | undefined;
   constructor(public handler: Handler) {}
 
@@ -75,6 +77,30 @@ export class FakeTarget {
   }
 
   private login(c: FakeConn, p: Extract<Pdu, { kind: 'login-req' }>): void {
+    if (this.redirect) {
+      const data = encodeText([['TargetAddress', this.redirect.address]]);
+      c.send(
+        {
+          kind: 'login-rsp',
+          transit: false,
+          cont: false,
+          csg: p.csg,
+          nsg: 0,
+          versionMax: 0,
+          versionActive: 0,
+          isid: p.isid,
+          tsih: 0,
+          itt: p.itt,
+          ...c.seq(),
+          statusClass: I.ISCSI_STATUS_CLS_REDIRECT,
+          statusDetail: this.redirect.detail,
+          data,
+        },
+        data,
+      );
+      c.sock.end();
+      return;
+    }
     if (c.logins === 0) {
       c.expCmdSN = p.cmdSN;
       this.logins++;

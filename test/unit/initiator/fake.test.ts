@@ -214,4 +214,23 @@ describe('IscsiSession against a scripted fake target', () => {
     expect(aborts).toHaveLength(2);
     expect(s.state).toBe('up');
   });
+
+  it('follows login redirections (temporary, then permanent)', async () => {
+    const real = await fake((c, p) => {
+      if (p.kind !== 'scsi-cmd') return;
+      c.expCmdSN++;
+      c.send(goodResponse(c, p.itt));
+    });
+    const front = await fake(() => undefined);
+    front.redirect = { address: `127.0.0.1:${real.port},1`, detail: 1 };
+    const s = session(front);
+    await s.testUnitReady();
+    expect(real.logins).toBe(1);
+    expect(s.opts.port).toBe(front.port);
+    s.dropConnection();
+    front.redirect = { address: `127.0.0.1:${real.port},1`, detail: 2 };
+    await s.testUnitReady();
+    expect(real.logins).toBe(2);
+    expect(s.opts.port).toBe(real.port);
+  });
 });
