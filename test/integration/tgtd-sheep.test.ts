@@ -171,4 +171,14 @@ describe.skipIf(!peers || !built)('sheep behind the real tgtd', () => {
     await qemuIo(t4, 1, ['read -P 0x77 0 1M']);
     expect((await t4.deleteLun(1)).code).toBe(0);
   });
+
+  it('exports a grown VDI with its new size and keeps its data', async () => {
+    await dogOk(['vdi', 'resize', 'dogdisk', '40M']);
+    expect((await t1.addLun(4, `tcp:127.0.0.1:${port}:dogdisk`)).code).toBe(0);
+    const cap = await run('iscsi-readcapacity16', [t1.url(4)]);
+    expect(cap.stdout).toMatch(new RegExp(`Total size:${40 * MiB}\\b`));
+    await qemuIo(t1, 4, ['write -P 0x21 39M 1M', 'read -P 0x21 39M 1M']);
+    expect((await dogRead(['dogdisk', String(39 * MiB), String(MiB)])).equals(Buffer.alloc(MiB, 0x21))).toBe(true);
+    expect((await t1.deleteLun(4)).code).toBe(0);
+  });
 });
