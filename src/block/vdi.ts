@@ -529,8 +529,24 @@ export class VdiDevice implements BlockDevice {
       const info = this.lockType !== null ? await this.client.lockVdi(this.opts.vdi, { type: this.lockType }) : await this.client.getVdiInfo(this.opts.vdi);
       if (this.lockType !== null && info.vid !== old) await this.client.releaseVdi(old, this.lockType).catch(() => undefined);
       this.vid = info.vid;
+      const snap = ino;
       ino = decodeInode(await this.client.readObj(vidToVdiOid(this.vid), C.TGT_INODE_SIZE, { flags: IO_FLAGS }));
-      this.log.info({ oldVid: old, newVid: this.vid }, 'vdi.snapshot_reload');
+      // An index write of ours that landed in the old inode just after the snapshot copied it is missing from
+      // the new working inode: re-apply such entries (owned by the old vid there, unset here) to it.
+      let min = -1;
+      let max = -1;
+      for (let i = 0; i < this.nrObjects; i++) {
+        if (snap.dataVdiId[i] === old && (ino.dataVdiId[i] ?? 0) === 0) {
+          ino.dataVdiId[i] = old;
+          if (min < 0) min = i;
+          max = i;
+        }
+      }
+      if (min >= 0) {
+        const payload = encodeIndexRange(ino.dataVdiId, min, max - min + 1);
+        await this.client.writeObj(vidToVdiOid(this.vid), payload, { offset: dataVidOffset(min), copies: ino.nrCopies, flags: IO_FLAGS });
+      }
+      this.log.info({ oldVid: old, newVid: this.vid, reapplied: min < 0 ? 0 : max - min + 1 }, 'vdi.snapshot_reload');
     } else this.log.debug({}, 'vdi.inode_reload');
     // Keep entries we changed whose index write has not landed yet.
     for (const i of this.dirty.keys()) ino.dataVdiId[i] = this.inode.dataVdiId[i] ?? 0;

@@ -176,6 +176,30 @@ describe('VdiDevice', () => {
     expect((await snap.read(0, 4096)).equals(Buffer.alloc(4096, 7))).toBe(true);
   });
 
+  it('keeps an allocation whose index write landed in the old inode right after a snapshot', async () => {
+    const { s, c, vid } = await setup();
+    const d = await open(s);
+    let snapped = false;
+    s.hook = async (req) => {
+      // The snapshot is taken between our CREATE and our index write, so the new working VDI's index
+      // (copied at snapshot time) lacks the entry that then lands in the snapshot's inode.
+      if (!snapped && req.opcode === C.SD_OP_WRITE_OBJ && req.args.kind === 'obj' && req.args.oid === vidToVdiOid(vid) && req.args.offset >= 4664) {
+        snapped = true;
+        s.hook = null;
+        await snapshot(c, 'mid');
+      }
+      return undefined;
+    };
+    await d.write(3 * MiB, Buffer.alloc(4096, 0x33));
+    expect(snapped).toBe(true);
+    await d.write(0, Buffer.alloc(512, 1)); // READONLY -> snapshot reload
+    expect(d.currentVid).not.toBe(vid);
+    expect((await d.read(3 * MiB, 4096)).equals(Buffer.alloc(4096, 0x33))).toBe(true);
+    await d.close();
+    const fresh = await open(s, { noLock: true });
+    expect((await fresh.read(3 * MiB, 4096)).equals(Buffer.alloc(4096, 0x33))).toBe(true);
+  });
+
   it('derives a stable identity from the cluster ctime and vid', async () => {
     const { s } = await setup();
     const a = await open(s, { noLock: true, name: 'exp1' });
