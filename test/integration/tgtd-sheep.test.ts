@@ -181,4 +181,33 @@ describe.skipIf(!peers || !built)('sheep behind the real tgtd', () => {
     expect((await dogRead(['dogdisk', String(39 * MiB), String(MiB)])).equals(Buffer.alloc(MiB, 0x21))).toBe(true);
     expect((await t1.deleteLun(4)).code).toBe(0);
   });
+
+  it('keeps 300 concurrent non-overlapping random writes through tgtd (object creation races, index updates)', async () => {
+    await dogOk(['vdi', 'create', 'rand', '32M']);
+    expect((await t1.addLun(5, `tcp:127.0.0.1:${port}:rand`)).code).toBe(0);
+    const size = 32 * MiB;
+    const model = Buffer.alloc(size);
+    const used: [number, number][] = [];
+    const cmds: string[] = [];
+    let seed = 12345;
+    const rnd = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    while (used.length < 300) {
+      const len = [512, 4096, 65536, 131072][rnd(4)]!;
+      const off = Math.floor(rnd(size - len) / 512) * 512;
+      if (used.some(([o, l]) => off < o + l && o < off + len)) continue;
+      used.push([off, len]);
+      const pat = 1 + rnd(254);
+      model.fill(pat, off, off + len);
+      cmds.push(`aio_write -P ${pat} ${off} ${len}`);
+      if (used.length % 25 === 0) cmds.push('aio_flush');
+    }
+    const r = await run('qemu-io', ['-f', 'raw', t1.url(5)], { input: `${cmds.join('\n')}\naio_flush\n`, timeoutMs: 300_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout + r.stderr).not.toMatch(/error|failed/i);
+    expect((await dogRead(['rand'])).equals(model)).toBe(true);
+    expect((await t1.deleteLun(5)).code).toBe(0);
+  });
 });
