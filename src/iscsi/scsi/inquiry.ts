@@ -127,6 +127,7 @@ export function buildInquiry(ctx: InquiryContext, evpd: boolean, pageCode: numbe
     case C.VPD_BLOCK_DEVICE_CHARACTERISTICS: {
       const b = Buffer.alloc(0x3c);
       b.writeUInt16BE(1, 0); // non-rotating medium
+      b[3] = 0x40 | 0x10; // WABEREQ=01b, WACEREQ=01b: after SANITIZE BLOCK/CRYPTO ERASE reads succeed (zeros)
       return vpd(pageCode, b);
     }
     case C.VPD_LOGICAL_BLOCK_PROVISIONING: {

@@ -531,6 +531,8 @@ export class LogicalUnit {
         return this.good();
       case C.UNMAP:
         return this.unmap(c, req);
+      case C.SANITIZE:
+        return this.sanitize(c, req);
       case C.RESERVE_6:
       case C.RESERVE_10:
         if (!this.reservations.reserve2(req.nexus)) throw new Conflict();
@@ -617,6 +619,65 @@ export class LogicalUnit {
     out.writeUInt32BE(4 + descs.length * 16, 0);
     descs.forEach((d, i) => d.copy(out, 8 + i * 16));
     return this.good(out, alloc);
+  }
+
+  /**
+   * SANITIZE (SBC-3 §5.30): OVERWRITE fills every block with the initialization pattern; BLOCK ERASE and
+   * CRYPTO ERASE deallocate the whole LU (it then reads as zeros); EXIT FAILURE MODE has nothing to leave.
+   * Runs to completion before the status (IMMED is accepted but not honoured).
+   */
+  private async sanitize(c: OtherCdb, req: ScsiRequest): Promise<ScsiResult> {
+    const cdb = c.cdb;
+    if ((cdb[1] ?? 0) & 0x40) throw invalidCdb(1, 6);
+    for (let i = 2; i <= 6; i++) if (cdb[i] !== 0) throw invalidCdb(i);
+    const plen = c.parameterListLength;
+    const sa = c.serviceAction;
+    if (sa !== C.SANITIZE_OVERWRITE && sa !== C.SANITIZE_BLOCK_ERASE && sa !== C.SANITIZE_CRYPTO_ERASE && sa !== C.SANITIZE_EXIT_FAILURE_MODE) {
+      throw invalidCdb(1, 4);
+    }
+    if (sa !== C.SANITIZE_OVERWRITE) {
+      if (plen !== 0) throw invalidCdb(7);
+      if (sa === C.SANITIZE_EXIT_FAILURE_MODE) return this.good();
+      this.writable();
+      const release = await this.lock.acquire(0, this.device.size, 'exclusive');
+      try {
+        const step = 64 * 1024 * 1024;
+        for (let off = 0; off < this.device.size; off += step) {
+          const n = Math.min(step, this.device.size - off);
+          if (this.device.thin) await this.device.discard(off, n);
+          else await this.device.writeZeroes(off, n);
+        }
+        await this.device.flush();
+      } finally {
+        release();
+      }
+      return { status: C.SAM_STAT_GOOD, dataOutWanted: 0 };
+    }
+    const bs = this.blockSize;
+    if (plen < 5 || plen > bs + 4) throw invalidCdb(7);
+    const p = req.dataOut ?? Buffer.alloc(0);
+    if (p.length < plen) throw paramListLength();
+    const count = (p[0] ?? 0) & 0x1f;
+    const patLen = p.readUInt16BE(2);
+    if (count === 0) throw invalidParam(0);
+    if (patLen === 0 || patLen > bs || 4 + patLen > plen) throw invalidParam(2);
+    this.writable();
+    const pattern = p.subarray(4, 4 + patLen);
+    const block = Buffer.alloc(bs);
+    for (let i = 0; i < bs; i += patLen) pattern.copy(block, i, 0, Math.min(patLen, bs - i));
+    const chunk = Buffer.alloc(Math.min(this.device.size, 1024 * 1024));
+    for (let i = 0; i < chunk.length; i += bs) block.copy(chunk, i);
+    const release = await this.lock.acquire(0, this.device.size, 'exclusive');
+    try {
+      for (let off = 0; off < this.device.size; off += chunk.length) {
+        const n = Math.min(chunk.length, this.device.size - off);
+        await this.device.write(off, n === chunk.length ? chunk : chunk.subarray(0, n));
+      }
+      await this.device.flush();
+    } finally {
+      release();
+    }
+    return { status: C.SAM_STAT_GOOD, dataOutWanted: plen };
   }
 
   private async unmap(c: OtherCdb, req: ScsiRequest): Promise<ScsiResult> {

@@ -36,6 +36,11 @@ const OPS: OpEntry[] = [
   { op: C.READ_DEFECT_DATA_10, usage: [0x37, 0, 0x1f, 0, 0, 0, 0, 0xff, 0xff, ctl] },
   { op: C.WRITE_SAME_10, usage: rw10(C.WRITE_SAME_10, 0x08) },
   { op: C.UNMAP, usage: [0x42, 0, 0, 0, 0, 0, 0x3f, 0xff, 0xff, ctl] },
+  ...[C.SANITIZE_OVERWRITE, C.SANITIZE_BLOCK_ERASE, C.SANITIZE_CRYPTO_ERASE, C.SANITIZE_EXIT_FAILURE_MODE].map((sa) => ({
+    op: C.SANITIZE,
+    sa,
+    usage: [0x48, 0xa0 | sa, 0, 0, 0, 0, 0, 0xff, 0xff, ctl],
+  })),
   { op: C.MODE_SELECT_10, usage: [0x55, 0x11, 0, 0, 0, 0, 0, 0xff, 0xff, ctl] },
   { op: C.RESERVE_10, usage: [0x56, 0, 0, 0, 0, 0, 0, 0, 0, ctl] },
   { op: C.RELEASE_10, usage: [0x57, 0, 0, 0, 0, 0, 0, 0, 0, ctl] },

@@ -155,6 +155,8 @@ export function parseCdb(raw: Buffer): ParsedCdb {
     case C.MODE_SELECT_10:
     case C.UNMAP:
       return other(cdb, 0, 0, u16(7));
+    case C.SANITIZE:
+      return other(cdb, (cdb[1] ?? 0) & 0x1f, 0, u16(7));
     case C.PERSISTENT_RESERVE_OUT:
       return other(cdb, (cdb[1] ?? 0) & 0x1f, 0, u32(5));
     case C.SERVICE_ACTION_IN_16:

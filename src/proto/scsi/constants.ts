@@ -78,6 +78,7 @@ export const READ_DEFECT_DATA_10 = 0x37;
 export const WRITE_BUFFER = 0x3b;
 export const READ_BUFFER = 0x3c;
 export const WRITE_SAME_10 = 0x41;
+export const SANITIZE = 0x48;
 export const UNMAP = 0x42;
 export const MODE_SELECT_10 = 0x55;
 export const RESERVE_10 = 0x56;
@@ -113,6 +114,12 @@ export const SAI_GET_LBA_STATUS = 0x12;
 export const MI_REPORT_SUPPORTED_OPERATION_CODES = 0x0c;
 export const MI_REPORT_SUPPORTED_TASK_MANAGEMENT_FUNCTIONS = 0x0d;
 export const MI_REPORT_TARGET_PORT_GROUPS = 0x0a;
+
+// SANITIZE service actions (SBC-3 §5.30)
+export const SANITIZE_OVERWRITE = 0x01;
+export const SANITIZE_BLOCK_ERASE = 0x02;
+export const SANITIZE_CRYPTO_ERASE = 0x03;
+export const SANITIZE_EXIT_FAILURE_MODE = 0x1f;
 
 // VPD pages (SPC-4 §7.8, SBC-3 §6.6)
 export const VPD_SUPPORTED_PAGES = 0x00;
