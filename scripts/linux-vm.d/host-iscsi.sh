@@ -1,7 +1,7 @@
-# Host side of the iscsi scenario: our target with one memory export on both front ends (iSCSI with CHAP, an
-# initiator ACL and 10.0.2.2:PORT as the advertised portal; NBD for the host-side checks). The expected
-# identity (vendor, unit serial, NAA WWID) is read on the host with libiscsi's iscsi-inq, independent of the
-# guest kernel, which must report the same.
+# Host side of the iscsi scenario: our target with one export (a fresh VDI, or memory: see export_args) on
+# both front ends: iSCSI with CHAP, an initiator ACL and 10.0.2.2:PORT as the advertised portal; NBD for the
+# host-side checks. The expected identity (vendor, unit serial, NAA WWID) is read on the host with libiscsi's
+# iscsi-inq, independent of the guest kernel, which must report the same.
 
 ISCSI_PREFIX=iqn.2026-11.org.sheepfold:
 GUEST_IQN=iqn.2026-11.org.sheepfold.test:guest
@@ -44,7 +44,8 @@ scenario_iscsi() {
   guest_payload "$MIB"
   iport=$(free_port)
   iscsi_config "$RUN/target.toml" "$iport" "10.0.2.2:$iport"
-  start_target target-iscsi --config "$RUN/target.toml" --nbd 127.0.0.1:0 --export "demo=mem:$size" || return 1
+  export_args demo "$size" || return 1
+  start_target target-iscsi --config "$RUN/target.toml" --nbd 127.0.0.1:0 "${EXPORT_ARGS[@]}" || return 1
   nport=${TARGET_NBD##*:}
   say "target pid $TARGET_PID iscsi $TARGET_ISCSI (portal advertised 10.0.2.2:$iport) nbd 127.0.0.1:$nport"
   expected_identity "$iport" "$iqn" || return 1

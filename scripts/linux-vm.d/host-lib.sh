@@ -58,6 +58,33 @@ start_target() {
   return 0
 }
 
+# start_cluster VDI SIZE: a fresh one-node Sheepfold cluster (sheep on a free port, `dog cluster format`) with
+# one VDI of SIZE bytes; sets SHEEP_PORT.
+start_cluster() {
+  mkdir -p "$RUN/sheep"
+  start_server sheep "$RUN/sheep.log" '"sheep_ready"' \
+    node "$SHEEPFOLD_JS" sheep --store "$RUN/sheep" --port 0 --json --log-level warn || return 1
+  SHEEP_PORT=$(grep -m1 '"sheep_ready"' "$RUN/sheep.log" | grep -o '"port":[0-9]*' | cut -d: -f2)
+  node "$DOG_JS" cluster format -p "$SHEEP_PORT" -c 1 -f >"$RUN/dog.log" 2>&1 &&
+    node "$DOG_JS" vdi create -p "$SHEEP_PORT" "$1" "$2" >>"$RUN/dog.log" 2>&1 ||
+    { say "dog cluster format / vdi create failed:"; sed "s/^/[$SCEN]   /" "$RUN/dog.log"; return 1; }
+  say "sheep pid $SERVER_PID 127.0.0.1:$SHEEP_PORT, VDI $1 ($2 bytes)"
+}
+
+# export_args NAME SIZE: the target arguments exporting disk NAME of SIZE bytes from the backend chosen by
+# LINUX_VM_BACKEND: vdi (default; starts a fresh cluster, see start_cluster) or mem (a memory export); sets
+# EXPORT_ARGS.
+export_args() {
+  case ${LINUX_VM_BACKEND:-vdi} in
+    vdi)
+      start_cluster "$1" "$2" || return 1
+      EXPORT_ARGS=(--sheep "127.0.0.1:$SHEEP_PORT" --export "$1=$1")
+      ;;
+    mem) EXPORT_ARGS=(--export "$1=mem:$2") ;;
+    *) say "unknown LINUX_VM_BACKEND '${LINUX_VM_BACKEND}' (vdi or mem)"; return 1 ;;
+  esac
+}
+
 # guest_file SRC DEST: put SRC into this boot's overlay at DEST (absolute path inside the guest).
 guest_file() {
   mkdir -p "$RUN/overlay$(dirname "$2")"
@@ -87,6 +114,7 @@ boot_guest() {
   local scenario=$1 on_req=${2:-} seen=0 total line t0 rc f
   guest_file "$HERE/guest/init.sh" /init
   chmod 755 "$RUN/overlay/init"
+  [ -n "${SCEN_T0:-}" ] && say "TIME host-setup $(since "$SCEN_T0")"
   for f in "$HERE"/guest/*.sh; do guest_file "$f" "/sf/$(basename "$f")"; done
   echo "SF_SCENARIO=$scenario" >>"$RUN/overlay/etc/sf-params"
   # The kernel unpacks concatenated archives in order; the overlay's files are added to the base image's.
@@ -100,7 +128,7 @@ boot_guest() {
     -display none -no-reboot -monitor none -serial "file:$RUN/console.log" \
     -kernel "$CACHE/vmlinuz" -initrd "$RUN/initrd.img" \
     -append "console=ttyS0 panic=-1 quiet loglevel=3" \
-    -netdev user,id=n0 -device virtio-net-pci,netdev=n0 "${disk[@]}" </dev/null >"$RUN/qemu.log" 2>&1 &
+    -netdev user,id=n0 -device virtio-net-pci,netdev=n0 ${LINUX_VM_PCAP:+-object filter-dump,id=f0,netdev=n0,file=$LINUX_VM_PCAP} "${disk[@]}" </dev/null >"$RUN/qemu.log" 2>&1 &
   QEMU_PID=$!
   PIDS+=("$QEMU_PID")
   while :; do
@@ -172,6 +200,12 @@ check_discarded_export() {
   kept=$(timeout 60 nbdcopy "nbd://127.0.0.1:$port/$export" - 2>/dev/null | head -c "$off" | sha256sum | cut -d' ' -f1)
   [ "$kept" = "$(payload_sha $((off / 1048576)))" ] || { say "host read of the kept part differs from the payload"; return 1; }
   say "RESULT host-read PASS first $((off / 1048576)) MiB read back through NBD equal the payload"
+  if [ -n "${SHEEP_PORT:-}" ]; then
+    # and straight from the cluster, past the target
+    kept=$(timeout 120 node "$DOG_JS" vdi read -p "$SHEEP_PORT" "$export" 0 "$off" 2>/dev/null | sha256sum | cut -d' ' -f1)
+    [ "$kept" = "$(payload_sha $((off / 1048576)))" ] || { say "dog vdi read of the kept part differs from the payload"; return 1; }
+    say "RESULT host-dog-read PASS first $((off / 1048576)) MiB read with dog vdi read equal the payload"
+  fi
   return 0
 }
 

@@ -9,18 +9,6 @@
 
 MP_SIZE=$((128 * 1048576))
 
-# mp_start_sheep: a fresh one-node cluster with VDI "demo"; sets SHEEP_PORT.
-mp_start_sheep() {
-  mkdir -p "$RUN/sheep"
-  start_server sheep "$RUN/sheep.log" '"sheep_ready"' \
-    node "$SHEEPFOLD_JS" sheep --store "$RUN/sheep" --port 0 --json --log-level warn || return 1
-  SHEEP_PORT=$(grep -m1 '"sheep_ready"' "$RUN/sheep.log" | grep -o '"port":[0-9]*' | cut -d: -f2)
-  node "$DOG_JS" cluster format -p "$SHEEP_PORT" -c 1 -f >"$RUN/dog.log" 2>&1 &&
-    node "$DOG_JS" vdi create -p "$SHEEP_PORT" demo "$MP_SIZE" >>"$RUN/dog.log" 2>&1 ||
-    { say "dog cluster format / vdi create failed:"; sed "s/^/[$SCEN]   /" "$RUN/dog.log"; return 1; }
-  say "sheep pid $SERVER_PID 127.0.0.1:$SHEEP_PORT, VDI demo ($MP_SIZE bytes)"
-}
-
 # mp_start_target NAME PORT: start target NAME (A or B) exporting the shared disk with its iSCSI portal on
 # PORT; sets MP_PID_<NAME>.
 mp_start_target() {
@@ -50,7 +38,7 @@ scenario_multipath() {
   guest_payload "$MIB"
   case $backend in
     vdi)
-      mp_start_sheep || return 1
+      start_cluster demo "$MP_SIZE" || return 1
       MP_EXPORT_ARGS=(--sheep "127.0.0.1:$SHEEP_PORT" --export demo=demo)
       ;;
     file)

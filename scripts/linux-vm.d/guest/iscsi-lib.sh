@@ -5,6 +5,7 @@
 iscsi_start() {
   mkdir -p /etc/iscsi/nodes /etc/iscsi/send_targets /run/lock/iscsi /var/lib/iscsi
   echo "InitiatorName=$SF_INITIATOR" >/etc/iscsi/initiatorname.iscsi
+  echo 16777216 >/proc/sys/net/core/rmem_max
   iscsid -f -d "${SF_ISCSID_DEBUG:-1}" >/tmp/iscsid.log 2>&1 &
   wait_for 20 sh -c 'iscsiadm -m session 2>&1 | grep -q "No active sessions"'
 }
@@ -12,13 +13,18 @@ iscsi_start() {
 # iscsi_set IQN PORTAL NAME VALUE: update one setting of a node record.
 iscsi_set() { iscsiadm -m node -T "$1" -p "$2" -o update -n "$3" -v "$4" >/dev/null; }
 
-# iscsi_chap IQN PORTAL: one-way CHAP with SF_CHAP_USER / SF_CHAP_SECRET on the node record.
-iscsi_chap() {
+# iscsi_node_setup IQN PORTAL: one-way CHAP with SF_CHAP_USER / SF_CHAP_SECRET on the node record, plus the
+# login retry and TCP window settings every scenario uses.
+iscsi_node_setup() {
   iscsi_set "$1" "$2" node.session.auth.authmethod CHAP &&
     iscsi_set "$1" "$2" node.session.auth.username "$SF_CHAP_USER" &&
     iscsi_set "$1" "$2" node.session.auth.password "$SF_CHAP_SECRET" &&
     # a dead portal fails the login in seconds instead of ~2 minutes of retries
-    iscsi_set "$1" "$2" node.session.initial_login_retry_max 2
+    iscsi_set "$1" "$2" node.session.initial_login_retry_max 2 &&
+    # The stock 512 KiB receive window fills up under TCG; the guest then advertises a zero window and only
+    # QEMU user networking's ~5 s persist timer reopens it (reads of 512 KiB+ ran at ~1 MB/s, with tgtd too).
+    # iscsi_start raises net.core.rmem_max so this size takes effect.
+    iscsi_set "$1" "$2" node.conn[0].tcp.window_size 4194304
 }
 
 # iscsi_disk PORTAL: the sdX attached through the session on PORTAL (empty if none yet).

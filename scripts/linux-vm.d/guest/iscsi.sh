@@ -23,7 +23,7 @@ iscsi_scenario() {
   result iscsi-discovery PASS "$(head -1 /tmp/disc)"
 
   t=$(up)
-  iscsi_chap "$SF_IQN" "$portal" || { iscsi_fail "cannot set CHAP on the node record"; return; }
+  iscsi_node_setup "$SF_IQN" "$portal" || { iscsi_fail "cannot set CHAP on the node record"; return; }
   dev=$(iscsi_login "$SF_IQN" "$portal") || { iscsi_fail "CHAP login failed"; return; }
   lap login "$t"
   result iscsi-login PASS "CHAP login, /dev/$dev"

@@ -19,7 +19,7 @@ mp_fail() { result multipath FAIL "$*"; mp_debug; }
 mp_login() {
   iscsiadm -m discovery -t sendtargets -p "$SF_HOST:$1" >/tmp/disc.$1 2>&1 || { cat /tmp/disc.$1 >&2; return 1; }
   grep -qx "$SF_HOST:$1,[0-9]* $SF_IQN" /tmp/disc.$1 || { echo "discovery on $1: $(cat /tmp/disc.$1)" >&2; return 1; }
-  iscsi_chap "$SF_IQN" "$SF_HOST:$1" || return 1
+  iscsi_node_setup "$SF_IQN" "$SF_HOST:$1" || return 1
   iscsi_set "$SF_IQN" "$SF_HOST:$1" node.session.timeo.replacement_timeout 3 || return 1
   iscsi_login "$SF_IQN" "$SF_HOST:$1"
 }
