@@ -10,6 +10,7 @@ import readline from 'node:readline';
 import { DogContext, EXIT_USAGE, describeFailure, type CommonOptions } from '../dog/context.js';
 import { clusterFormat, clusterInfo, clusterShutdown, type FormatOptions } from '../dog/cluster.js';
 import { nodeInfo, nodeList } from '../dog/node.js';
+import { clusterCheck, nodeKill, nodeRecovery } from '../dog/node-recovery.js';
 import {
   vdiCheck,
   vdiClone,
@@ -104,12 +105,17 @@ function buildCluster(dog: Command): void {
     );
   leaf(cluster, 'info', 'show cluster status and epoch history').action((o: Opts) => run(o, clusterInfo));
   leaf(cluster, 'shutdown', 'stop every sheep of the cluster').action((o: Opts) => run(o, clusterShutdown));
+  leaf(cluster, 'check', 'check and repair the replicas of every VDI').action((o: Opts) => run(o, clusterCheck));
 }
 
 function buildNode(dog: Command): void {
   const node = dog.command('node').description('node commands: list, info');
   leaf(node, 'list', 'list the nodes').action((o: Opts) => run(o, nodeList));
   leaf(node, 'info', 'show store usage per node').action((o: Opts) => run(o, nodeInfo));
+  leaf(node, 'recovery', 'show the recovery progress of every node').action((o: Opts) => run(o, nodeRecovery));
+  leaf(node, 'kill', 'stop the node with this id (from node list)')
+    .argument('<id>')
+    .action((id: string, o: Opts) => run(o, (ctx) => nodeKill(ctx, id)));
 }
 
 function buildVdi(dog: Command): void {

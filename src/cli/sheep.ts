@@ -5,6 +5,16 @@ import path from 'node:path';
 import { initLogger } from '../obs/log.js';
 import type { LevelWithSilent } from 'pino';
 import { startSheep } from '../sheep/index.js';
+import { LocalClusterDriver, type ClusterDriver } from '../sheep/cluster/local.js';
+import type { Logger } from '../obs/log.js';
+
+/** `--cluster local:DIR` → the local driver on DIR; absent → undefined (a one-node cluster). */
+function clusterDriver(spec: string | undefined, log: Logger): ClusterDriver | undefined {
+  if (spec === undefined) return undefined;
+  const m = /^local:(.+)$/.exec(spec);
+  if (!m?.[1]) throw new Error(`bad --cluster ${spec} (expected local:DIR)`);
+  return new LocalClusterDriver({ dir: path.resolve(m[1]), log: log.child({ component: 'cluster' }) });
+}
 import { PlainStore } from '../sheep/store/plain.js';
 
 /** A byte size: a number with an optional K/M/G/T suffix (powers of 1024). */
@@ -21,6 +31,7 @@ interface SheepCliOptions {
   bind: string;
   unix?: string;
   zone?: string;
+  cluster?: string;
   logLevel: string;
   json?: boolean;
   maxPayload?: string;
@@ -47,7 +58,8 @@ export function registerSheepCommand(program: Command): void {
     .option('--port <port>', 'TCP port (tgtd can only reach ports < 10000)', '7000')
     .option('--bind <addr>', 'address to listen on', '127.0.0.1')
     .option('--unix <path>', 'an extra unix socket to listen on (DIR/sock is always served)')
-    .option('--zone <n>', 'zone of this node (default: from its IPv4 address)')
+    .option('--zone <n>', 'zone of this node (default: the port with --cluster, else from its IPv4 address)')
+    .option('--cluster <driver>', 'cluster driver: local:DIR (sheep on this host share DIR; default: a one-node cluster)')
     .option('--log-level <level>', 'log level (trace, debug, info, warn, error, silent)', 'info')
     .option('--json', 'print the ready line as JSON')
     .option('--max-payload <bytes>', 'largest request payload / reply buffer (default 64 MiB)')
@@ -75,7 +87,8 @@ export function registerSheepCommand(program: Command): void {
         ...(o.storeCapacity ? { capacityBytes: sizeOpt('store-capacity', o.storeCapacity) } : {}),
         ...(scrubSeconds ? { scrubIntervalMs: scrubSeconds * 1000 } : {}),
       });
-      const sheep = await startSheep({ dir, port, bind: o.bind, unixPath: o.unix, zone, log, limits, store });
+      const driver = clusterDriver(o.cluster, log);
+      const sheep = await startSheep({ dir, port, bind: o.bind, unixPath: o.unix, zone, log, limits, store, driver });
       const ready = { event: 'sheep_ready', port: sheep.port, bind: o.bind, store: dir, sock: sheep.sockPath, pid: process.pid };
       process.stdout.write(
         o.json ? `${JSON.stringify(ready)}\n` : `sheep ready on ${o.bind}:${sheep.port} store ${dir} sock ${sheep.sockPath}\n`,

@@ -80,6 +80,8 @@ export async function checkVdi(
           return (await client.forNode(n.nid).getHash(oid, epoch)).toString('hex');
         } catch (err) {
           if (err instanceof SheepError && err.result === C.SD_RES_NO_OBJ) return null;
+          // A replica that fails its own checksums is a bad copy: it loses the vote and gets repaired.
+          if (err instanceof SheepError && err.result === C.SD_RES_EIO) return `unreadable:${addrToStr(n.nid)}`;
           throw err;
         }
       }),

@@ -12,8 +12,15 @@ import {
   SD_INODE_SIZE,
   SD_RES_INODE_INVALIDATED,
   SD_RES_INVALID_PARMS,
+  SD_RES_KILLED,
+  SD_RES_NETWORK_ERROR,
+  SD_RES_NEW_NODE_VER,
+  SD_RES_NODE_IN_RECOVERY,
   SD_RES_NO_OBJ,
+  SD_RES_OLD_NODE_VER,
   SD_RES_READONLY,
+  SD_RES_SHUTDOWN,
+  SD_RES_WAIT_FOR_JOIN,
   SHARED_LOCK_STATE_INVALIDATED,
   SHARED_LOCK_STATE_MODIFIED,
   TGT_INODE_SIZE,
@@ -84,7 +91,28 @@ export interface GatewayDeps {
   /** Serializes reclaim with VDI namespace work (snapshot copies the index under it). */
   namespaceMutex: Mutex;
   log: Logger;
+  /**
+   * In a cluster: wait until the epoch moves past `seen` or `ms` pass. With it, replica failures that an
+   * epoch change resolves (dead peer, OLD/NEW_NODE_VER, recovery) are retried inside the gateway (§1.8,
+   * pitfall 5) instead of reaching the client.
+   */
+  waitEpoch?: (seen: number, ms: number) => Promise<void>;
+  /** Told of every object reclaim removed (a cluster broadcasts a deleted VDI's objects, seed 003). */
+  onReclaimed?: (oid: bigint) => void;
 }
+
+/** Replica errors the gateway retries after the epoch moves (fact sheet §1.8). */
+const RETRYABLE = new Set<number>([
+  SD_RES_NETWORK_ERROR,
+  SD_RES_OLD_NODE_VER,
+  SD_RES_NEW_NODE_VER,
+  SD_RES_NODE_IN_RECOVERY,
+  SD_RES_KILLED,
+  SD_RES_WAIT_FOR_JOIN,
+  SD_RES_SHUTDOWN,
+]);
+/** How long the gateway keeps retrying one request through epoch changes before giving up with EIO. */
+export const GATEWAY_RETRY_MS = 120_000;
 
 export interface ObjIo {
   oid: bigint;
@@ -134,26 +162,59 @@ export class Gateway {
     }
   }
 
-  /** Read from the first replica that has the object. */
-  async readReplicas(oid: bigint, offset: number, length: number, copies: number): Promise<Buffer> {
-    let lastErr: unknown = new SdError(SD_RES_NO_OBJ, `no replica of ${oidHex(oid)}`);
-    for (const r of this.d.placement.replicas(oid, copies)) {
+  /**
+   * Run `attempt` (one pass over the replicas of the current epoch); in a cluster, a retryable failure waits
+   * for the next epoch (or a short pause) and runs it again, until GATEWAY_RETRY_MS have passed.
+   */
+  private async withRetry<T>(oid: bigint, attempt: () => Promise<T>): Promise<T> {
+    const wait = this.d.waitEpoch;
+    const deadline = Date.now() + GATEWAY_RETRY_MS;
+    for (let n = 0; ; n++) {
+      const seen = this.d.epoch();
       try {
-        return await r.read(oid, offset, length, this.d.epoch());
+        return await attempt();
       } catch (err) {
-        lastErr = err;
-        if (resultOf(err) === null) throw err;
+        const r = resultOf(err);
+        if (!wait || r === null || !RETRYABLE.has(r) || Date.now() > deadline) throw err;
+        this.d.log.debug({ oid: oidHex(oid), epoch: seen, attempt: n, err: (err as Error).message }, 'gateway_retry');
+        await wait(seen, Math.min(1000, 50 * 2 ** Math.min(n, 5)));
       }
     }
-    throw lastErr;
+  }
+
+  /** Read from the first replica that has the object (local first). */
+  readReplicas(oid: bigint, offset: number, length: number, copies: number): Promise<Buffer> {
+    return this.withRetry(oid, async () => {
+      let lastErr: unknown = new SdError(SD_RES_NO_OBJ, `no replica of ${oidHex(oid)}`);
+      let retryable: unknown = null;
+      for (const r of this.d.placement.replicas(oid, copies)) {
+        try {
+          return await r.read(oid, offset, length, this.d.epoch());
+        } catch (err) {
+          lastErr = err;
+          const res = resultOf(err);
+          if (res === null) throw err;
+          if (RETRYABLE.has(res)) retryable = err;
+        }
+      }
+      // A replica that could not answer may hold the object: retry rather than report NO_OBJ.
+      throw retryable ?? lastErr;
+    });
   }
 
   /** Apply a mutation to every replica in parallel; all must succeed (the last error wins). */
-  private async allReplicas(oid: bigint, copies: number, fn: (r: ReplicaIo) => Promise<void>): Promise<void> {
-    const results = await Promise.allSettled(this.d.placement.replicas(oid, copies).map(fn));
-    let failure: PromiseRejectedResult | undefined;
-    for (const r of results) if (r.status === 'rejected') failure = r;
-    if (failure) throw failure.reason;
+  private allReplicas(oid: bigint, copies: number, fn: (r: ReplicaIo) => Promise<void>): Promise<void> {
+    return this.withRetry(oid, async () => {
+      const results = await Promise.allSettled(this.d.placement.replicas(oid, copies).map(fn));
+      let failure: PromiseRejectedResult | undefined;
+      for (const r of results) {
+        if (r.status !== 'rejected') continue;
+        const res = resultOf(r.reason);
+        // A retryable failure wins over a final one, so the whole write is redone on the next epoch.
+        if (!failure || (res !== null && RETRYABLE.has(res))) failure = r;
+      }
+      if (failure) throw failure.reason;
+    });
   }
 
   /** READ_OBJ (§2.3, §7.1, §7.3). */
@@ -233,6 +294,7 @@ export class Gateway {
         if (entry !== null && entry.readUInt32LE(0) === vid) return;
       }
       await this.allReplicas(oid, this.copiesFor(oid, 0), (r) => r.remove(oid, this.d.epoch()));
+      this.d.onReclaimed?.(oid);
       this.d.log.debug({ oid: oidHex(oid) }, 'object_reclaimed');
     } catch (err) {
       if (resultOf(err) !== SD_RES_NO_OBJ) this.d.log.warn({ oid: oidHex(oid), err }, 'object_reclaim_failed');

@@ -35,13 +35,15 @@ export async function startSheep(opts: StartSheepOptions): Promise<RunningSheep>
   // The node id needs the real port; with port 0 (tests) the server binds first and the node learns it after.
   const probe = opts.port;
   const unixPaths = [sockPath, ...(opts.unixPath ? [opts.unixPath] : [])];
-  let node = new SheepNode({ dir: opts.dir, addr: host === '0.0.0.0' ? '127.0.0.1' : host, port: probe, zone: opts.zone, driver: opts.driver, store: opts.store, log });
+  // In a cluster, nodes on one host get distinct zones by default (the port), so copies land on distinct nodes.
+  const zoneFor = (port: number): number | undefined => opts.zone ?? (opts.driver && opts.driver.name !== 'single' ? port : undefined);
+  let node = new SheepNode({ dir: opts.dir, addr: host === '0.0.0.0' ? '127.0.0.1' : host, port: probe, zone: zoneFor(probe), driver: opts.driver, store: opts.store, log });
   let server = new SheepServer(node, { host, port: probe, unixPaths, limits: opts.limits, log });
   if (probe === 0) {
     await server.listen();
     const port = server.port;
     await server.close();
-    node = new SheepNode({ dir: opts.dir, addr: host === '0.0.0.0' ? '127.0.0.1' : host, port, zone: opts.zone, driver: opts.driver, store: opts.store, log });
+    node = new SheepNode({ dir: opts.dir, addr: host === '0.0.0.0' ? '127.0.0.1' : host, port, zone: zoneFor(port), driver: opts.driver, store: opts.store, log });
     server = new SheepServer(node, { host, port, unixPaths, limits: opts.limits, log });
   }
   await node.start();

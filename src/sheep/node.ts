@@ -42,7 +42,13 @@ import {
 import { compareNodeId, makeNodeId, nodeAddr, type NodeId, type SdNode } from '../proto/sheepdog/node.js';
 import { isVdiOid, oidToVid, vidToVdiOid } from '../proto/sheepdog/oid.js';
 import { componentLogger, type Logger } from '../obs/log.js';
-import type { ClusterDriver, ClusterEvent } from './cluster/local.js';
+import { Ring } from '../proto/sheepdog/ring.js';
+import { DirtyTracker, TrackedStore } from './cluster/dirty.js';
+import type { ClusterDriver, ClusterEvent, ClusterMember } from './cluster/local.js';
+import { EpochHistory, nodeSetChanged, nodeSetOf, type MemberInfo, type NodeSet } from './epoch.js';
+import { PeerPool } from './peer-pool.js';
+import { RingPlacement } from './peer-replica.js';
+import { Recovery } from './recovery.js';
 import { fromWireNodeId, isClusterMsg, toWireNodeId, type ClusterMsg } from './cluster/messages.js';
 import { SingleClusterDriver } from './cluster/single.js';
 import { NodeStateFiles, type SheepConfig } from './config.js';
@@ -75,14 +81,6 @@ export interface VdiReply {
   blockSizeShift: number;
 }
 
-/** A node's identity as carried in cluster membership info. */
-interface MemberInfo {
-  addr: string;
-  port: number;
-  zone: number;
-  space: string;
-}
-
 export class SheepNode extends EventEmitter {
   readonly dir: string;
   readonly files: NodeStateFiles;
@@ -100,6 +98,25 @@ export class SheepNode extends EventEmitter {
   status = SD_STATUS_WAIT;
   space = 0n;
   private readonly results = new Map<string, number>();
+  /** Cluster mode (a driver with a replayed log, e.g. `local`): ring placement, epochs, recovery. */
+  readonly clustered: boolean;
+  /** The store without dirty tracking (recovery, cleanup); `store` records client-path changes. */
+  readonly rawStore: ObjectStore;
+  readonly tracker = new DirtyTracker();
+  readonly peers: PeerPool;
+  readonly recovery: Recovery;
+  readonly history = new EpochHistory();
+  /** Node set of the current epoch (cluster mode). */
+  private nodeSet: NodeSet = { nodes: [], reps: new Map() };
+  private ringNow: Ring | null = null;
+  /** Oids of deleted VDIs' objects (seed 003): never recovered, removed wherever they are found. */
+  readonly tombstones = new Set<bigint>();
+  /** Objects the gateway reclaimed since the last VDI deletion broadcast them. */
+  private readonly reclaimed: bigint[] = [];
+  private readonly recoveryDone = new Map<number, Set<string>>();
+  private replaying = true;
+  private diskConfig: SheepConfig | null = null;
+  private epochWaiters: (() => void)[] = [];
   private tokenCounter = 0;
   private readonly tokenPrefix = `${process.pid}-${Date.now().toString(36)}`;
 
@@ -108,12 +125,38 @@ export class SheepNode extends EventEmitter {
     this.dir = opts.dir;
     this.files = new NodeStateFiles(opts.dir);
     this.log = opts.log ?? componentLogger('sheep', { node: `${opts.addr}:${opts.port}` });
-    this.store = opts.store ?? new PlainStore(opts.dir, this.log.child({ component: 'store' }));
     this.driver = opts.driver ?? new SingleClusterDriver();
+    this.clustered = this.driver.name !== 'single';
+    this.rawStore = opts.store ?? new PlainStore(opts.dir, this.log.child({ component: 'store' }));
+    this.store = this.clustered ? new TrackedStore(this.rawStore, this.tracker, () => this.epoch) : this.rawStore;
     this.nid = makeNodeId(opts.addr, opts.port);
     this.zone = opts.zone ?? this.nid.addr.readUInt32LE(12);
+    this.peers = new PeerPool(this.log.child({ component: 'peer' }));
+    this.recovery = new Recovery({
+      self: this.nid,
+      store: this.rawStore,
+      peers: this.peers,
+      epoch: () => this.epoch,
+      ring: () => this.ring(),
+      ringOf: (e) => this.history.get(e)?.ring ?? null,
+      copiesOf: (oid) => this.copiesOf(oid),
+      objectSize: (oid) => this.gateway.objectSize(oid),
+      tombstoned: (oid) => this.tombstones.has(oid),
+      announceDone: (epoch) => this.clusterOp({ t: 'recovery_done', token: '', epoch, node: nodeAddr(this.nid) }).then(() => undefined),
+      log: this.log.child({ component: 'recovery' }),
+    });
+    const ringPlacement = new RingPlacement({
+      self: this.nid,
+      store: this.store,
+      peers: this.peers,
+      recovery: this.recovery,
+      ring: () => this.ring(),
+      epoch: () => this.epoch,
+    });
     this.gateway = new Gateway({
-      placement: opts.placement ? opts.placement(this) : new SinglePlacement(this.store),
+      placement: opts.placement ? opts.placement(this) : this.clustered ? ringPlacement : new SinglePlacement(this.store),
+      waitEpoch: this.clustered ? (seen, ms) => this.waitEpoch(seen, ms) : undefined,
+      onReclaimed: this.clustered ? (oid) => this.reclaimed.push(oid) : undefined,
       vdis: this.vdis,
       locks: this.locks,
       self: this.nid,
@@ -141,8 +184,40 @@ export class SheepNode extends EventEmitter {
     return { nid: this.nid, nrVnodes: SD_DEFAULT_VNODES, zone: this.zone, space: this.space };
   }
 
+  /** The ring of the current epoch (cluster mode), or of this node alone. */
+  ring(): Ring {
+    if (!this.ringNow) this.ringNow = new Ring(this.nodes());
+    return this.ringNow;
+  }
+
+  /** Copies an object is stored with: its VDI's, else the cluster default. */
+  copiesOf(oid: bigint): number {
+    return this.vdis.get(oidToVid(oid))?.nrCopies || this.config?.copies || SD_DEFAULT_COPIES;
+  }
+
+  /** Resolve once the epoch is past `seen`, or after `ms`. */
+  waitEpoch(seen: number, ms: number): Promise<void> {
+    if (this.epoch > seen) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.epochWaiters.push(done);
+    });
+  }
+
+  /** Wait until the epoch is at least `epoch` (a peer request from a node that saw it first, §1.8). */
+  async waitEpochAtLeast(epoch: number, ms: number): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    while (this.epoch < epoch && Date.now() < deadline) await this.waitEpoch(this.epoch, deadline - Date.now());
+    return this.epoch >= epoch;
+  }
+
   /** Current members as sd_nodes, in node order (§9.1). */
   nodes(): SdNode[] {
+    if (this.clustered) return this.nodeSet.nodes.length > 0 ? this.nodeSet.nodes : [this.selfNode()];
     const out: SdNode[] = [];
     for (const m of this.driver.members()) {
       const info = m.info as Partial<MemberInfo> | null;
@@ -167,7 +242,12 @@ export class SheepNode extends EventEmitter {
     this.config = await this.files.loadConfig();
     const epochs = await this.files.epochs();
     this.epoch = epochs.at(-1) ?? 0;
-    if (this.formatted) {
+    if (this.clustered) {
+      // The cluster log is the authority: config, epochs, VDIs and locks are rebuilt by replaying it.
+      this.diskConfig = this.config;
+      this.config = null;
+      this.epoch = 0;
+    } else if (this.formatted) {
       if (this.epoch === 0) {
         this.epoch = 1;
         await this.files.saveEpoch({ epoch: 1, nodes: [this.selfNode()], time: BigInt(Math.floor(Date.now() / 1000)) });
@@ -183,6 +263,7 @@ export class SheepNode extends EventEmitter {
   }
 
   async stop(): Promise<void> {
+    this.peers.close();
     await this.driver.leave().catch(() => undefined);
     await this.driver.close().catch(() => undefined);
     await this.store.close();
@@ -237,6 +318,18 @@ export class SheepNode extends EventEmitter {
   }
 
   private async onClusterEvent(e: ClusterEvent): Promise<void> {
+    if (this.clustered) {
+      if (e.type === 'expelled') {
+        this.log.error({}, 'cluster_expelled_exiting');
+        this.kill();
+        return;
+      }
+      if (!e.historical && this.replaying) await this.finishReplay();
+      if (e.type === 'join' || e.type === 'leave') {
+        await this.membershipChanged(e.members, e.historical, e.type === 'leave' ? e.member : null);
+        return;
+      }
+    }
     if (e.type === 'leave') {
       const info = e.member.info as Partial<MemberInfo> | null;
       if (info && typeof info.addr === 'string' && typeof info.port === 'number') {
@@ -246,7 +339,7 @@ export class SheepNode extends EventEmitter {
     }
     if (e.type !== 'message' || !isClusterMsg(e.payload)) return;
     try {
-      this.results.set(e.payload.token, await this.applyMsg(e.payload));
+      this.results.set(e.payload.token, await this.applyMsg(e.payload, e.historical));
     } catch (err) {
       this.log.error({ err, msg: e.payload.t }, 'cluster_apply_failed');
       this.results.set(e.payload.token, (err as Partial<SdError>).result ?? SD_RES_INVALID_PARMS);
@@ -263,9 +356,10 @@ export class SheepNode extends EventEmitter {
   }
 
   /** Apply one ordered cluster message (runs on every node, in the same order). */
-  private async applyMsg(m: ClusterMsg): Promise<number> {
+  private async applyMsg(m: ClusterMsg, historical = false): Promise<number> {
     switch (m.t) {
       case 'make_fs': {
+        if (this.clustered) return this.applyMakeFsClustered(m, historical);
         await this.store.wipe();
         this.vdis.clear();
         this.locks.clear();
@@ -288,11 +382,13 @@ export class SheepNode extends EventEmitter {
         return SD_RES_SUCCESS;
       }
       case 'shutdown':
+        if (historical) return SD_RES_SUCCESS;
         this.status = SD_STATUS_SHUTDOWN;
         if (this.config) await this.files.saveConfig({ ...this.config, shutdown: true });
         setImmediate(() => this.emit('shutdown'));
         return SD_RES_SUCCESS;
       case 'vdi_add':
+        for (const oid of this.tombstones) if (oidToVid(oid) === m.vid) this.tombstones.delete(oid);
         this.vdis.applyAdd(
           {
             vid: m.vid,
@@ -323,7 +419,142 @@ export class SheepNode extends EventEmitter {
         if (r) r.nrCopies = m.copies;
         return SD_RES_SUCCESS;
       }
+      case 'objs_removed':
+        await this.applyObjsRemoved(m.oids);
+        return SD_RES_SUCCESS;
+      case 'recovery_done':
+        this.applyRecoveryDone(m.epoch, m.node);
+        return SD_RES_SUCCESS;
     }
+  }
+
+  // ---- cluster mode: replay, epochs, recovery, deletion (docs/cluster.md) ----
+
+  /** MAKE_FS in cluster mode: live, wipe and start epoch 1; replayed, only rebuild (finishReplay reconciles). */
+  private async applyMakeFsClustered(m: Extract<ClusterMsg, { t: 'make_fs' }>, historical: boolean): Promise<number> {
+    this.vdis.clear();
+    this.locks.clear();
+    this.tombstones.clear();
+    this.recoveryDone.clear();
+    this.history.clear();
+    this.recovery.reset();
+    this.config = {
+      ctime: BigInt(m.ctime),
+      flags: m.flags,
+      copies: m.copies,
+      defaultStore: m.store,
+      shutdown: false,
+      copyPolicy: m.copyPolicy,
+      blockSizeShift: m.blockSizeShift,
+      space: this.space,
+    };
+    this.setEpoch(1, this.nodeSet);
+    if (historical) return SD_RES_SUCCESS;
+    await this.rawStore.wipe();
+    this.tracker.reset(1);
+    await this.files.saveConfig(this.config);
+    this.diskConfig = this.config;
+    await this.files.clearEpochs();
+    await this.saveEpochFile(1);
+    this.status = SD_STATUS_OK;
+    this.log.info({ copies: m.copies, flags: m.flags, shift: m.blockSizeShift, nodes: this.nodeSet.nodes.length }, 'cluster_formatted');
+    return SD_RES_SUCCESS;
+  }
+
+  /** End of the replayed history (our own join is next): reconcile the store and epoch files with the log. */
+  private async finishReplay(): Promise<void> {
+    this.replaying = false;
+    if (this.config === null) {
+      this.status = SD_STATUS_WAIT;
+      return;
+    }
+    if (this.diskConfig?.ctime !== this.config.ctime) {
+      // Formatted (again) while this store was away: its objects belong to an older cluster.
+      await this.rawStore.wipe();
+      await this.files.saveConfig(this.config);
+      this.diskConfig = this.config;
+      this.log.warn({}, 'store_wiped_for_new_format');
+    }
+    await this.files.clearEpochs();
+    for (const r of this.history.all()) await this.saveEpochFile(r.epoch);
+    for (const oid of this.tombstones) if (this.rawStore.exists(oid)) await this.rawStore.remove(oid).catch(() => undefined);
+    this.status = SD_STATUS_OK;
+  }
+
+  private async saveEpochFile(epoch: number): Promise<void> {
+    const r = this.history.get(epoch);
+    if (r) await this.files.saveEpoch({ epoch, nodes: r.nodes, time: r.time });
+  }
+
+  private setEpoch(epoch: number, set: NodeSet): void {
+    this.epoch = epoch;
+    this.history.add(epoch, set.nodes, BigInt(Math.floor(Date.now() / 1000)));
+    this.ringNow = null;
+    for (const w of this.epochWaiters.splice(0)) w();
+  }
+
+  /** A join or leave: advance the epoch if the node set changed; live changes start recovery. */
+  private async membershipChanged(members: ClusterMember[], historical: boolean, left: ClusterMember | null): Promise<void> {
+    const next = nodeSetOf(members);
+    const prev = this.nodeSet;
+    if (!nodeSetChanged(prev, next)) return;
+    this.nodeSet = next;
+    this.ringNow = null;
+    // Locks of a node that is gone, or whose process was replaced, go with it (§6.4, §7.6).
+    for (const [name, id] of prev.reps) {
+      if (next.reps.get(name) === id) continue;
+      const info = left?.node === name ? left.info : members.find((m) => m.id === id)?.info;
+      const gone = prev.nodes.find((n) => nodeAddr(n.nid) === name)?.nid;
+      if (gone) this.locks.removeNode(gone);
+      else if (info) this.log.debug({ node: name }, 'lock_owner_unknown');
+    }
+    for (const n of prev.nodes) if (!next.nodes.some((x) => nodeAddr(x.nid) === nodeAddr(n.nid))) this.peers.drop(n.nid);
+    if (this.config === null) return;
+    const epoch = this.epoch + 1;
+    this.setEpoch(epoch, next);
+    if (historical || this.replaying) return;
+    await this.saveEpochFile(epoch);
+    this.log.info({ epoch, nodes: next.nodes.map((n) => nodeAddr(n.nid)) }, 'epoch_changed');
+    if (!next.nodes.some((n) => nodeAddr(n.nid) === nodeAddr(this.nid))) return;
+    const selfName = nodeAddr(this.nid);
+    const sameIncarnation = prev.reps.has(selfName) && prev.reps.get(selfName) === next.reps.get(selfName);
+    const lastMember = sameIncarnation ? epoch - 1 : this.history.lastWith(this.nid, epoch);
+    if (this.tracker.since === 0) this.tracker.reset(epoch);
+    this.recovery.start(epoch, lastMember);
+  }
+
+  /** Objects of a deleted VDI (seed 003): out of every node's object list and store, now and on replay. */
+  private async applyObjsRemoved(oids: string[]): Promise<void> {
+    for (const text of oids) {
+      if (!/^\d+$/.test(text)) continue;
+      const oid = BigInt(text);
+      this.tombstones.add(oid);
+      if (this.rawStore.exists(oid)) await this.rawStore.remove(oid).catch(() => undefined);
+    }
+  }
+
+  /** COMPLETE_RECOVERY: once every node of the epoch is done, copies this node no longer owns go. */
+  private applyRecoveryDone(epoch: number, node: string): void {
+    let done = this.recoveryDone.get(epoch);
+    if (!done) this.recoveryDone.set(epoch, (done = new Set()));
+    done.add(node);
+    if (this.replaying || epoch !== this.epoch) return;
+    if (!this.nodeSet.nodes.every((n) => done.has(nodeAddr(n.nid)))) return;
+    for (const e of [...this.recoveryDone.keys()]) if (e < epoch) this.recoveryDone.delete(e);
+    void this.removeStaleCopies(epoch).catch((err: unknown) => this.log.warn({ err }, 'stale_cleanup_failed'));
+  }
+
+  private async removeStaleCopies(epoch: number): Promise<void> {
+    const ring = this.ring();
+    let removed = 0;
+    for (const oid of this.rawStore.list()) {
+      if (this.epoch !== epoch) return;
+      if (ring.oidToNodes(oid, this.copiesOf(oid)).some((n) => nodeAddr(n.nid) === nodeAddr(this.nid))) continue;
+      if (this.recovery.untrusted(oid)) continue;
+      await this.rawStore.remove(oid).catch(() => undefined);
+      removed++;
+    }
+    this.log.info({ epoch, removed }, 'stale_copies_removed');
   }
 
   /** Kill (KILL_NODE): stop serving; the process exits. */
@@ -483,6 +714,10 @@ export class SheepNode extends EventEmitter {
       if (again.result !== SD_RES_SUCCESS || again.vid !== vid) return this.vdiReply(again.result === SD_RES_SUCCESS ? SD_RES_NO_VDI : again.result, 0);
       await this.gateway.writeRaw(oid, Buffer.alloc(256), 0);
       await this.gateway.writeRaw(oid, Buffer.alloc(8), INODE_OFF_VDI_SIZE);
+      if (this.clustered && this.reclaimed.length > 0) {
+        const oids = this.reclaimed.splice(0).map((o) => o.toString());
+        await this.clusterOp({ t: 'objs_removed', token: '', oids });
+      }
       await this.clusterOp({ t: 'vdi_del', token: '', vid });
       this.log.info({ vdi: vid.toString(16), name, tag, snapid }, 'vdi_deleted');
       return this.vdiReply(SD_RES_SUCCESS, vid);

@@ -14,6 +14,8 @@ import { SdError, resultOf } from './errors.js';
 import type { ObjIo } from './gateway.js';
 import type { SheepNode, VdiReply } from './node.js';
 import { fetchFromPeer } from './peer.js';
+import { encodeDirtyReport } from './cluster/dirty.js';
+import { SF_OP_GET_DIRTY } from './recovery.js';
 
 export type OpClass = 'gateway' | 'peer' | 'local' | 'cluster';
 
@@ -104,15 +106,21 @@ const peerCheckRange = (node: SheepNode, oid: bigint, offset: number, length: nu
   if (offset + length > size) throw new SdError(C.SD_RES_INVALID_PARMS, `range outside ${oidHex(oid)}`);
   return size;
 };
+// Peer ops wait for the object's recovery on this node (§10.5 step 6); a RECOVERY read is answered only
+// from a copy this node can vouch for, and CREATE/REMOVE replace whatever recovery would have fetched.
 const readPeer: OpHandler = async (node, req) => {
   const a = objArgs(req);
   peerCheckRange(node, a.oid, a.offset, req.dataLength);
+  if ((req.flags & C.SD_FLAG_CMD_RECOVERY) !== 0) {
+    if (node.recovery.untrusted(a.oid)) return fail(C.SD_RES_NO_OBJ);
+  } else await node.recovery.waitFor(a.oid);
   return ok(await node.store.read(a.oid, a.offset, req.dataLength));
 };
 const createPeer: OpHandler = async (node, req, data) => {
   const a = objArgs(req);
   const p = payload(req, data);
   const size = peerCheckRange(node, a.oid, a.offset, p.length);
+  await node.recovery.claim(a.oid);
   await node.store.create(a.oid, size, p, a.offset);
   return ok();
 };
@@ -120,12 +128,20 @@ const writePeer: OpHandler = async (node, req, data) => {
   const a = objArgs(req);
   const p = payload(req, data);
   peerCheckRange(node, a.oid, a.offset, p.length);
+  await node.recovery.waitFor(a.oid);
   await node.store.write(a.oid, p, a.offset);
   return ok();
 };
 const removePeer: OpHandler = async (node, req) => {
+  await node.recovery.claim(objArgs(req).oid);
   await node.store.remove(objArgs(req).oid);
   return ok();
+};
+/** Objects changed on this node after epoch tgt_epoch (dirty tracking, seed 004). */
+const getDirty: OpHandler = (node, req) => {
+  const out = encodeDirtyReport(node.tracker.changedAfter(objArgs(req).tgtEpoch));
+  if (req.dataLength < out.length) return Promise.resolve(fail(C.SD_RES_BUFFER_SMALL));
+  return Promise.resolve(ok(out));
 };
 
 // ---- VDI ops ----
@@ -380,8 +396,25 @@ const clusterDefault: OpHandler = (node) => {
 };
 
 const storeList: OpHandler = () => Promise.resolve(ok(Buffer.from('plain ', 'latin1')));
-const statRecovery: OpHandler = () => Promise.resolve(ok(encodeRecoveryState({ inRecovery: false, state: 0, nrFinished: 0n, nrTotal: 0n })));
-const getRecovery: OpHandler = () => Promise.resolve(ok(encodeRecoveryThrottling({ maxExecCount: 0, queueWorkIntervalMs: 0n, throttling: false })));
+const statRecovery: OpHandler = (node) => {
+  const st = node.recovery.status();
+  return Promise.resolve(ok(encodeRecoveryState({ inRecovery: st.inRecovery, state: st.state, nrFinished: BigInt(st.finished), nrTotal: BigInt(st.total) })));
+};
+const getRecovery: OpHandler = (node) => {
+  const t = node.recovery.throttle;
+  return Promise.resolve(ok(encodeRecoveryThrottling({ maxExecCount: t.maxExecCount, queueWorkIntervalMs: BigInt(t.intervalMs), throttling: t.maxExecCount > 0 || t.intervalMs > 0 })));
+};
+/** SET_RECOVERY (§2.4): recovery concurrency (max_exec_count, 0 = default) and pause between objects. */
+const setRecovery: OpHandler = (node, req, data) => {
+  const p = payload(req, data);
+  if (p.length < C.SD_RECOVERY_THROTTLING_SIZE) return Promise.resolve(fail(C.SD_RES_INVALID_PARMS));
+  const maxExecCount = p.readUInt32LE(0);
+  const interval = p.readBigUInt64LE(8);
+  if (maxExecCount > 1024 || interval > 60_000n) return Promise.resolve(fail(C.SD_RES_INVALID_PARMS));
+  const throttling = p.readUInt8(16) !== 0;
+  node.recovery.throttle = throttling ? { maxExecCount, intervalMs: Number(interval) } : { maxExecCount: 0, intervalMs: 0 };
+  return Promise.resolve(ok());
+};
 const getLogLevel: OpHandler = () => Promise.resolve(ok(u32(6)));
 const getVnodes: OpHandler = () => Promise.resolve(ok(u32(C.SD_DEFAULT_VNODES)));
 const shutdown: OpHandler = async (node) => ({ result: await node.shutdown() });
@@ -391,6 +424,9 @@ const killNode: OpHandler = (node) => {
 };
 const forceRecover: OpHandler = () => Promise.resolve(fail(C.SD_RES_FORCE_RECOVER));
 const checkpoint: OpHandler = () => Promise.resolve(fail(C.SD_RES_NO_CHECKPOINT_ENTRY));
+
+/** How long a peer request from a newer epoch waits for this node to catch up. */
+const PEER_EPOCH_WAIT_MS = 5_000;
 
 const def = (name: string, cls: OpClass, force: boolean, handler: OpHandler): OpDef => ({ name, cls, force, handler });
 
@@ -454,7 +490,8 @@ export const OPS: ReadonlyMap<number, OpDef> = new Map<number, OpDef>([
   [C.SD_OP_INODE_COHERENCE, def('INODE_COHERENCE', 'cluster', false, inodeCoherence)],
   [C.SD_OP_READ_DEL_VDIS, def('READ_DEL_VDIS', 'local', true, readVdis('deleted'))],
   [C.SD_OP_GET_RECOVERY, def('GET_RECOVERY', 'local', true, getRecovery)],
-  [C.SD_OP_SET_RECOVERY, def('SET_RECOVERY', 'local', true, success)],
+  [C.SD_OP_SET_RECOVERY, def('SET_RECOVERY', 'local', true, setRecovery)],
+  [SF_OP_GET_DIRTY, def('GET_DIRTY', 'local', false, getDirty)],
   [C.SD_OP_GET_VNODES, def('GET_VNODES', 'local', false, getVnodes)],
 ]);
 
@@ -470,9 +507,11 @@ export async function dispatch(node: SheepNode, req: SdRequest, data: Buffer | n
     if (node.status === C.SD_STATUS_SHUTDOWN) return fail(C.SD_RES_SHUTDOWN);
     if (node.status === C.SD_STATUS_WAIT) return fail(node.formatted ? C.SD_RES_WAIT_FOR_JOIN : C.SD_RES_WAIT_FOR_FORMAT);
   }
-  if (op.cls === 'peer' && req.args.kind === 'obj' && req.args.oid !== 0n) {
+  if (op.cls === 'peer' && req.args.kind === 'obj' && req.args.oid !== 0n && (req.flags & C.SD_FLAG_CMD_RECOVERY) === 0) {
     if (req.epoch < node.epoch) return fail(C.SD_RES_OLD_NODE_VER);
-    if (req.epoch > node.epoch) return fail(C.SD_RES_NEW_NODE_VER);
+    // A newer epoch: this node has not applied the membership change yet; wait for it (§1.8).
+    if (req.epoch > node.epoch && !(await node.waitEpochAtLeast(req.epoch, PEER_EPOCH_WAIT_MS))) return fail(C.SD_RES_NEW_NODE_VER);
+    if (req.epoch < node.epoch) return fail(C.SD_RES_OLD_NODE_VER);
   }
   try {
     return await op.handler(node, req, data);

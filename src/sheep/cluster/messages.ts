@@ -34,7 +34,11 @@ export type ClusterMsg =
   | { t: 'lock'; token: string; vid: number; type: number; sender: WireNodeId }
   | { t: 'release'; token: string; vid: number; type: number; sender: WireNodeId }
   | { t: 'coherence'; token: string; vid: number; validate: boolean; sender: WireNodeId }
-  | { t: 'alter_vdi_copy'; token: string; vid: number; copies: number; blockSizeShift: number };
+  | { t: 'alter_vdi_copy'; token: string; vid: number; copies: number; blockSizeShift: number }
+  /** Objects a VDI deletion reclaimed (decimal oids): removed from every store and never recovered. */
+  | { t: 'objs_removed'; token: string; oids: string[] }
+  /** COMPLETE_RECOVERY: `node` (addr:port) finished recovering `epoch`. */
+  | { t: 'recovery_done'; token: string; epoch: number; node: string };
 
 export function toWireNodeId(nid: NodeId): WireNodeId {
   return { addr: nid.addr.toString('hex'), port: nid.port };
