@@ -19,6 +19,14 @@ export async function startSheep(extra: string[] = []): Promise<SheepProc> {
   return { port, dir, proc, addr: `127.0.0.1:${port}` };
 }
 
+/** Start `n` sheep sharing one `local:` cluster driver directory (zones default to the ports). */
+export async function startCluster(n: number): Promise<SheepProc[]> {
+  const clusterDir = tempDir('sheepfold-cluster-');
+  const out: SheepProc[] = [];
+  for (let i = 0; i < n; i++) out.push(await startSheep(['--cluster', `local:${clusterDir}`]));
+  return out;
+}
+
 /** Run `dog ARGS -p PORT` to completion. */
 export function dog(port: number, args: string[], input?: Buffer | string): Promise<RunResult> {
   return run(process.execPath, [DOG_BIN, ...args, '-p', String(port)], input === undefined ? {} : { input });
