@@ -12,6 +12,8 @@ export const DEFAULT_ISCSI_PORT = 3260;
 export interface IscsiLunConfig {
   lun: number;
   device: BlockDevice;
+  /** Present the LU as removable medium (START STOP UNIT ejects/loads). */
+  removable?: boolean;
 }
 
 export interface IscsiTargetConfig {

@@ -32,6 +32,8 @@ export const ISCSI_CONFIG_KEYS = {
   portals: 'string',
   /** Per target: "TARGET=h1:p1|h2:p2;...". */
   'target-portals': 'string',
+  /** Exports presented as removable medium, comma-separated. */
+  removable: 'string',
   'nop-interval-ms': 'integer',
   'nop-timeout-ms': 'integer',
   'queue-depth': 'integer',
@@ -93,6 +95,7 @@ export function iscsiOptionsFrom(values: IscsiValues, exports: ExportTable): Isc
   const ds = str(values, 'discovery-chap-secret');
   const discoveryChap: ChapAccount[] = du !== undefined && ds !== undefined ? [{ user: du, secret: ds }] : [];
 
+  const removable = new Set(list(str(values, 'removable')));
   const groups = mapping(str(values, 'targets'), ',');
   if (groups.size === 0) for (const name of exports.keys()) groups.set(iqnSafe(name), [name]);
   const targets: IscsiTargetConfig[] = [];
@@ -100,7 +103,11 @@ export function iscsiOptionsFrom(values: IscsiValues, exports: ExportTable): Isc
     const luns = names.map((n, lun) => {
       const e = exports.get(n);
       if (!e) throw new Error(`iscsi: target '${suffix}' names unknown export '${n}'`);
-      return { lun, device: e.readOnly && !e.device.readOnly ? new ReadOnlyView(e.device) : e.device };
+      return {
+        lun,
+        device: e.readOnly && !e.device.readOnly ? new ReadOnlyView(e.device) : e.device,
+        removable: removable.has(n),
+      };
     });
     const acl = [...globalAcl, ...(targetAcl.get(suffix) ?? [])];
     const portals = targetPortals.get(suffix) ?? globalPortals;

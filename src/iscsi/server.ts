@@ -55,7 +55,7 @@ export class IscsiServer implements TargetRegistry, Frontend {
   /** Add (or replace) a target at run time. */
   addTarget(cfg: IscsiTargetConfig): void {
     const lus = new Map<number, LogicalUnit>();
-    for (const { lun, device } of cfg.luns) {
+    for (const { lun, device, removable } of cfg.luns) {
       let lock = this.locks.get(device);
       if (!lock) {
         lock = this.opts.rangeLockFor?.(device) ?? new LocalRangeLock();
@@ -66,7 +66,7 @@ export class IscsiServer implements TargetRegistry, Frontend {
         res = this.opts.reservationsFor?.(device) ?? new LocalReservationStore();
         this.reservations.set(device, res);
       }
-      lus.set(lun, new LogicalUnit(device, { lock, reservations: res, targetName: cfg.name }));
+      lus.set(lun, new LogicalUnit(device, { lock, reservations: res, targetName: cfg.name, removable: removable ?? false }));
     }
     this.targets.set(cfg.name, new TargetRuntime(cfg, lus));
   }

@@ -1,4 +1,5 @@
-// libiscsi's iscsi-test-cu against the Sheepfold target (the built CLI, a 256 MiB memory export): the SCSI
+// libiscsi's iscsi-test-cu against the Sheepfold target (the built CLI, a 256 MiB memory export presented as
+// removable medium): the SCSI
 // family (215 tests, with a 2nd URL for MultipathIO and a 2nd initiator admitted by the ACL) and the iSCSI
 // family (15 tests), with --dataloss and --allow-sanitize. Verbose output is parsed per `Test:` block so a [SKIPPED] test counts as not passing.
 // Every test not passing must be listed in test/conformance/iscsi-expected-failures.txt, and every listed test
@@ -73,6 +74,8 @@ describe.skipIf(!have)('iscsi-test-cu conformance', () => {
         'enabled = true',
         `listen = "127.0.0.1:${port}"`,
         `acl = "${INITIATORS.join(',')}"`,
+        // removable medium, so the START STOP UNIT / NoMedia / PREVENT ALLOW tests run instead of skipping
+        'removable = "disk"',
         '[[export]]',
         'name = "disk"',
         'type = "mem"',

@@ -17,6 +17,7 @@ export interface InquiryContext {
   maxWriteSameBlocks: number;
   maxTransferBlocks: number;
   atomicAlignmentBlocks: number;
+  removable: boolean;
 }
 
 const VERSION_SAM5 = 0x00a0;
@@ -71,6 +72,7 @@ export function buildInquiry(ctx: InquiryContext, evpd: boolean, pageCode: numbe
   if (!evpd) {
     const b = Buffer.alloc(96);
     b[0] = C.TYPE_DISK;
+    if (ctx.removable) b[1] = 0x80; // RMB
     b[2] = 0x06; // SPC-4
     b[3] = 0x12; // HISUP, response data format 2
     b[4] = b.length - 5;

@@ -41,6 +41,8 @@ export interface LogicalUnitOptions {
   vendor?: string;
   product?: string;
   revision?: string;
+  /** Present a removable medium (RMB=1): START STOP UNIT can eject and load it, PREVENT ALLOW can pin it. */
+  removable?: boolean;
 }
 
 /** BlockError code → sense for reads and writes, in one place. */
@@ -116,6 +118,26 @@ export const MAX_TRANSFER_BYTES = 32 * 1024 * 1024;
 /** ATOMIC ALIGNMENT and ATOMIC TRANSFER LENGTH GRANULARITY (blocks): atomic writes cover whole 4 KiB units. */
 export const ATOMIC_ALIGNMENT_BLOCKS = 8;
 
+/** Commands that work with the medium ejected (everything else: NOT READY, MEDIUM NOT PRESENT). */
+const WITHOUT_MEDIUM = new Set([
+  C.INQUIRY,
+  C.REPORT_LUNS,
+  C.REQUEST_SENSE,
+  C.START_STOP_UNIT,
+  C.PREVENT_ALLOW_MEDIUM_REMOVAL,
+  C.MODE_SENSE_6,
+  C.MODE_SENSE_10,
+  C.MODE_SELECT_6,
+  C.MODE_SELECT_10,
+  C.MAINTENANCE_IN,
+  C.PERSISTENT_RESERVE_IN,
+  C.PERSISTENT_RESERVE_OUT,
+  C.RESERVE_6,
+  C.RELEASE_6,
+  C.RESERVE_10,
+  C.RELEASE_10,
+]);
+
 const READS = new Set([C.READ_6, C.READ_10, C.READ_12, C.READ_16]);
 const WRITES = new Set([C.WRITE_6, C.WRITE_10, C.WRITE_12, C.WRITE_16]);
 const WRITE_VERIFIES = new Set([C.WRITE_VERIFY_10, C.WRITE_VERIFY_12, C.WRITE_VERIFY_16]);
@@ -169,6 +191,10 @@ export class LogicalUnit {
   private readonly unitAttention = new Map<string, number[]>();
   /** Sense of the last failed command per nexus, for REQUEST SENSE. */
   private readonly lastSense = new Map<string, Sense>();
+  readonly removable: boolean;
+  private mediumPresent = true;
+  /** I_T nexuses that sent PREVENT ALLOW MEDIUM REMOVAL with PREVENT=1. */
+  private readonly preventers = new Set<string>();
 
   constructor(device: BlockDevice, opts: LogicalUnitOptions = {}) {
     this.device = device;
@@ -177,6 +203,7 @@ export class LogicalUnit {
     this.lock = opts.lock ?? new LocalRangeLock();
     this.reservations = opts.reservations ?? new LocalReservationStore();
     this.mode = new ModePages(device);
+    this.removable = opts.removable ?? false;
     this.inquiryCtx = {
       device,
       blocks: this.blocks,
@@ -189,6 +216,7 @@ export class LogicalUnit {
       maxUnmapDescriptors: MAX_UNMAP_DESCRIPTORS,
       maxWriteSameBlocks: Math.floor(MAX_WRITE_SAME_BYTES / device.blockSize),
       maxTransferBlocks: Math.floor(MAX_TRANSFER_BYTES / device.blockSize),
+      removable: this.removable,
       atomicAlignmentBlocks: ATOMIC_ALIGNMENT_BLOCKS,
     };
   }
@@ -206,11 +234,13 @@ export class LogicalUnit {
   /** LOGICAL UNIT RESET / target reset: SCSI-2 reservation cleared, mode pages keep their values. */
   reset(): void {
     this.reservations.clearReserve2();
+    this.preventers.clear();
   }
 
   /** An I_T nexus went away (logout, connection loss, session reinstatement). */
   nexusLost(nexus: string): void {
     this.reservations.clearReserve2(nexus);
+    this.preventers.delete(nexus);
     this.unitAttention.delete(nexus);
     this.lastSense.delete(nexus);
   }
@@ -226,6 +256,9 @@ export class LogicalUnit {
           if (ua.length === 0) this.unitAttention.delete(req.nexus);
           return this.check(req.nexus, { key: C.UNIT_ATTENTION, ascq });
         }
+      }
+      if (!this.mediumPresent && !WITHOUT_MEDIUM.has(op)) {
+        return this.check(req.nexus, { key: C.NOT_READY, ascq: C.ASC_MEDIUM_NOT_PRESENT });
       }
       if (!this.reservations.permits(req.nexus, accessKind(op, req.cdb))) {
         return { status: C.SAM_STAT_RESERVATION_CONFLICT };
@@ -525,10 +558,18 @@ export class LogicalUnit {
         return { status: C.SAM_STAT_GOOD, dataOutWanted: c.parameterListLength };
       }
       case C.START_STOP_UNIT:
+        return this.startStop(cdb, req.nexus);
+      case C.PREVENT_ALLOW_MEDIUM_REMOVAL: {
+        const prevent = (cdb[4] ?? 0) & 3;
+        if (!this.removable) {
+          if (prevent !== 0) throw invalidCdb(4);
+          return this.good();
+        }
+        if (prevent > 1) throw invalidCdb(4);
+        if (prevent === 1) this.preventers.add(req.nexus);
+        else this.preventers.delete(req.nexus);
         return this.good();
-      case C.PREVENT_ALLOW_MEDIUM_REMOVAL:
-        if (((cdb[4] ?? 0) & 3) !== 0) throw invalidCdb(4);
-        return this.good();
+      }
       case C.UNMAP:
         return this.unmap(c, req);
       case C.SANITIZE:
@@ -578,6 +619,20 @@ export class LogicalUnit {
       }
     }
     throw new CheckCondition({ key: C.ILLEGAL_REQUEST, ascq: C.ASC_INVALID_OPERATION_CODE, fieldPointer: { cd: true, byte: 0 } });
+  }
+
+  /** START STOP UNIT (SBC-3 §5.25): a POWER CONDITION leaves the medium alone; LOEJ ejects or loads it. */
+  private startStop(cdb: Buffer, _nexus: string): ScsiResult {
+    const powerCondition = (cdb[4] ?? 0) >> 4;
+    const loej = ((cdb[4] ?? 0) & 0x02) !== 0;
+    const start = ((cdb[4] ?? 0) & 0x01) !== 0;
+    if (powerCondition !== 0 || !loej || !this.removable) return this.good();
+    // While any nexus prevents removal, neither eject nor load may change the medium.
+    if (this.preventers.size > 0) {
+      throw new CheckCondition({ key: C.ILLEGAL_REQUEST, ascq: C.ASC_MEDIUM_REMOVAL_PREVENTED });
+    }
+    this.mediumPresent = start;
+    return this.good();
   }
 
   private readCapacity16(): Buffer {

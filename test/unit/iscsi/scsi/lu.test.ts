@@ -178,4 +178,28 @@ describe('LogicalUnit commands', () => {
     expect(sense(await run(l, cdb(C.TEST_UNIT_READY)))).toEqual({ key: C.UNIT_ATTENTION, ascq: C.ASC_BUS_DEVICE_RESET_FUNCTION_OCCURRED });
     expect((await run(l, cdb(C.TEST_UNIT_READY))).status).toBe(C.SAM_STAT_GOOD);
   });
+  it('a removable LU ejects and loads with START STOP UNIT, unless removal is prevented', async () => {
+    const dev = new MemoryDevice({ name: 'rm', size: 64 * BS });
+    const l = new LogicalUnit(dev, { removable: true });
+    expect(((await run(l, cdb(C.INQUIRY, 0, 0, 0, 36))).data as Buffer)[1]).toBe(0x80);
+    expect((await run(l, cdb(C.START_STOP_UNIT, 0, 0, 0, 0x02))).status).toBe(C.SAM_STAT_GOOD);
+    expect(sense(await run(l, rw10(C.READ_10, 0, 1)))).toEqual({ key: C.NOT_READY, ascq: C.ASC_MEDIUM_NOT_PRESENT });
+    expect((await run(l, cdb(C.START_STOP_UNIT, 0, 0, 0, 0x03))).status).toBe(C.SAM_STAT_GOOD);
+    expect((await run(l, cdb(C.PREVENT_ALLOW_MEDIUM_REMOVAL, 0, 0, 0, 1))).status).toBe(C.SAM_STAT_GOOD);
+    expect(sense(await run(l, cdb(C.START_STOP_UNIT, 0, 0, 0, 0x02)))).toEqual({ key: C.ILLEGAL_REQUEST, ascq: C.ASC_MEDIUM_REMOVAL_PREVENTED });
+    l.nexusLost(A);
+    expect((await run(l, cdb(C.START_STOP_UNIT, 0, 0, 0, 0x02))).status).toBe(C.SAM_STAT_GOOD);
+  });
+  it('SANITIZE OVERWRITE fills every block with the pattern; BLOCK ERASE deallocates', async () => {
+    const { lu: l } = lu({ size: 64 * BS });
+    const p = Buffer.alloc(8);
+    p[0] = 1;
+    p.writeUInt16BE(4, 2);
+    p.write('abcd', 4, 'latin1');
+    expect((await run(l, cdb(C.SANITIZE, C.SANITIZE_OVERWRITE, 0, 0, 0, 0, 0, 0, 8), p)).status).toBe(C.SAM_STAT_GOOD);
+    expect(((await run(l, rw10(C.READ_10, 63, 1))).data as Buffer).toString('latin1', 0, 8)).toBe('abcdabcd');
+    expect((await run(l, cdb(C.SANITIZE, C.SANITIZE_BLOCK_ERASE))).status).toBe(C.SAM_STAT_GOOD);
+    expect((await run(l, rw10(C.READ_10, 0, 64))).data).toEqual(Buffer.alloc(64 * BS));
+    expect(sense(await run(l, cdb(C.SANITIZE, 0x05)))).toEqual({ key: C.ILLEGAL_REQUEST, ascq: C.ASC_INVALID_FIELD_IN_CDB });
+  });
 });
