@@ -452,6 +452,9 @@ export class VdiDevice implements BlockDevice {
   async extents(offset: number, length: number): Promise<Extent[]> {
     this.checkOpen();
     checkRange(this, offset, length);
+    // Under a shared lock another target may have allocated objects: the probe surfaces INODE_INVALIDATED
+    // (and reloads) before the cached index is trusted.
+    if (this.lockType === C.LOCK_TYPE_SHARED) await this.retrying(() => this.client.readObj(vidToVdiOid(this.vid), 1, { flags: IO_FLAGS }));
     const out: Extent[] = [];
     for (const p of this.pieces(offset, length)) {
       const allocated = (this.inode.dataVdiId[p.idx] ?? 0) !== 0;

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { cleanupTempDirs, haveCommand, killAll, run, tempDir } from '../helpers/proc.js';
 import { startTarget, type RunningTarget } from './nbd-harness.js';
-import { dogBinary, dogOk, startSheep, type SheepProc } from './dog-harness.js';
+import { dogBinary, dogOk, startCluster, startSheep, type SheepProc } from './dog-harness.js';
 
 const MiB = 2 ** 20;
 const peers = ['nbdinfo', 'nbdcopy', 'qemu-img'].every(haveCommand);
@@ -75,5 +75,32 @@ describe.skipIf(!peers)('NBD export of a VDI (real sheep, real NBD peers)', () =
     target.proc.kill('SIGTERM');
     await target.proc.exited;
     expect(await dogOk(sheep.port, ['vdi', 'lock', 'list'])).toBe('  Name         Id  VDI id  Tag            Owner node(s)\n');
+  });
+});
+
+describe.skipIf(!peers)('two targets exporting one VDI with ,shared through two sheep (multipath)', () => {
+  it('bytes written through target A read back identical through target B', async () => {
+    const nodes = await startCluster(2);
+    await dogOk(nodes[0]!.port, ['cluster', 'format', '-c', '2']);
+    await dogOk(nodes[0]!.port, ['vdi', 'create', 'mp', '32M']);
+    const a = await startTarget(['--sheep', nodes[0]!.addr, '--export', 'mp=mp,shared']);
+    const b = await startTarget(['--sheep', nodes[1]!.addr, '--export', 'mp=mp,shared']);
+    const locks = await dogOk(nodes[0]!.port, ['vdi', 'lock', 'list']);
+    expect(locks).toContain(`port:${nodes[0]!.port}(`);
+    expect(locks).toContain(`port:${nodes[1]!.port}(`);
+    const src = path.join(dir, 'mp.bin');
+    const back = path.join(dir, 'mp-back.bin');
+    const data = crypto.randomBytes(32 * MiB);
+    fs.writeFileSync(src, data);
+    // B reads first (caching an all-unallocated index), then A writes everything, then B must see it.
+    let r = await run('nbdcopy', [b.uri('mp'), back], { timeoutMs: 240_000 });
+    expect(r.code, r.stderr).toBe(0);
+    r = await run('nbdcopy', [src, a.uri('mp')], { timeoutMs: 240_000 });
+    expect(r.code, r.stderr).toBe(0);
+    r = await run('nbdcopy', [b.uri('mp'), back], { timeoutMs: 240_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(fs.readFileSync(back).equals(data)).toBe(true);
+    r = await run('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', a.uri('mp'), b.uri('mp')], { timeoutMs: 240_000 });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
   });
 });

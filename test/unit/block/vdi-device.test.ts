@@ -155,6 +155,8 @@ describe('VdiDevice', () => {
       }
       return invalid ? { action: 'reply', result: C.SD_RES_INODE_INVALIDATED } : undefined;
     };
+    // Block status must not answer from the stale cache either (NBD clients skip "holes").
+    expect(await d.extents(MiB, MiB)).toEqual([{ offset: MiB, length: MiB, allocated: true, zero: false }]);
     const got = await d.read(MiB, 6);
     expect(got.toString()).toBe('theirs');
     expect(ops(s, C.SD_OP_READ_OBJ, vidToVdiOid(vid)).filter((r) => r.dataLength === C.TGT_INODE_SIZE)).toHaveLength(2);
