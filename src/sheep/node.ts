@@ -39,7 +39,7 @@ import {
   sdTimestamp,
   type Inode,
 } from '../proto/sheepdog/inode.js';
-import { compareNodeId, makeNodeId, nodeAddr, type NodeId, type SdNode } from '../proto/sheepdog/node.js';
+import { compareNodeId, encodeNodes, makeNodeId, nodeAddr, type NodeId, type SdNode } from '../proto/sheepdog/node.js';
 import { isVdiOid, oidToVid, vidToVdiOid } from '../proto/sheepdog/oid.js';
 import { componentLogger, type Logger } from '../obs/log.js';
 import { Ring } from '../proto/sheepdog/ring.js';
@@ -363,16 +363,7 @@ export class SheepNode extends EventEmitter {
         await this.store.wipe();
         this.vdis.clear();
         this.locks.clear();
-        this.config = {
-          ctime: BigInt(m.ctime),
-          flags: m.flags,
-          copies: m.copies,
-          defaultStore: m.store,
-          shutdown: false,
-          copyPolicy: m.copyPolicy,
-          blockSizeShift: m.blockSizeShift,
-          space: this.space,
-        };
+        this.config = this.configOf(m);
         await this.files.saveConfig(this.config);
         await this.files.clearEpochs();
         this.epoch = 1;
@@ -428,6 +419,20 @@ export class SheepNode extends EventEmitter {
     }
   }
 
+  /** The on-disk config a MAKE_FS message describes. */
+  private configOf(m: Extract<ClusterMsg, { t: 'make_fs' }>): SheepConfig {
+    return {
+      ctime: BigInt(m.ctime),
+      flags: m.flags,
+      copies: m.copies,
+      defaultStore: m.store,
+      shutdown: false,
+      copyPolicy: m.copyPolicy,
+      blockSizeShift: m.blockSizeShift,
+      space: this.space,
+    };
+  }
+
   // ---- cluster mode: replay, epochs, recovery, deletion (docs/cluster.md) ----
 
   /** MAKE_FS in cluster mode: live, wipe and start epoch 1; replayed, only rebuild (finishReplay reconciles). */
@@ -438,16 +443,7 @@ export class SheepNode extends EventEmitter {
     this.recoveryDone.clear();
     this.history.clear();
     this.recovery.reset();
-    this.config = {
-      ctime: BigInt(m.ctime),
-      flags: m.flags,
-      copies: m.copies,
-      defaultStore: m.store,
-      shutdown: false,
-      copyPolicy: m.copyPolicy,
-      blockSizeShift: m.blockSizeShift,
-      space: this.space,
-    };
+    this.config = this.configOf(m);
     this.setEpoch(1, this.nodeSet);
     if (historical) return SD_RES_SUCCESS;
     await this.rawStore.wipe();
@@ -474,6 +470,11 @@ export class SheepNode extends EventEmitter {
       await this.files.saveConfig(this.config);
       this.diskConfig = this.config;
       this.log.warn({}, 'store_wiped_for_new_format');
+    }
+    // Rewrite the epoch files from the log, keeping the recorded start time of epochs this node saw live.
+    for (const r of this.history.all()) {
+      const old = await this.files.loadEpoch(r.epoch).catch(() => null);
+      if (old && encodeNodes(old.nodes).equals(encodeNodes(r.nodes))) r.time = old.time;
     }
     await this.files.clearEpochs();
     for (const r of this.history.all()) await this.saveEpochFile(r.epoch);
