@@ -5,7 +5,8 @@
 //   leaves the old object or the new one, never a half-written one, and the sidecar (which accepts old and
 //   new bytes) matches whichever survived; leftover temporaries and orphan sidecars are deleted by open();
 // - write = sidecar entries (old and new CRC) + fdatasync, then pwrite + fdatasync before the promise
-//   resolves, so the sidecar on disk always accepts what the object holds;
+//   resolves, so the sidecar on disk always accepts what the object holds; then (unsynced) the old CRC is
+//   dropped, so a block that reverts to its old bytes (zeroed, truncated) is caught as well;
 // - read = verify every 4 KiB block it touches against the sidecar: a mismatch is SD_RES_EIO (that replica
 //   is bad; the gateway reads another one) and is counted and logged, never served;
 // - a capacity limit (bytes of objects, logical size) answers NO_SPACE before anything is written;
@@ -272,6 +273,14 @@ export class PlainStore implements ObjectStore {
         await this.fs.rename(tmp, this.file(oid));
         await this.fs.syncDir(this.objDir);
         this.objects.set(oid, size);
+        if (oldSize !== undefined) {
+          const sc = await this.fs.open(this.sumFile(oid), 'r+');
+          try {
+            await this.forgetPrev(sc, 0, entries);
+          } finally {
+            await sc.close();
+          }
+        }
       } catch (err) {
         this.usedBytes -= reserve;
         await this.fs.rmrf(tmp).catch(() => undefined);
@@ -397,6 +406,17 @@ export class PlainStore implements ObjectStore {
       await this.resyncEntries(f, sc, first, last, next).catch(() => undefined);
       throw err;
     }
+    await this.forgetPrev(sc.f, first, next);
+  }
+
+  /**
+   * Once the new bytes are durable, stop accepting the old ones (else a block reverting to its old content,
+   * e.g. zeroed or truncated back to a hole, would pass). Not synced: if a crash loses this, the block only
+   * keeps accepting its previous content a while longer.
+   */
+  private async forgetPrev(f: StoreFile, first: number, entries: CsumEntry[]): Promise<void> {
+    if (entries.every((e) => e.prev === e.cur)) return;
+    await writeFully(f, encodeEntries(entries.map((e) => ({ cur: e.cur, prev: e.cur }))), entryOffset(first));
   }
 
   private async resyncEntries(f: StoreFile, sc: Sidecar, first: number, last: number, next: CsumEntry[]): Promise<void> {

@@ -65,6 +65,18 @@ describe('PlainStore checksums', () => {
     expect((await s.hash(OID, SIZE)).equals(createHash('sha1').update(want).digest())).toBe(true);
   });
 
+  it('detects a block that reverts to its old bytes (zeroed back to a hole) after an overwrite', async () => {
+    const { s, fs } = await store();
+    await s.create(OID, SIZE, Buffer.alloc(10, 1), 0);
+    await s.write(OID, Buffer.alloc(4096, 2), 8192);
+    await s.create(OID + 1n, SIZE, Buffer.alloc(SIZE, 1), 0);
+    await s.create(OID + 1n, SIZE, Buffer.alloc(SIZE, 3), 0);
+    await damage(fs, FILE, 8192, Buffer.alloc(4096));
+    await damage(fs, '/s/obj/007c2b2500000004', 0, Buffer.alloc(4096, 1));
+    await expect(s.read(OID, 8192, 10)).rejects.toMatchObject({ result: SD_RES_EIO });
+    await expect(s.read(OID + 1n, 0, 10)).rejects.toMatchObject({ result: SD_RES_EIO });
+  });
+
   it('refuses a partial write into a corrupt block but lets a whole-block write replace it', async () => {
     const { s, fs } = await store();
     await s.create(OID, SIZE, Buffer.alloc(SIZE, 1), 0);
