@@ -505,11 +505,16 @@ export class MultipathDevice extends EventEmitter<MultipathDeviceEvents> impleme
       groups.find((g) => p.relativeTargetPort !== undefined && g.relativeTargetPorts.includes(p.relativeTargetPort)) ??
       groups.find((g) => g.id === p.targetPortGroup) ??
       (groups.length === 1 ? groups[0] : undefined);
-    const before = p.alua;
-    p.alua = mine ? mine.state : 'active/optimized';
     p.preferred = mine?.preferred ?? false;
-    if (before !== p.alua && before !== 'unknown') {
-      this.emitEvent({ type: 'alua', path: p.name, alua: p.alua, reason: `was ${before}` });
+    this.setAluaState(p, mine ? mine.state : 'active/optimized', 'REPORT TARGET PORT GROUPS');
+  }
+
+  /** Record a path's ALUA state; a change (after the first reading) is an 'alua' event. */
+  private setAluaState(p: Path, state: AluaState, source: string): void {
+    const before = p.alua;
+    p.alua = state;
+    if (before !== state && before !== 'unknown') {
+      this.emitEvent({ type: 'alua', path: p.name, alua: state, reason: `${source}; was ${before}` });
     }
     this.recompute();
   }
@@ -546,6 +551,16 @@ export class MultipathDevice extends EventEmitter<MultipathDeviceEvents> impleme
       if (!p) {
         noPathDeadline ??= Date.now() + this.o.noPathTimeoutMs;
         if (this.closed) throw new BlockError('ESHUTDOWN', 'multipath device closed');
+        if (this.paths.some((x) => x.state === 'active')) {
+          // Paths are up but none is in a usable ALUA state (standby, transitioning...): re-read the groups.
+          await this.refreshAllAlua();
+          if (this.choose()) continue;
+          if (Date.now() >= noPathDeadline) {
+            throw new BlockError('EIO', `${what}: no path in an active ALUA state within ${this.o.noPathTimeoutMs} ms`, { cause: lastErr });
+          }
+          await this.waitForPath(Math.min(noPathDeadline, Date.now() + this.o.probeIntervalMs));
+          continue;
+        }
         if (!(await this.waitForPath(noPathDeadline))) {
           throw new BlockError('EIO', `${what}: no usable path within ${this.o.noPathTimeoutMs} ms (last error: ${String(lastErr)})`, { cause: lastErr });
         }
@@ -569,11 +584,11 @@ export class MultipathDevice extends EventEmitter<MultipathDeviceEvents> impleme
         }
         if (d === 'path') this.failPath(p, e, started);
         else if (d === 'alua') {
-          if (e instanceof ScsiStatusError && e.kind === 'alua-standby') p.alua = 'standby';
-          else if (e instanceof ScsiStatusError && e.kind === 'alua-unavailable') p.alua = 'unavailable';
-          else if (e instanceof ScsiStatusError && e.kind === 'alua-transitioning') p.alua = 'transitioning';
-          this.recompute();
-          await this.refreshAlua(p).catch((err: unknown) => this.failPath(p, err, started));
+          const sensed: Record<string, AluaState> = { 'alua-standby': 'standby', 'alua-unavailable': 'unavailable', 'alua-transitioning': 'transitioning' };
+          const st = e instanceof ScsiStatusError ? sensed[e.kind] : undefined;
+          if (st) this.setAluaState(p, st, 'NOT READY sense');
+          // RTPG reports every group: a state change here usually means another group became active.
+          await this.refreshAllAlua();
           if (p.alua === 'transitioning') await sleep(100);
         } else if (d === 'busy') await sleep(Math.min(200, 10 * attempts));
       }

@@ -154,3 +154,118 @@ export function goodResponse(c: FakeConn, itt: number, flags = 0, residual = 0):
     data: Buffer.alloc(0),
   };
 }
+
+/** State shared by fake ALUA ports of one LU: the data, and each target port group's ALUA state code. */
+export interface FakeLu {
+  data: Buffer;
+  naa: Buffer;
+  serial: string;
+  /** TPG id → ALUA state code (0 AO, 1 ANO, 2 standby, 3 unavailable, 0xf transitioning). */
+  tpgStates: Map<number, number>;
+  /** Ports that must report UNIT ATTENTION 2A/06 on their next command. */
+  pendingUa: Set<FakeConn>;
+  conns: Set<FakeConn>;
+}
+
+/** Change ALUA states and raise ASYMMETRIC ACCESS STATE CHANGED on every connection of the LU. */
+export function setAlua(lu: FakeLu, states: Array<[number, number]>): void {
+  for (const [tpg, st] of states) lu.tpgStates.set(tpg, st);
+  for (const c of lu.conns) lu.pendingUa.add(c);
+}
+
+/**
+ * A disk behind one ALUA target port (relative port `port` in target port group `tpg`): TEST UNIT READY, INQUIRY
+ * (standard, VPD 0x80/0x83), READ CAPACITY (16), REPORT TARGET PORT GROUPS, READ/WRITE (16) with immediate data,
+ * SYNCHRONIZE CACHE; NOT READY 04/0B|0C|0A for media access on standby/unavailable/transitioning ports.
+ */
+export function fakeAluaDisk(lu: FakeLu, port: number, tpg: number): Handler {
+  return (c, p) => {
+    if (p.kind !== 'scsi-cmd') return;
+    lu.conns.add(c);
+    c.expCmdSN++;
+    const reply = (status: number, data?: Buffer, senseKey?: number, ascq?: number): void => {
+      if (status === 2) {
+        const s = Buffer.alloc(20);
+        s.writeUInt16BE(18, 0);
+        s[2] = 0x70;
+        s[4] = senseKey ?? 0;
+        s[9] = 10;
+        s[14] = (ascq ?? 0) >> 8;
+        s[15] = (ascq ?? 0) & 0xff;
+        c.send({ kind: 'scsi-rsp', flags: 0, response: 0, status, itt: p.itt, snackTag: 0, ...c.seq(), expDataSN: 0, bidiResidualCount: 0, residualCount: 0, data: s }, s);
+        return;
+      }
+      if (data && data.length > 0) {
+        const d = data.subarray(0, Math.min(data.length, p.expectedDataTransferLength));
+        c.send({ kind: 'data-in', flags: 0x80 | 0x01, status: 0, lun: 0n, itt: p.itt, ttt: I.RESERVED_TAG, ...c.seq(), dataSN: 0, bufferOffset: 0, residualCount: 0, data: d }, d);
+      } else c.send(goodResponse(c, p.itt));
+    };
+    if (lu.pendingUa.delete(c)) return reply(2, undefined, 6, 0x2a06);
+    const cdb = p.cdb;
+    const op = cdb[0] ?? 0;
+    const state = lu.tpgStates.get(tpg) ?? 0;
+    const media = op === 0x88 || op === 0x8a || op === 0x91;
+    if (media && state >= 2) return reply(2, undefined, 2, state === 2 ? 0x040b : state === 3 ? 0x040c : 0x040a);
+    switch (op) {
+      case 0x00:
+        return reply(0);
+      case 0x12: {
+        if (((cdb[1] ?? 0) & 1) === 0) {
+          const b = Buffer.alloc(36, 0x20);
+          b[0] = 0;
+          b[2] = 6;
+          b[3] = 2;
+          b[4] = 31;
+          b[5] = 0x10; // TPGS = implicit ALUA
+          b[7] = 2;
+          return reply(0, b);
+        }
+        if (cdb[2] === 0x80) return reply(0, Buffer.concat([Buffer.from([0, 0x80, 0, lu.serial.length]), Buffer.from(lu.serial)]));
+        if (cdb[2] === 0x83) {
+          const naa = Buffer.concat([Buffer.from([1, 3, 0, lu.naa.length]), lu.naa]);
+          const rel = Buffer.from([0x51, 0x94, 0, 4, 0, 0, port >> 8, port & 0xff]);
+          const grp = Buffer.from([0x51, 0x95, 0, 4, 0, 0, tpg >> 8, tpg & 0xff]);
+          const body = Buffer.concat([naa, rel, grp]);
+          return reply(0, Buffer.concat([Buffer.from([0, 0x83, body.length >> 8, body.length & 0xff]), body]));
+        }
+        return reply(2, undefined, 5, 0x2400);
+      }
+      case 0x9e: {
+        const b = Buffer.alloc(32);
+        b.writeBigUInt64BE(BigInt(lu.data.length / 512 - 1), 0);
+        b.writeUInt32BE(512, 8);
+        return reply(0, b);
+      }
+      case 0xa3: {
+        const groups = [...lu.tpgStates.entries()].map(([id, st]) => {
+          const d = Buffer.alloc(12);
+          d[0] = st;
+          d[1] = 0x8f;
+          d.writeUInt16BE(id, 2);
+          d[7] = 1;
+          d.writeUInt16BE(id, 10); // relative port id == tpg id in this fake
+          return d;
+        });
+        const body = Buffer.concat(groups);
+        const h = Buffer.alloc(8);
+        h.writeUInt32BE(body.length + 4, 0);
+        h[4] = 0x10;
+        return reply(0, Buffer.concat([h, body]));
+      }
+      case 0x88: {
+        const lba = Number(cdb.readBigUInt64BE(2));
+        const n = cdb.readUInt32BE(10);
+        return reply(0, Buffer.from(lu.data.subarray(lba * 512, (lba + n) * 512)));
+      }
+      case 0x8a: {
+        const lba = Number(cdb.readBigUInt64BE(2));
+        p.data.copy(lu.data, lba * 512);
+        return reply(0);
+      }
+      case 0x91:
+        return reply(0);
+      default:
+        return reply(2, undefined, 5, 0x2000);
+    }
+  };
+}

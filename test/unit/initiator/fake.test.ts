@@ -4,7 +4,8 @@ import { IscsiTransportError, ScsiStatusError } from '../../../src/initiator/err
 import * as I from '../../../src/proto/iscsi/constants.js';
 import { encodeText } from '../../../src/proto/iscsi/text.js';
 import { encodeSense } from '../../../src/proto/scsi/sense.js';
-import { FakeTarget, goodResponse, type FakeConn } from './fake-target.js';
+import { MultipathDevice } from '../../../src/initiator/multipath.js';
+import { FakeTarget, fakeAluaDisk, goodResponse, setAlua, type FakeConn } from './fake-target.js';
 import { waitFor } from './helpers.js';
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -232,5 +233,61 @@ describe('IscsiSession against a scripted fake target', () => {
     await s.testUnitReady();
     expect(real.logins).toBe(2);
     expect(s.opts.port).toBe(real.port);
+  });
+});
+
+describe('MultipathDevice over fake ALUA ports', () => {
+  it('follows REPORT TARGET PORT GROUPS states read from the wire, unit attentions and NOT READY sense', async () => {
+    const lu = {
+      data: Buffer.alloc(1024 * 1024),
+      naa: Buffer.from('6001405abcdef0123456789abcdef012', 'hex'),
+      serial: 'fake-serial',
+      tpgStates: new Map([
+        [1, 1],
+        [2, 0],
+      ]),
+      pendingUa: new Set<FakeConn>(),
+      conns: new Set<FakeConn>(),
+    };
+    const t1 = await fake(fakeAluaDisk(lu, 1, 1));
+    const t2 = await fake(fakeAluaDisk(lu, 2, 2));
+    const dev = new MultipathDevice({
+      paths: [
+        { name: 'tpg1', session: { host: '127.0.0.1', port: t1.port, targetName: 'iqn.fake:t' } },
+        { name: 'tpg2', session: { host: '127.0.0.1', port: t2.port, targetName: 'iqn.fake:t' } },
+      ],
+      probeIntervalMs: 50,
+      nopIntervalMs: 0,
+      aluaRefreshMs: 0,
+    });
+    cleanups.push(() => dev.close());
+    await dev.open();
+    expect(dev.status().map((p) => [p.alua, p.targetPortGroup])).toEqual([
+      ['active/non-optimized', 1],
+      ['active/optimized', 2],
+    ]);
+    await dev.write(0, Buffer.alloc(4096, 1));
+    expect(dev.status().map((p) => p.ios)).toEqual([0, 1]);
+    // The target moves the optimized group: the next command on tpg2 gets UA 2A/06, the initiator re-reads
+    // the groups on every path and moves I/O to tpg1.
+    setAlua(lu, [
+      [1, 0],
+      [2, 2],
+    ]);
+    await dev.write(4096, Buffer.alloc(4096, 2));
+    await waitFor(() => dev.status()[1]?.alua === 'standby', 'tpg2 standby');
+    await dev.write(8192, Buffer.alloc(4096, 3));
+    expect(dev.status()[0]?.alua).toBe('active/optimized');
+    expect((await dev.read(0, 12288)).equals(Buffer.concat([Buffer.alloc(4096, 1), Buffer.alloc(4096, 2), Buffer.alloc(4096, 3)]))).toBe(true);
+    expect(dev.status()[0]?.ios).toBeGreaterThanOrEqual(2);
+    // Without a unit attention: tpg1 turns standby, a command there gets NOT READY 04/0B; tpg2 is AO again.
+    lu.tpgStates.set(1, 2);
+    lu.tpgStates.set(2, 0);
+    await dev.write(0, Buffer.alloc(4096, 4));
+    expect(dev.status().map((p) => p.alua)).toEqual(['standby', 'active/optimized']);
+    expect((await dev.read(0, 4096)).equals(Buffer.alloc(4096, 4))).toBe(true);
+    expect(dev.events.filter((e) => e.type === 'alua').map((e) => `${e.path}:${e.alua}`)).toEqual(
+      expect.arrayContaining(['tpg1:active/optimized', 'tpg2:standby', 'tpg1:standby', 'tpg2:active/optimized']),
+    );
   });
 });
