@@ -183,4 +183,23 @@ describe('MultipathDevice', () => {
     expect(dev.status()[0]?.ios).toBe(2);
     expect(dev.events.find((e) => e.type === 'fail')?.reason).toBe('disabled by the operator');
   });
+
+  it('maps discard, write-zeroes and extents to UNMAP, WRITE SAME and GET LBA STATUS on a thin LU', async () => {
+    const { a, b } = await twoTargets();
+    const dev = mp([a.port, b.port]);
+    await dev.open();
+    expect(dev.thin).toBe(true);
+    const chunk = 64 * 1024; // the memory device's allocation unit
+    await dev.write(0, Buffer.alloc(4 * chunk, 9));
+    expect(await dev.extents(0, 8 * chunk)).toEqual([
+      { offset: 0, length: 4 * chunk, allocated: true, zero: false },
+      { offset: 4 * chunk, length: 4 * chunk, allocated: false, zero: true },
+    ]);
+    await dev.discard(chunk, chunk);
+    expect((await dev.read(chunk, chunk)).equals(Buffer.alloc(chunk))).toBe(true);
+    expect((await dev.extents(0, 4 * chunk)).map((e) => e.allocated)).toEqual([true, false, true]);
+    await dev.writeZeroes(2 * chunk, chunk, { mayTrim: true });
+    expect((await dev.read(0, 4 * chunk)).equals(Buffer.concat([Buffer.alloc(chunk, 9), Buffer.alloc(2 * chunk), Buffer.alloc(chunk, 9)]))).toBe(true);
+    await expect(dev.discard(100, 512)).rejects.toMatchObject({ code: 'EINVAL' });
+  });
 });
