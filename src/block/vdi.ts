@@ -206,15 +206,26 @@ export class VdiDevice implements BlockDevice {
     this.checkOpen();
     checkRange(this, offset, length);
     const out = Buffer.alloc(length);
-    await this.track(Promise.all(this.pieces(offset, length).map((p) => this.retrying(() => this.readPiece(p, out)))));
+    const list = this.pieces(offset, length);
+    await this.track(
+      (async () => {
+        // Under a shared lock another target may have allocated what we cache as holes: one probe per request
+        // surfaces INODE_INVALIDATED (and reloads) before holes are answered with zeros.
+        if (list.some((p) => (this.inode.dataVdiId[p.idx] ?? 0) === 0)) await this.probeCoherence();
+        await Promise.all(list.map((p) => this.retrying(() => this.readPiece(p, out))));
+      })(),
+    );
     return out;
+  }
+
+  /** With a shared lock: the 1-byte inode read tgt uses to learn whether its inode cache is still valid. */
+  private async probeCoherence(): Promise<void> {
+    if (this.lockType === C.LOCK_TYPE_SHARED) await this.retrying(() => this.client.readObj(vidToVdiOid(this.vid), 1, { flags: IO_FLAGS }));
   }
 
   private async readPiece(p: Piece, out: Buffer): Promise<void> {
     const owner = this.inode.dataVdiId[p.idx] ?? 0;
     if (owner === 0) {
-      // Under a shared lock another target may have allocated it: the probe surfaces INODE_INVALIDATED.
-      if (this.lockType === C.LOCK_TYPE_SHARED) await this.client.readObj(vidToVdiOid(this.vid), 1, { flags: IO_FLAGS });
       out.fill(0, p.pos, p.pos + p.len);
       return;
     }
@@ -452,9 +463,8 @@ export class VdiDevice implements BlockDevice {
   async extents(offset: number, length: number): Promise<Extent[]> {
     this.checkOpen();
     checkRange(this, offset, length);
-    // Under a shared lock another target may have allocated objects: the probe surfaces INODE_INVALIDATED
-    // (and reloads) before the cached index is trusted.
-    if (this.lockType === C.LOCK_TYPE_SHARED) await this.retrying(() => this.client.readObj(vidToVdiOid(this.vid), 1, { flags: IO_FLAGS }));
+    // Another target may have allocated objects: trust the cached index only after the coherence probe.
+    await this.probeCoherence();
     const out: Extent[] = [];
     for (const p of this.pieces(offset, length)) {
       const allocated = (this.inode.dataVdiId[p.idx] ?? 0) !== 0;
