@@ -58,17 +58,33 @@ start_target() {
   return 0
 }
 
-# start_cluster VDI SIZE: a fresh one-node Sheepfold cluster (sheep on a free port, `dog cluster format`) with
-# one VDI of SIZE bytes; sets SHEEP_PORT.
+# start_cluster VDI SIZE [NODES]: a fresh Sheepfold cluster of NODES sheep (default 1; more share a `local:`
+# cluster directory) on free ports, formatted with `dog cluster format` (copies = NODES), with one VDI of SIZE
+# bytes; sets SHEEP_PORTS (array) and SHEEP_PORT (the first).
 start_cluster() {
-  mkdir -p "$RUN/sheep"
-  start_server sheep "$RUN/sheep.log" '"sheep_ready"' \
-    node "$SHEEPFOLD_JS" sheep --store "$RUN/sheep" --port 0 --json --log-level warn || return 1
-  SHEEP_PORT=$(grep -m1 '"sheep_ready"' "$RUN/sheep.log" | grep -o '"port":[0-9]*' | cut -d: -f2)
-  node "$DOG_JS" cluster format -p "$SHEEP_PORT" -c 1 -f >"$RUN/dog.log" 2>&1 &&
-    node "$DOG_JS" vdi create -p "$SHEEP_PORT" "$1" "$2" >>"$RUN/dog.log" 2>&1 ||
+  local vdi=$1 size=$2 nodes=${3:-1} i port cluster=() n
+  SHEEP_PORTS=()
+  [ "$nodes" -gt 1 ] && cluster=(--cluster "local:$RUN/cluster") && mkdir -p "$RUN/cluster"
+  for ((i = 1; i <= nodes; i++)); do
+    mkdir -p "$RUN/sheep$i"
+    port=0
+    [ "$nodes" -gt 1 ] && port=$(free_port)
+    start_server "sheep$i" "$RUN/sheep$i.log" '"sheep_ready"' \
+      node "$SHEEPFOLD_JS" sheep --store "$RUN/sheep$i" --port "$port" "${cluster[@]}" --json --log-level warn || return 1
+    SHEEP_PORTS+=("$(grep -m1 '"sheep_ready"' "$RUN/sheep$i.log" | grep -o '"port":[0-9]*' | cut -d: -f2)")
+    say "sheep$i pid $SERVER_PID 127.0.0.1:${SHEEP_PORTS[-1]}"
+  done
+  SHEEP_PORT=${SHEEP_PORTS[0]}
+  for ((i = 0; i < 100; i++)); do
+    n=$(node "$DOG_JS" node list -p "$SHEEP_PORT" -r 2>/dev/null | grep -c .)
+    [ "$n" -ge "$nodes" ] && break
+    sleep 0.2
+  done
+  [ "$n" -ge "$nodes" ] || { say "only $n of $nodes sheep joined the cluster"; return 1; }
+  node "$DOG_JS" cluster format -p "$SHEEP_PORT" -c "$nodes" -f >"$RUN/dog.log" 2>&1 &&
+    node "$DOG_JS" vdi create -p "$SHEEP_PORT" "$vdi" "$size" >>"$RUN/dog.log" 2>&1 ||
     { say "dog cluster format / vdi create failed:"; sed "s/^/[$SCEN]   /" "$RUN/dog.log"; return 1; }
-  say "sheep pid $SERVER_PID 127.0.0.1:$SHEEP_PORT, VDI $1 ($2 bytes)"
+  say "cluster of $nodes sheep formatted (copies $nodes), VDI $vdi ($size bytes)"
 }
 
 # export_args NAME SIZE: the target arguments exporting disk NAME of SIZE bytes from the backend chosen by

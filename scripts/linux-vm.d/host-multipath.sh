@@ -2,8 +2,9 @@
 # iSCSI portal (advertised as 10.0.2.2:PORT); the guest (guest/multipath.sh) builds one dm-multipath map over
 # both, and on its requests the host SIGKILLs A and later restarts it on the same port.
 # Preconditions probed BEFORE the guest boots; a missing feature is reported as SKIP (exit 3), never PASS:
-#   - the disk: LINUX_VM_MP_BACKEND=vdi (default; a fresh one-sheep cluster, one VDI opened by both targets in
-#     shared mode) or file (both targets export the same backing file; for developing the harness);
+#   - the disk: LINUX_VM_MP_BACKEND=vdi (default; a fresh two-sheep cluster, one VDI opened by both targets in
+#     shared mode, each through its own gateway sheep) or file (both targets export the same backing file; for
+#     developing the harness);
 #   - ALUA: A must report TPGS in its standard INQUIRY data (LINUX_VM_MP_NO_ALUA=1 runs without it, the ALUA
 #     check then reports SKIP in the guest and the scenario still ends as SKIP).
 
@@ -12,9 +13,10 @@ MP_SIZE=$((128 * 1048576))
 # mp_start_target NAME PORT: start target NAME (A or B) exporting the shared disk with its iSCSI portal on
 # PORT; sets MP_PID_<NAME>.
 mp_start_target() {
-  local name=$1 port=$2
+  local name=$1 port=$2 export
   iscsi_config "$RUN/target-$name.toml" "$port" "10.0.2.2:$port"
-  start_target "target-$name" --config "$RUN/target-$name.toml" --nbd 127.0.0.1:0 "${MP_EXPORT_ARGS[@]}" || return 1
+  export="MP_EXPORT_$name[@]"
+  start_target "target-$name" --config "$RUN/target-$name.toml" --nbd 127.0.0.1:0 "${!export}" || return 1
   printf -v "MP_PID_$name" %s "$TARGET_PID"
   say "target $name pid $TARGET_PID iscsi 127.0.0.1:$port"
 }
@@ -28,7 +30,11 @@ mp_on_req() {
       say "target A (pid $MP_PID_A) SIGKILLed"
       ;;
     restart-a)
-      mp_start_target A "$MP_PORT_A" || say "restart of target A failed"
+      if ! mp_start_target A "$MP_PORT_A"; then
+        # the guest would only wait for the path in vain: stop it now
+        MP_HOST_FAIL="restart of target A failed"
+        kill -TERM "$QEMU_PID" 2>/dev/null
+      fi
       ;;
   esac
 }
@@ -38,12 +44,15 @@ scenario_multipath() {
   guest_payload "$MIB"
   case $backend in
     vdi)
-      start_cluster demo "$MP_SIZE" || return 1
-      MP_EXPORT_ARGS=(--sheep "127.0.0.1:$SHEEP_PORT" --export demo=demo)
+      # one gateway sheep per target host, both targets holding the VDI's shared (multipath) lock
+      start_cluster demo "$MP_SIZE" 2 || return 1
+      MP_EXPORT_A=(--sheep "127.0.0.1:${SHEEP_PORTS[0]}" --export demo=demo,shared)
+      MP_EXPORT_B=(--sheep "127.0.0.1:${SHEEP_PORTS[1]}" --export demo=demo,shared)
       ;;
     file)
       truncate -s "$MP_SIZE" "$RUN/shared.img"
-      MP_EXPORT_ARGS=(--export "demo=file:$RUN/shared.img")
+      MP_EXPORT_A=(--export "demo=file:$RUN/shared.img")
+      MP_EXPORT_B=("${MP_EXPORT_A[@]}")
       ;;
     *) say "unknown LINUX_VM_MP_BACKEND '$backend'"; return 1 ;;
   esac
@@ -86,7 +95,9 @@ SF_ALUA=$alua
 SF_ISCSID_DEBUG=${LINUX_VM_ISCSID_DEBUG:-1}
 SF_ISCSID_TAIL=${LINUX_VM_ISCSID_TAIL:-60}
 PARAMS
+  MP_HOST_FAIL=
   boot_guest multipath mp_on_req
+  [ -z "$MP_HOST_FAIL" ] || { say "$MP_HOST_FAIL"; return 1; }
   guest_verdict multipath-map multipath-failover multipath-reinstate multipath || return 1
   if [ "$alua" = 0 ]; then
     SKIP_REASON="target has no ALUA (TPGS=0): map, failover and reinstate passed on the '$backend' backend, ALUA grouping not checked"

@@ -43,6 +43,7 @@ ip addr add 10.0.2.15/24 dev eth0
 echo "TIME boot $(up)"
 
 T_STEP=$(up)
+watchdog "${SF_WATCHDOG:-240}"
 . "/sf/$SF_SCENARIO.sh"
 lap scenario "$T_STEP"
 echo "DONE"

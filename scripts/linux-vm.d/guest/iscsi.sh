@@ -6,6 +6,7 @@
 #         SF_NAA SF_MIB SF_DATA_SHA SF_HALF_SHA.
 . /sf/iscsi-lib.sh
 
+debug_dump() { iscsi_debug; }
 iscsi_fail() { result iscsi FAIL "$*"; iscsi_debug; }
 
 iscsi_scenario() {

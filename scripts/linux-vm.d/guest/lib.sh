@@ -11,14 +11,28 @@ result() { echo "RESULT $*"; }
 info() { echo "INFO $*"; }
 # req ACTION: ask the host to do something (the host watches the console for these lines).
 req() { echo "REQ $1"; }
-# wait_for SECONDS COMMAND...: poll (5/s) until COMMAND succeeds; 1 on timeout.
+# wait_for SECONDS COMMAND...: poll COMMAND (every 0.2 s, by the clock: each try may itself be slow under TCG)
+# until it succeeds; 1 once SECONDS have passed.
 wait_for() {
-  _n=$(($1 * 5)); shift
-  while [ "$_n" -gt 0 ]; do
+  _end=$(awk -v n="$1" '{ printf "%d", $1 + n }' /proc/uptime)
+  shift
+  while :; do
     "$@" >/dev/null 2>&1 && return 0
-    sleep 0.2; _n=$((_n - 1))
+    [ "$(cut -d. -f1 /proc/uptime)" -ge "$_end" ] && return 1
+    sleep 0.2
   done
-  return 1
+}
+# watchdog SECONDS: if the scenario is still running after SECONDS, report it, dump the state (debug_dump, if
+# the scenario defines one) and power off, so a hang shows up as a FAIL with context rather than a QEMU timeout.
+watchdog() {
+  (
+    sleep "$1"
+    echo "RESULT watchdog FAIL scenario still running after $1 s"
+    command -v debug_dump >/dev/null && debug_dump
+    echo "DONE"
+    sync
+    poweroff -f
+  ) &
 }
 # sum_dev DEV MIB [SKIP_MIB]: sha256 of MIB MiB of DEV starting at SKIP_MIB, read with O_DIRECT (no page cache).
 sum_dev() { dd if="$1" bs=1M count="$2" skip="${3:-0}" iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1; }

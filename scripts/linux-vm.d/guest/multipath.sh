@@ -6,13 +6,14 @@
 #         SF_ALUA (1: require ALUA priorities; 0: the target has none, report SKIP for that check).
 . /sf/iscsi-lib.sh
 
-mp_debug() {
-  multipath -ll 2>&1
-  multipathd show paths format "%d %m %t %T %o %p" 2>&1
+debug_dump() {
+  timeout 10 multipath -ll 2>&1
+  timeout 10 multipathd show paths format "%d %m %t %T %o %p" 2>&1
   tail -40 /tmp/mpd.log 2>/dev/null
+  tail -5 /tmp/io-log 2>/dev/null
   iscsi_debug
 }
-mp_fail() { result multipath FAIL "$*"; mp_debug; }
+mp_fail() { result multipath FAIL "$*"; debug_dump; touch /tmp/io-stop; }
 
 # mp_login PORT: SendTargets discovery on SF_HOST:PORT (must return that portal), CHAP, fast path failure
 # (replacement_timeout: a dead session fails its I/O to dm-multipath after 3 s), login; prints the sdX.
@@ -24,18 +25,24 @@ mp_login() {
   iscsi_login "$SF_IQN" "$SF_HOST:$1"
 }
 
+mpd_ready() { timeout 10 multipathd show daemon 2>/dev/null | grep -qE "idle|running"; }
 # path_state DEV: "<dm state> <checker state>" of DEV as multipathd sees it, e.g. "active ready".
-path_state() { multipathd show paths format "%d %t %T" 2>/dev/null | awk -v d="$1" '$1 == d { print $2, $3 }'; }
+path_state() { timeout 10 multipathd show paths format "%d %t %T" 2>/dev/null | awk -v d="$1" '$1 == d { print $2, $3 }'; }
+# path_is DEV PATTERN: path_state of DEV matches the shell PATTERN.
+path_is() {
+  case $(path_state "$1") in $2) return 0 ;; esac
+  return 1
+}
 # active_group_has DEV: DEV is in the path group multipath -ll marks status=active.
 active_group_has() {
-  multipath -ll 2>/dev/null | awk -v d="$1" '
+  timeout 10 multipath -ll 2>/dev/null | awk -v d="$1" '
     /policy=/ { act = ($0 ~ /status=active/) }
     { for (i = 1; i <= NF; i++) if ($i == d && act) found = 1 }
     END { exit !found }'
 }
 # group_prio DEV: prio= of the path group that holds DEV.
 group_prio() {
-  multipath -ll 2>/dev/null | awk -v d="$1" '
+  timeout 10 multipath -ll 2>/dev/null | awk -v d="$1" '
     /policy=/ { p = $0; sub(/.*prio=/, "", p); sub(/ .*/, "", p) }
     { for (i = 1; i <= NF; i++) if ($i == d) { print p; exit } }'
 }
@@ -64,6 +71,7 @@ io_loop() {
   done
 }
 io_count() { wc -l </tmp/io-log; }
+io_at_least() { [ "$(io_count)" -ge "$1" ]; }
 io_ok() { [ ! -s /tmp/io-error ]; }
 # io_first_after T: uptime of the first I/O completed after T.
 io_first_after() { awk -v t="$1" '$1 > t { print $1; exit }' /tmp/io-log; }
@@ -80,7 +88,7 @@ mp_scenario() {
   t=$(up)
   multipath >/tmp/mp.out 2>&1
   multipathd -d -s >/tmp/mpd.log 2>&1 &
-  wait_for 30 sh -c 'multipathd show daemon | grep -qE "idle|running"' || { mp_fail "multipathd did not start"; return; }
+  wait_for 30 mpd_ready || { mp_fail "multipathd did not start"; return; }
   lap multipath-setup "$t"
   multipath -ll 2>&1 | sed 's/^/INFO mp /'
   maps=$(dmsetup ls --target multipath 2>/dev/null | grep -c .)
@@ -114,35 +122,33 @@ mp_scenario() {
   : >/tmp/io-log
   io_loop "$dev" &
   loop=$!
-  wait_for 60 sh -c "[ \$(wc -l </tmp/io-log) -ge 4 ]" || { mp_fail "I/O loop makes no progress"; touch /tmp/io-stop; return; }
+  wait_for 60 io_at_least 4 || { mp_fail "I/O loop makes no progress"; return; }
 
   t_kill=$(up)
   n_kill=$(io_count)
   req kill-a
-  wait_for 60 sh -c "multipathd show paths format '%d %t' | grep -qE '^$pa +failed'" ||
-    { mp_fail "path $pa not failed after A was killed"; touch /tmp/io-stop; return; }
+  wait_for 60 path_is "$pa" "failed *" || { mp_fail "path $pa not failed after A was killed"; return; }
   lap path-a-failed "$t_kill"
   # I/O must go on through B: SF_BLOCKS more verified operations after the kill
-  wait_for 120 sh -c "[ \$(wc -l </tmp/io-log) -ge $((n_kill + SF_BLOCKS)) ]" ||
-    { mp_fail "I/O stalled after A was killed"; touch /tmp/io-stop; return; }
-  io_ok || { mp_fail "I/O error during failover: $(head -3 /tmp/io-error)"; touch /tmp/io-stop; return; }
+  wait_for 120 io_at_least $((n_kill + SF_BLOCKS)) ||
+    { mp_fail "I/O stalled after A was killed"; return; }
+  io_ok || { mp_fail "I/O error during failover: $(head -3 /tmp/io-error)"; return; }
   first=$(io_first_after "$t_kill")
   echo "TIME failover-io-stall $(awk -v a="$t_kill" -v b="$first" 'BEGIN { printf "%.2f", b - a }')"
-  active_group_has "$pb" || { mp_fail "B's path $pb is not in the active group after the failover"; touch /tmp/io-stop; return; }
+  active_group_has "$pb" || { mp_fail "B's path $pb is not in the active group after the failover"; return; }
   result multipath-failover PASS "A killed: $pa failed, I/O continued on $pb with no verify error"
 
   t_back=$(up)
   n_back=$(io_count)
   req restart-a
-  wait_for 120 sh -c "[ \"\$(multipathd show paths format '%d %t %T' | awk '\$1 == \"$pa\" { print \$2, \$3 }')\" = 'active ready' ]" ||
-    { mp_fail "path $pa did not come back after A restarted"; touch /tmp/io-stop; return; }
+  wait_for 120 path_is "$pa" "active ready" || { mp_fail "path $pa did not come back after A restarted"; return; }
   lap path-a-reinstated "$t_back"
   if [ "$SF_ALUA" = 1 ]; then
-    wait_for 30 active_group_has "$pa" || { mp_fail "no failback to A's group"; touch /tmp/io-stop; return; }
+    wait_for 30 active_group_has "$pa" || { mp_fail "no failback to A's group"; return; }
     lap failback "$t_back"
   fi
-  wait_for 120 sh -c "[ \$(wc -l </tmp/io-log) -ge $((n_back + SF_BLOCKS)) ]" ||
-    { mp_fail "I/O stalled after A came back"; touch /tmp/io-stop; return; }
+  wait_for 120 io_at_least $((n_back + SF_BLOCKS)) ||
+    { mp_fail "I/O stalled after A came back"; return; }
   touch /tmp/io-stop
   wait "$loop"
   io_ok || { mp_fail "I/O error: $(head -3 /tmp/io-error)"; return; }

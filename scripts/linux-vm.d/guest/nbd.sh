@@ -6,6 +6,7 @@
 
 nbd_attach() { timeout 60 nbd-client "$SF_HOST" "$SF_NBD_PORT" /dev/nbd0 -N "$SF_NBD_EXPORT" >/tmp/nbd-client.log 2>&1; }
 nbd_detach() { nbd-client -d /dev/nbd0 >/dev/null 2>&1; }
+debug_dump() { cat /tmp/nbd-client.log 2>/dev/null; dmesg | tail -20; }
 nbd_fail() { result nbd FAIL "$*"; cat /tmp/nbd-client.log 2>/dev/null; dmesg | tail -20; nbd_detach; }
 
 nbd_scenario() {
