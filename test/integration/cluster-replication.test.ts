@@ -169,4 +169,26 @@ describe('3-node cluster, 3 copies', () => {
       c.close();
     }
   }, 600_000);
+
+  it('admin commands: node list zones, epoch history, object location, cluster check, node kill', async () => {
+    const list = await cluster.dogJson<{ addr: string; zone: number }[]>(['node', 'list']);
+    expect(list.length).toBe(4);
+    expect(new Set(list.map((n) => n.zone)).size).toBe(4);
+    const info = await cluster.dogJson<{ epoch: number; epochs: { epoch: number; nodes: unknown[] }[] }>(['cluster', 'info']);
+    expect(info.epochs.map((e) => e.epoch)).toEqual(Array.from({ length: info.epoch }, (_, i) => info.epoch - i));
+    expect(info.epochs[0]!.nodes.length).toBe(4);
+    const loc = await cluster.dogJson<{ nodes: { node: string; has: boolean }[]; expected: string[] }>(['vdi', 'object', 'location', 'r', '0']);
+    expect(loc.expected.length).toBe(3);
+    expect(loc.nodes.filter((n) => n.has).map((n) => n.node).sort()).toEqual([...loc.expected].sort());
+    const chk = await cluster.dog(['cluster', 'check']);
+    expect(chk.code, chk.stderr).toBe(0);
+    expect(chk.stdout).toMatch(/finish check&repair a/);
+    expect(chk.stdout).toMatch(/r: checked \d+ object\(s\), fixed 0 replica\(s\), re-created 0 missing replica\(s\), all consistent/);
+    const victim = list.findIndex((n) => n.addr === `127.0.0.1:${cluster.nodes[3]!.port}`);
+    const kill = await cluster.dog(['node', 'kill', String(victim)]);
+    expect(kill.code, kill.stderr).toBe(0);
+    expect(await cluster.nodes[3]!.proc!.exited).toBe(0);
+    cluster.nodes[3]!.proc = null;
+    await cluster.waitSettled(3);
+  }, 600_000);
 });
