@@ -405,6 +405,11 @@ export class SheepNode extends EventEmitter {
         return SD_RES_SUCCESS;
       case 'coherence':
         return this.locks.coherence(m.vid, m.validate, fromWireNodeId(m.sender));
+      case 'alter_cluster_copy':
+        if (!this.config) return SD_RES_INVALID_PARMS;
+        this.config = { ...this.config, copies: m.copies };
+        await this.files.saveConfig(this.config);
+        return SD_RES_SUCCESS;
       case 'alter_vdi_copy': {
         const r = this.vdis.get(m.vid);
         if (r) r.nrCopies = m.copies;

@@ -381,6 +381,14 @@ const alterVdiCopy: OpHandler = async (node, req) => {
   return { result: await node.clusterOp({ t: 'alter_vdi_copy', token: '', vid: a.newVid, copies: a.copies, blockSizeShift: a.blockSizeShift }) };
 };
 
+/** ALTER_CLUSTER_COPY (§2.4): new default copies for VDIs created later; replication only. */
+const alterClusterCopy: OpHandler = async (node, req) => {
+  if (req.args.kind !== 'cluster' || req.args.copyPolicy !== 0) return fail(C.SD_RES_INVALID_PARMS);
+  const copies = req.args.copies;
+  if (copies < 1 || copies > C.SD_MAX_COPIES) return fail(C.SD_RES_INVALID_PARMS);
+  return { result: await node.clusterOp({ t: 'alter_cluster_copy', token: '', copies }) };
+};
+
 const flushVdi: OpHandler = () => Promise.resolve(fail(C.SD_RES_INVALID_PARMS));
 const success: OpHandler = () => Promise.resolve(ok());
 const noSupport: OpHandler = () => Promise.resolve(fail(C.SD_RES_NO_SUPPORT));
@@ -483,6 +491,7 @@ export const OPS: ReadonlyMap<number, OpDef> = new Map<number, OpDef>([
   [C.SD_OP_SET_LOGLEVEL, def('SET_LOGLEVEL', 'local', true, success)],
   [C.SD_OP_EXIST, def('EXIST', 'local', true, exist)],
   [C.SD_OP_CLUSTER_INFO, def('CLUSTER_INFO', 'local', true, clusterInfo)],
+  [C.SD_OP_ALTER_CLUSTER_COPY, def('ALTER_CLUSTER_COPY', 'cluster', false, alterClusterCopy)],
   [C.SD_OP_ALTER_VDI_COPY, def('ALTER_VDI_COPY', 'cluster', false, alterVdiCopy)],
   [C.SD_OP_REPAIR_REPLICA, def('REPAIR_REPLICA', 'local', false, repairReplica)],
   [C.SD_OP_OIDS_EXIST, def('OIDS_EXIST', 'local', true, oidsExist)],

@@ -35,6 +35,8 @@ export type ClusterMsg =
   | { t: 'release'; token: string; vid: number; type: number; sender: WireNodeId }
   | { t: 'coherence'; token: string; vid: number; validate: boolean; sender: WireNodeId }
   | { t: 'alter_vdi_copy'; token: string; vid: number; copies: number; blockSizeShift: number }
+  /** ALTER_CLUSTER_COPY: the cluster's default copies (persisted in every node's config). */
+  | { t: 'alter_cluster_copy'; token: string; copies: number }
   /** Objects a VDI deletion reclaimed (decimal oids): removed from every store and never recovered. */
   | { t: 'objs_removed'; token: string; oids: string[] }
   /** COMPLETE_RECOVERY: `node` (addr:port) finished recovering `epoch`. */

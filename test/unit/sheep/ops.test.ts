@@ -90,7 +90,9 @@ describe('sheep ops', () => {
 
   it('reports cluster info, stores and recovery; checks peer epochs; keeps everything across a restart', async () => {
     const { sheep, w, dir } = await fresh();
-    okReply(await w.makeFs({ copies: 2, flags: C.SD_CLUSTER_FLAG_USE_LOCK, shift: 20 }));
+    okReply(await w.makeFs({ copies: 3, flags: C.SD_CLUSTER_FLAG_USE_LOCK, shift: 20 }));
+    okReply(await w.request(C.SD_OP_ALTER_CLUSTER_COPY, { args: { kind: 'cluster', copies: 2 } }));
+    expect((await w.request(C.SD_OP_ALTER_CLUSTER_COPY, { args: { kind: 'cluster', copies: 2, copyPolicy: 0x21 } })).rsp.result).toBe(C.SD_RES_INVALID_PARMS);
     const ci = decodeClusterInfo(okReply(await w.request(C.SD_OP_CLUSTER_INFO, { dataLength: C.SD_CLUSTER_INFO_SIZE })).data);
     expect(ci).toMatchObject({ protoVer: C.SD_SHEEP_PROTO_VER, epoch: 1, nrCopies: 2, blockSizeShift: 20, status: C.SD_STATUS_OK, defaultStore: 'plain' });
     expect(ci.nodes).toHaveLength(1);
