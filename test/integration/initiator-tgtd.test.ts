@@ -2,12 +2,14 @@
 // digests, random-data round trips byte-compared with the LU file, SendTargets, NOP, ABORT TASK, LUN RESET,
 // reconnect after tgtd drops the connection, and a 2-path MultipathDevice across two tgtd portals of the same LU:
 // one path is killed under a read/write loop (zero errors surfaced), then comes back and I/O fails back to it;
-// and a mixed group — our target and tgtd exporting one file, matched by unit serial — across a SIGKILL.
+// a blackholed path (timeout → ABORT TASK → connection drop → failover, heal → failback); and a mixed group —
+// our target and tgtd exporting one file, matched by unit serial — across a SIGKILL.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import { ephemeralPort } from '../helpers/ports.js';
 import { cleanupTempDirs, haveCommand, killAll } from '../helpers/proc.js';
+import { FaultProxy } from '../../src/drill/faultproxy.js';
 import { MultipathDevice } from '../../src/initiator/multipath.js';
 import { IscsiSession, discoverTargets } from '../../src/initiator/scsi.js';
 import { VerifyLoop, waitFor } from '../unit/initiator/helpers.js';
@@ -227,5 +229,41 @@ describe.skipIf(!have)('initiator vs tgtd', () => {
     expect(loop.errors).toEqual([]);
     expect(loop.mismatches).toBe(0);
     expect(await loop.verifyAll(dev, 4096, 48 * MiB)).toBe(0);
+  });
+
+  it('multipath over tgtd fails over on a timeout when one path is blackholed, and fails back when it heals', async () => {
+    const proxy = new FaultProxy({ targetHost: '127.0.0.1', targetPort: tgt.port });
+    const pport = await proxy.start();
+    const dev = new MultipathDevice({
+      paths: [
+        { name: 'via-proxy', priority: 0, session: { host: '127.0.0.1', port: pport, targetName: tgt.iqn, lun: 1, initiatorName: INI_A } },
+        { name: 'direct', priority: 1, session: { host: '127.0.0.1', port: tgt.port, targetName: tgt.iqn, lun: 1, initiatorName: INI_B } },
+      ],
+      ioTimeoutMs: 2000,
+      probeIntervalMs: 200,
+      nopIntervalMs: 500,
+    });
+    sessions.push(dev);
+    try {
+      await dev.open();
+      const loop = new VerifyLoop(dev, { workers: 4, blocksPerWorker: 16, blockBytes: 4096, baseOffset: 56 * MiB });
+      await waitFor(() => loop.ops > 50, 'I/O through the proxy');
+      proxy.set({ blackhole: true });
+      await waitFor(() => dev.failovers().length > 0, 'failover after the timeout');
+      const d0 = dev.status()[1]?.ios ?? 0;
+      await waitFor(() => (dev.status()[1]?.ios ?? 0) > d0 + 50, 'I/O on the direct path');
+      proxy.heal();
+      await waitFor(() => dev.events.some((e) => e.type === 'switch' && e.path === 'via-proxy' && e.from === 'direct'), 'failback');
+      const p0 = dev.status()[0]?.ios ?? 0;
+      await waitFor(() => (dev.status()[0]?.ios ?? 0) > p0 + 50, 'I/O through the proxy again');
+      await loop.stop();
+      expect(loop.errors).toEqual([]);
+      expect(loop.mismatches).toBe(0);
+      expect(await loop.verifyAll(dev, 4096, 56 * MiB)).toBe(0);
+      expect(dev.events.find((e) => e.type === 'fail' && e.path === 'via-proxy')?.reason).toMatch(/timed out|ping/);
+    } finally {
+      await dev.close();
+      await proxy.stop();
+    }
   });
 });
