@@ -93,6 +93,18 @@ export interface BlockDevice {
    * be views of network buffers: the device must copy what it keeps and not hold them after settling.
    */
   writev?(offset: number, pieces: readonly Buffer[], opts?: WriteOptions): Promise<void>;
+  /**
+   * Optional zero-copy read: views of the device's own memory covering [offset, offset+length) in order.
+   * They stay valid and unchanged until `release()` (the device copies a lent region before changing it);
+   * call `release()` exactly once, when the views are no longer used (e.g. the socket has sent them).
+   */
+  readLent?(offset: number, length: number): Promise<LentRead>;
+}
+
+/** Views lent by BlockDevice.readLent, and the function that gives them back. */
+export interface LentRead {
+  views: Buffer[];
+  release: () => void;
 }
 
 /** Validate an I/O range against a device; throws EINVAL with a message naming the range. */

@@ -3,10 +3,11 @@
 // partial ones. Everything lives in one process, so it is trivially coherent across connections (multiConn)
 // and "stable storage" is memory: flush and FUA complete at once.
 // Chunks are carved from slabs; a freed chunk's memory is recycled for later writes (not returned to the OS
-// until close), so `allocated` counts logical bytes, not RSS.
+// until close), so `allocated` counts logical bytes, not RSS. readLent() lends views of chunks without copying;
+// a lent chunk is copied before it changes (copy-on-write) and its slot recycled only after the last release.
 // Invariant: a chunk absent from the map reads as zeros; present chunks hold exactly their bytes.
 import { BlockError, checkRange, identityFor } from './device.js';
-import type { BlockDevice, BlockIdentity, Extent, WriteOptions, ZeroOptions } from './device.js';
+import type { BlockDevice, BlockIdentity, Extent, LentRead, WriteOptions, ZeroOptions } from './device.js';
 
 export interface MemoryDeviceOptions {
   name: string;
@@ -41,6 +42,10 @@ export class MemoryDevice implements BlockDevice {
   private freeSlots: Buffer[] = [];
   /** Never-used slots of allocated slabs (still zero). */
   private freshSlots: Buffer[] = [];
+  /** Chunks lent out by readLent, with their lend counts: they are copied before any change. */
+  private lent = new Map<Buffer, number>();
+  /** Lent chunks no longer in the map (replaced or freed); their slots are recycled on the last release. */
+  private retired = new Set<Buffer>();
   private closed = false;
 
   constructor(opts: MemoryDeviceOptions) {
@@ -81,6 +86,39 @@ export class MemoryDevice implements BlockDevice {
     });
   }
 
+  /** Zero-copy read: views of the chunks (holes as views of a zero buffer), protected by copy-on-write. */
+  async readLent(offset: number, length: number): Promise<LentRead> {
+    this.checkOpen();
+    checkRange(this, offset, length);
+    const views: Buffer[] = [];
+    const held: Buffer[] = [];
+    this.forEachPiece(offset, length, (idx, inChunk, n) => {
+      const c = this.chunks.get(idx);
+      if (c === undefined) {
+        views.push(this.zeroChunk.subarray(inChunk, inChunk + n));
+        return;
+      }
+      views.push(c.subarray(inChunk, inChunk + n));
+      this.lent.set(c, (this.lent.get(c) ?? 0) + 1);
+      held.push(c);
+    });
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      for (const c of held) {
+        const k = (this.lent.get(c) ?? 1) - 1;
+        if (k > 0) {
+          this.lent.set(c, k);
+          continue;
+        }
+        this.lent.delete(c);
+        if (this.retired.delete(c)) this.freeSlots.push(Buffer.from(c.buffer, c.byteOffset, this.chunkSize));
+      }
+    };
+    return { views, release };
+  }
+
   async write(offset: number, data: Buffer, opts?: WriteOptions): Promise<void> {
     return this.writev(offset, [data], opts);
   }
@@ -95,7 +133,7 @@ export class MemoryDevice implements BlockDevice {
     let pi = 0;
     let pOff = 0;
     this.forEachPiece(offset, length, (idx, inChunk, n) => {
-      const dst = this.chunkFor(idx);
+      const dst = this.writableChunk(idx);
       let at = inChunk;
       let left = n;
       while (left > 0) {
@@ -133,7 +171,7 @@ export class MemoryDevice implements BlockDevice {
     // NO_HOLE: the range must stay provisioned, so allocate and zero.
     this.reserve(offset, length);
     this.forEachPiece(offset, length, (idx, inChunk, n) => {
-      this.chunkFor(idx).fill(0, inChunk, inChunk + n);
+      this.writableChunk(idx).fill(0, inChunk, inChunk + n);
     });
   }
 
@@ -155,6 +193,8 @@ export class MemoryDevice implements BlockDevice {
     this.chunks = new Map();
     this.freeSlots = [];
     this.freshSlots = [];
+    this.lent = new Map();
+    this.retired = new Set();
     this.allocatedBytes = 0;
   }
 
@@ -179,12 +219,19 @@ export class MemoryDevice implements BlockDevice {
     return Math.min(this.chunkSize, this.size - idx * this.chunkSize);
   }
 
-  private chunkFor(idx: number): Buffer {
+  // The chunk to change at idx: allocated on first use, and copied first if a reader holds it (copy-on-write).
+  private writableChunk(idx: number): Buffer {
     let c = this.chunks.get(idx);
     if (c === undefined) {
       c = this.takeSlot().subarray(0, this.chunkLength(idx));
       this.chunks.set(idx, c);
       this.allocatedBytes += c.length;
+    } else if (this.lent.has(c)) {
+      const copy = this.takeSlot().subarray(0, c.length);
+      c.copy(copy);
+      this.retired.add(c);
+      this.chunks.set(idx, copy);
+      c = copy;
     }
     return c;
   }
@@ -206,10 +253,11 @@ export class MemoryDevice implements BlockDevice {
     return fresh;
   }
 
-  private release(idx: number, c: Buffer): void {
+  private dropChunk(idx: number, c: Buffer): void {
     this.chunks.delete(idx);
     this.allocatedBytes -= c.length;
-    this.freeSlots.push(Buffer.from(c.buffer, c.byteOffset, this.chunkSize));
+    if (this.lent.has(c)) this.retired.add(c);
+    else this.freeSlots.push(Buffer.from(c.buffer, c.byteOffset, this.chunkSize));
   }
 
   // Check ENOSPC before touching anything, so a failed write changes no byte.
@@ -230,11 +278,12 @@ export class MemoryDevice implements BlockDevice {
       const c = this.chunks.get(idx);
       if (c === undefined) return;
       if (n === c.length) {
-        this.release(idx, c);
+        this.dropChunk(idx, c);
         return;
       }
-      c.fill(0, inChunk, inChunk + n);
-      if (c.equals(this.zeroChunk.subarray(0, c.length))) this.release(idx, c);
+      const w = this.writableChunk(idx);
+      w.fill(0, inChunk, inChunk + n);
+      if (w.equals(this.zeroChunk.subarray(0, w.length))) this.dropChunk(idx, w);
     });
   }
 

@@ -700,8 +700,8 @@ export class NbdConnection {
     const dev = (this.export as ExportEntry).device;
     const len = r.length;
     if (!this.structured) {
-      const data = len > 0 ? await this.readBuffer(dev, offset, len) : EMPTY;
-      this.sendData(encodeSimpleReply(0, r.cookie), data);
+      if (len === 0) this.write(encodeSimpleReply(0, r.cookie));
+      else await this.readAndSend(dev, offset, len, encodeSimpleReply(0, r.cookie));
       return;
     }
     if (len === 0) {
@@ -716,8 +716,7 @@ export class NbdConnection {
       if (extents.length === 1 && extents[0]?.allocated !== false) extents = undefined;
     }
     if (extents === undefined) {
-      const data = await this.readBuffer(dev, offset, len);
-      this.sendData(encodeOffsetDataHeader(C.NBD_REPLY_FLAG_DONE, r.cookie, r.offset, len), data);
+      await this.readAndSend(dev, offset, len, encodeOffsetDataHeader(C.NBD_REPLY_FLAG_DONE, r.cookie, r.offset, len));
       return;
     }
     // Sparse read: holes travel as OFFSET_HOLE chunks, data as OFFSET_DATA; read everything before sending
@@ -734,6 +733,33 @@ export class NbdConnection {
       else bufs.push(encodeOffsetDataHeader(flags, r.cookie, BigInt(x.offset), x.length), data);
     });
     this.writev(bufs);
+  }
+
+  /**
+   * Read [offset, offset+len) and send it after `header`, by the cheapest path the device offers: lent views
+   * (no copy), a pooled buffer, or a fresh one. The read completes before the header is queued, so an error
+   * still gets an error reply.
+   */
+  private async readAndSend(dev: BlockDevice, offset: number, len: number, header: Buffer): Promise<void> {
+    if (dev.readLent === undefined) {
+      this.sendData(header, await this.readBuffer(dev, offset, len));
+      return;
+    }
+    const lease = await dev.readLent(offset, len);
+    if (this.dead()) {
+      lease.release();
+      return;
+    }
+    this.batch();
+    this.sock.cork();
+    this.sock.write(header);
+    const last = lease.views.length - 1;
+    lease.views.forEach((v, i) => {
+      // Callbacks run in order: the last one means the socket is done with every view.
+      if (i === last) this.sock.write(v, () => lease.release());
+      else this.sock.write(v);
+    });
+    this.sock.uncork();
   }
 
   /** Read into a pooled buffer when the device can; the buffer returns to the pool after sendData. */

@@ -133,3 +133,78 @@ describe('MemoryDevice fast paths', () => {
     expect(into.subarray(0, 1000).equals(Buffer.alloc(1000))).toBe(true);
   });
 });
+
+describe('MemoryDevice lent reads', () => {
+  it('lends views that stay unchanged under writes, discards and zeroing until released', async () => {
+    const d = new MemoryDevice({ name: 'l', size: 256 * KiB, chunkSize: 4096 });
+    await d.write(0, Buffer.alloc(16 * KiB, 1));
+    const lease = await d.readLent(2048, 12 * KiB);
+    const before = Buffer.concat(lease.views);
+    expect(before.subarray(0, 14 * KiB - 2048).equals(Buffer.alloc(14 * KiB - 2048, 1))).toBe(true);
+    expect(before.length).toBe(12 * KiB);
+    await d.write(0, Buffer.alloc(8 * KiB, 2));
+    await d.discard(8 * KiB, 4096);
+    await d.discard(12 * KiB + 100, 50);
+    await d.writeZeroes(4096, 100);
+    expect(Buffer.concat(lease.views).equals(before)).toBe(true);
+    const now = await d.read(0, 16 * KiB);
+    expect(now.subarray(0, 4096).equals(Buffer.alloc(4096, 2))).toBe(true);
+    expect(now.subarray(4096, 4196).equals(Buffer.alloc(100))).toBe(true);
+    expect(now.subarray(8 * KiB, 12 * KiB).equals(Buffer.alloc(4096))).toBe(true);
+    lease.release();
+    lease.release();
+    // Recycled slots come back zeroed: a fresh write elsewhere reads back exactly.
+    await d.write(64 * KiB, Buffer.alloc(100, 9));
+    const r = await d.read(64 * KiB, 4096);
+    expect(r.subarray(0, 100).equals(Buffer.alloc(100, 9))).toBe(true);
+    expect(r.subarray(100).equals(Buffer.alloc(4096 - 100))).toBe(true);
+  });
+
+  it('lends holes as zero views', async () => {
+    const d = new MemoryDevice({ name: 'h', size: 64 * KiB, chunkSize: 4096 });
+    const lease = await d.readLent(1000, 10000);
+    expect(Buffer.concat(lease.views).equals(Buffer.alloc(10000))).toBe(true);
+    lease.release();
+  });
+
+  it('matches the reference model with reads lent across random operations', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.record({
+            op: fc.constantFrom('write', 'discard', 'zero', 'lend', 'release'),
+            off: fc.integer({ min: 0, max: 63 }),
+            len: fc.integer({ min: 1, max: 16 }),
+            byte: fc.integer({ min: 1, max: 255 }),
+          }),
+          { maxLength: 40 },
+        ),
+        async (ops) => {
+          const size = 64 * 512;
+          const d = new MemoryDevice({ name: 'm', size, chunkSize: 2048 });
+          const ref = Buffer.alloc(size);
+          const leases: { lease: Awaited<ReturnType<MemoryDevice['readLent']>>; want: Buffer }[] = [];
+          for (const o of ops) {
+            const off = o.off * 512;
+            const len = Math.min(o.len * 512, size - off);
+            if (o.op === 'write') {
+              await d.write(off, Buffer.alloc(len, o.byte));
+              ref.fill(o.byte, off, off + len);
+            } else if (o.op === 'discard' || o.op === 'zero') {
+              if (o.op === 'discard') await d.discard(off, len);
+              else await d.writeZeroes(off, len, { mayTrim: o.byte % 2 === 0 });
+              ref.fill(0, off, off + len);
+            } else if (o.op === 'lend') {
+              leases.push({ lease: await d.readLent(off, len), want: Buffer.from(ref.subarray(off, off + len)) });
+            } else {
+              leases.shift()?.lease.release();
+            }
+            for (const l of leases) expect(Buffer.concat(l.lease.views).equals(l.want)).toBe(true);
+          }
+          expect((await d.read(0, size)).equals(ref)).toBe(true);
+        },
+      ),
+      { numRuns: 80 },
+    );
+  });
+});
