@@ -28,6 +28,9 @@ export interface CheckProgress {
   (doneBytes: number, totalBytes: number): void;
 }
 
+const UNREADABLE = 'unreadable';
+const DOWN = 'down';
+
 /** Boyer–Moore majority over digests (hex); the winner must hold more than half of the copies found. */
 export function majority(digests: readonly string[]): string | null {
   let cand: string | null = null;
@@ -74,19 +77,23 @@ export async function checkVdi(
   progress?.(0, total);
   await mapWindow(oids, 8, async (oid) => {
     const replicas: SdNode[] = ring.oidToNodes(oid, copies);
+    // Per replica: its digest; null when it lacks the object; UNREADABLE when it cannot read its copy (EIO: a
+    // corrupt copy, which does not vote and is repaired like a differing one); DOWN when the node cannot be
+    // reached (reported; nothing can be done there).
     const found = await Promise.all(
-      replicas.map(async (n) => {
+      replicas.map(async (n): Promise<string | null> => {
         try {
           return (await client.forNode(n.nid).getHash(oid, epoch)).toString('hex');
         } catch (err) {
-          if (err instanceof SheepError && err.result === C.SD_RES_NO_OBJ) return null;
-          // A replica that fails its own checksums is a bad copy: it loses the vote and gets repaired.
-          if (err instanceof SheepError && err.result === C.SD_RES_EIO) return `unreadable:${addrToStr(n.nid)}`;
-          throw err;
+          if (err instanceof SheepError) return err.result === C.SD_RES_NO_OBJ ? null : UNREADABLE;
+          const line = `cannot reach ${addrToStr(n.nid)} for ${oid16(oid)}: ${err instanceof Error ? err.message : String(err)}`;
+          report.failed.push(line);
+          log(line);
+          return DOWN;
         }
       }),
     );
-    const present = found.filter((d): d is string => d !== null);
+    const present = found.filter((d): d is string => d !== null && d !== UNREADABLE && d !== DOWN);
     const winner = majority(present);
     if (winner === null) {
       if (present.length === 0) {
@@ -99,7 +106,7 @@ export async function checkVdi(
     } else {
       const src = replicas[found.indexOf(winner)] as SdNode;
       for (let i = 0; i < replicas.length; i++) {
-        if (found[i] === winner) continue;
+        if (found[i] === winner || found[i] === DOWN) continue;
         const dst = replicas[i] as SdNode;
         try {
           await client.forNode(dst.nid).repairReplica(oid, src.nid);

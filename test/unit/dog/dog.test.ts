@@ -354,3 +354,32 @@ describe('dog --json on every command (fake sheep)', () => {
     expect(out.endsWith('finish check&repair p\np: checked 4 object(s), fixed 0 replica(s), re-created 0 missing replica(s), all consistent\n')).toBe(true);
   });
 });
+
+describe('vdi check with unreadable or unreachable replicas (fake nodes)', () => {
+  it('repairs a replica that answers EIO from the only readable copy, and reports an unreachable node', async () => {
+    const nodes = [new FakeSheep({ copies: 2 }), new FakeSheep({ copies: 2 })];
+    for (const [i, n] of nodes.entries()) {
+      n.zone = i;
+      await n.start();
+      cleanups.push(() => n.stop());
+    }
+    for (const n of nodes) n.cluster = nodes;
+    let out = '';
+    const ctx = new DogContext({ port: String(nodes[0]!.port) }, { write: (t) => (out += t), isTTY: false }, { write: () => undefined, isTTY: false });
+    cleanups.push(() => ctx.close());
+    await vdiCreate(ctx, 'e2', '4M', { copies: '2' });
+    await vdiWrite(ctx, 'e2', '0', undefined, Readable.from([Buffer.from('payload')]));
+    for (const [oid, obj] of nodes[0]!.objects) nodes[1]!.objects.set(oid, Buffer.from(obj));
+    const o0 = BigInt(sdHashVdi('e2')) << 32n;
+    nodes[1]!.objects.get(o0)!.fill(7, 0, 4); // its bytes are bad, and it says so with EIO
+    nodes[1]!.hook = (req) => (req.opcode === C.SD_OP_GET_HASH && req.args.kind === 'obj' && req.args.oid === o0 ? { action: 'reply', result: C.SD_RES_EIO } : undefined);
+    out = '';
+    await vdiCheck(ctx, 'e2', undefined);
+    expect(out).toBe(`fixed replica ${o0.toString(16).padStart(16, '0')}\nfinish check&repair e2\ne2: checked 2 object(s), fixed 1 replica(s), re-created 0 missing replica(s), all consistent\n`);
+    expect(nodes[1]!.objects.get(o0)!.equals(nodes[0]!.objects.get(o0)!)).toBe(true);
+    await nodes[1]!.stop();
+    out = '';
+    await expect(vdiCheck(ctx, 'e2', undefined)).rejects.toThrow('e2: some objects could not be repaired');
+    expect(out).toContain(`cannot reach 127.0.0.1:${nodes[1]!.port} for ${o0.toString(16).padStart(16, '0')}: cannot connect to`);
+  });
+});
