@@ -132,7 +132,7 @@ boot_guest() {
   chmod 755 "$RUN/overlay/init"
   [ -n "${SCEN_T0:-}" ] && say "TIME host-setup $(since "$SCEN_T0")"
   for f in "$HERE"/guest/*.sh; do guest_file "$f" "/sf/$(basename "$f")"; done
-  echo "SF_SCENARIO=$scenario" >>"$RUN/overlay/etc/sf-params"
+  printf 'SF_SCENARIO=%s\nSF_WATCHDOG=%s\n' "$scenario" "$((VM_TIMEOUT > 120 ? VM_TIMEOUT - 60 : VM_TIMEOUT / 2))" >>"$RUN/overlay/etc/sf-params"
   # The kernel unpacks concatenated archives in order; the overlay's files are added to the base image's.
   (cd "$RUN/overlay" && find . | LC_ALL=C sort | /bin/busybox cpio -o -H newc 2>/dev/null | gzip -1) >"$RUN/overlay.cpio.gz"
   cat "$CACHE/base.cpio.gz" "$RUN/overlay.cpio.gz" >"$RUN/initrd.img"
