@@ -9,19 +9,25 @@
 #     check then reports SKIP in the guest and the scenario still ends as SKIP).
 
 MP_SIZE=$((128 * 1048576))
+# TOML lines added to the [iscsi] section of target A's / B's config (none needed so far).
+MP_ISCSI_EXTRA_A=${LINUX_VM_MP_ISCSI_A:-}
+MP_ISCSI_EXTRA_B=${LINUX_VM_MP_ISCSI_B:-}
 
 # mp_start_target NAME PORT: start target NAME (A or B) exporting the shared disk with its iSCSI portal on
 # PORT; sets MP_PID_<NAME>.
 mp_start_target() {
-  local name=$1 port=$2 export
+  local name=$1 port=$2 export extra
   iscsi_config "$RUN/target-$name.toml" "$port" "10.0.2.2:$port"
+  # per-host [iscsi] keys (e.g. this host's ALUA port group state: A optimized, B non-optimized)
+  extra="MP_ISCSI_EXTRA_$name"
+  [ -n "${!extra}" ] && printf '%s\n' "${!extra}" >>"$RUN/target-$name.toml"
   export="MP_EXPORT_$name[@]"
   start_target "target-$name" --config "$RUN/target-$name.toml" --nbd 127.0.0.1:0 "${!export}" || return 1
   printf -v "MP_PID_$name" %s "$TARGET_PID"
   say "target $name pid $TARGET_PID iscsi 127.0.0.1:$port"
 }
 
-# on_req ACTION: the guest's requests.
+# mp_on_req ACTION: what the guest asks the host to do (kill-a, restart-a).
 mp_on_req() {
   case $1 in
     kill-a)
