@@ -22,6 +22,7 @@ import {
   vdiObjectLocation,
   vdiObjectMap,
   vdiResize,
+  vdiRollback,
   vdiSnapshot,
   vdiTree,
   type CreateOptions,
@@ -112,7 +113,10 @@ function buildNode(dog: Command): void {
   const node = dog.command('node').description('node commands: list, info');
   leaf(node, 'list', 'list the nodes').action((o: Opts) => run(o, nodeList));
   leaf(node, 'info', 'show store usage per node').action((o: Opts) => run(o, nodeInfo));
-  leaf(node, 'recovery', 'show the recovery progress of every node').action((o: Opts) => run(o, nodeRecovery));
+  leaf(node, 'recovery', 'show the recovery progress of every node (and set its throttle)')
+    .option('--max-exec-count <n>', 'throttle: objects recovered in parallel per node (0 = default)')
+    .option('--queue-work-interval <ms>', 'throttle: pause between recovered objects')
+    .action((o: Opts) => run(o, (ctx) => nodeRecovery(ctx, { maxExecCount: o.maxExecCount as string | undefined, queueWorkInterval: o.queueWorkInterval as string | undefined })));
   leaf(node, 'kill', 'stop the node with this id (from node list)')
     .argument('<id>')
     .action((id: string, o: Opts) => run(o, (ctx) => nodeKill(ctx, id)));
@@ -152,6 +156,11 @@ function buildVdi(dog: Command): void {
     .argument('<name>')
     .option('-s, --snapshot <tag>', 'snapshot tag or id')
     .action((name: string, o: Opts) => run(o, (ctx) => vdiDelete(ctx, name, o.snapshot as string | undefined)));
+  leaf(vdi, 'rollback', 'roll a VDI back to one of its snapshots')
+    .argument('<name>')
+    .option('-s, --snapshot <tag>', 'snapshot tag or id')
+    .option('-f, --force', 'do not ask for confirmation')
+    .action((name: string, o: Opts) => run(o, (ctx) => vdiRollback(ctx, name, o.snapshot as string | undefined, o.force === true, confirm)));
   leaf(vdi, 'resize', 'grow a VDI')
     .argument('<name>')
     .argument('<size>')

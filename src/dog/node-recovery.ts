@@ -3,7 +3,7 @@
 // node (`--json`: every node with its counters). kill: KILL_NODE to the node with that index in the node
 // list. cluster check: `vdi check` over every working VDI and snapshot, one summary line each.
 import * as C from '../proto/sheepdog/constants.js';
-import { decodeRecoveryState, emptyReqArgs, makeRequest } from '../proto/sheepdog/index.js';
+import { decodeRecoveryState, emptyReqArgs, encodeRecoveryThrottling, makeRequest } from '../proto/sheepdog/index.js';
 import { checkVdi, progressLine, summarize } from './check.js';
 import { DogError, EXIT_FAILURE, EXIT_USAGE, type DogContext } from './context.js';
 import { addrToStr, lpad, rpad } from './format.js';
@@ -23,8 +23,31 @@ interface RecoveryRow {
   total: bigint;
 }
 
-export async function nodeRecovery(ctx: DogContext): Promise<void> {
+export interface RecoveryOptions {
+  /** Objects recovered in parallel per node (0 = the default). */
+  maxExecCount?: string;
+  /** Pause between two recovered objects, ms. */
+  queueWorkInterval?: string;
+}
+
+export async function nodeRecovery(ctx: DogContext, o: RecoveryOptions = {}): Promise<void> {
   const { nodes } = await ctx.client.getNodeList();
+  if (o.maxExecCount !== undefined || o.queueWorkInterval !== undefined) {
+    const num = (t: string | undefined, what: string): number => {
+      if (t === undefined) return 0;
+      if (!/^\d+$/.test(t)) throw new DogError(`invalid ${what} '${t}'`, EXIT_USAGE);
+      return Number(t);
+    };
+    const maxExecCount = num(o.maxExecCount, 'max-exec-count');
+    const interval = num(o.queueWorkInterval, 'queue-work-interval');
+    const payload = encodeRecoveryThrottling({ maxExecCount, queueWorkIntervalMs: BigInt(interval), throttling: maxExecCount > 0 || interval > 0 });
+    // SET_RECOVERY (§2.4) on every node: the throttle is per node.
+    for (const n of nodes) {
+      await ctx.client
+        .forNode(n.nid)
+        .call(makeRequest(C.SD_OP_SET_RECOVERY, emptyReqArgs('obj'), { flags: C.SD_FLAG_CMD_WRITE, dataLength: payload.length }), { payload });
+    }
+  }
   const rows: RecoveryRow[] = [];
   for (const [i, n] of nodes.entries()) {
     const r = await ctx.client

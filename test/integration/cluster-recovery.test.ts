@@ -128,10 +128,24 @@ describe('cluster recovery', () => {
     expect(mine).toBeDefined();
     expect(Number(mine!.total)).toBeGreaterThan(0);
     expect(Number(mine!.finished)).toBe(Number(mine!.total));
-    const human = await cluster.dog(['node', 'recovery']);
-    expect(human.code).toBe(0);
 
+    // Slow recovery down (SET_RECOVERY on every node) so its progress can be watched while a node leaves.
+    const slow = await cluster.dog(['node', 'recovery', '--max-exec-count', '1', '--queue-work-interval', '1000'], { node: 1 });
+    expect(slow.code, slow.stderr).toBe(0);
     await cluster.stopNode(0);
+    type Rec = { nodes: { addr: string; finished: number; total: number; inRecovery: boolean; state: number }[] };
+    let seen: Rec['nodes'][number] | undefined;
+    let human = '';
+    const watchUntil = Date.now() + 60_000;
+    while (!seen && Date.now() < watchUntil) {
+      const r = await cluster.dogJson<Rec>(['node', 'recovery'], { node: 1 });
+      seen = r.nodes.find((n) => n.inRecovery && n.state === 1 && Number(n.total) > 0 && Number(n.finished) < Number(n.total));
+      if (seen) human = (await cluster.dog(['node', 'recovery'], { node: 1 })).stdout;
+    }
+    expect(seen).toBeDefined();
+    expect(human).toMatch(/Nodes In Recovery/);
+    const fast = await cluster.dog(['node', 'recovery', '--max-exec-count', '0', '--queue-work-interval', '0'], { node: 1 });
+    expect(fast.code, fast.stderr).toBe(0);
     await cluster.waitSettled(5, 180_000);
 
     const c = client(cluster, 1);
