@@ -193,6 +193,8 @@ export class MultipathDevice extends EventEmitter<MultipathDeviceEvents> impleme
   private rr = 0;
   private selection = '';
   private closed = false;
+  /** Path choices are only reported once open() has finished. */
+  private opened = false;
   private probeTimer: NodeJS.Timeout | undefined;
   private aluaTimer: NodeJS.Timeout | undefined;
   private pathWaiters: Array<() => void> = [];
@@ -249,7 +251,26 @@ export class MultipathDevice extends EventEmitter<MultipathDeviceEvents> impleme
   }
 
   private async openPaths(): Promise<void> {
-    const results = await Promise.allSettled(this.paths.map((p) => this.bringUp(p, true)));
+    // Probe every path at once; the LU identity is that of the first path (in list order) that answered, so
+    // which path "wins" does not depend on timing.
+    const probes = await Promise.allSettled(this.paths.map((p) => this.probePath(p)));
+    for (const r of probes) {
+      if (r.status === 'fulfilled') {
+        this.naa = r.value;
+        break;
+      }
+    }
+    const ref = this.paths[probes.findIndex((r) => r.status === 'fulfilled')];
+    if (ref) {
+      this.size = ref.sizeBytes;
+      this.blockSize = ref.blockSize;
+    }
+    const results = await Promise.allSettled(
+      this.paths.map((p, i) => {
+        const r = probes[i];
+        return r?.status === 'fulfilled' ? this.admit(p, r.value, true) : Promise.reject(r?.reason);
+      }),
+    );
     results.forEach((r, i) => {
       if (r.status === 'rejected' && this.paths[i]) this.paths[i].lastError = r.reason instanceof Error ? r.reason.message : String(r.reason);
     });
@@ -265,11 +286,6 @@ export class MultipathDevice extends EventEmitter<MultipathDeviceEvents> impleme
     this.size = cap.sizeBytes;
     this.thin = cap.thin;
     this.lbprz = cap.lbprz;
-    for (const p of up) {
-      if (p.sizeBytes !== this.size || p.blockSize !== this.blockSize) {
-        this.failPath(p, new BlockError('EIO', `path ${p.name}: capacity ${p.sizeBytes}/${p.blockSize} differs from ${this.size}/${this.blockSize}`), undefined);
-      }
-    }
     let serial = this.naa ?? '';
     try {
       serial = await s.unitSerialNumber();
@@ -303,6 +319,7 @@ export class MultipathDevice extends EventEmitter<MultipathDeviceEvents> impleme
     this.paths.forEach((p, i) => {
       if (results[i]?.status === 'rejected') this.emitEvent({ type: 'fail', path: p.name, reason: p.lastError ?? 'not opened' });
     });
+    this.opened = true;
     this.recompute();
     this.probeTimer = setInterval(() => this.probeFailed(), this.o.probeIntervalMs);
     this.probeTimer.unref();
@@ -313,8 +330,8 @@ export class MultipathDevice extends EventEmitter<MultipathDeviceEvents> impleme
     this.log.info({ paths: this.paths.map((p) => p.name), naa: this.naa, size: this.size }, 'multipath.open');
   }
 
-  /** Connect, verify identity and read ALUA for one path; marks it active on success. */
-  private async bringUp(p: Path, initial: boolean): Promise<void> {
+  /** Log in on a path and read what identifies the LU behind it (and its capacity). */
+  private async probePath(p: Path): Promise<string> {
     const s = p.session;
     await s.connect();
     await s.testUnitReady({ timeoutMs: this.o.ioTimeoutMs });
@@ -322,18 +339,22 @@ export class MultipathDevice extends EventEmitter<MultipathDeviceEvents> impleme
     const by = this.o.identityBy;
     const key = by === 'naa' ? id.naa : by === 't10' ? id.t10 : await s.unitSerialNumber();
     if (key === undefined || key === '') throw new BlockError('EIO', `path ${p.name}: LU has no ${by} identity`);
-    if (this.naa === undefined) this.naa = key;
-    else if (key !== this.naa) {
-      throw new BlockError('EIO', `path ${p.name}: LU ${by} ${key} differs from ${this.naa} (a different LU)`);
-    }
     const cap = await s.readCapacity16(); // also sets the session's block size for READ/WRITE
-    if (this.size !== 0 && (cap.sizeBytes !== this.size || cap.blockSize !== this.blockSize)) {
-      throw new BlockError('EIO', `path ${p.name}: capacity ${cap.sizeBytes}/${cap.blockSize} differs from ${this.size}/${this.blockSize}`);
-    }
     p.sizeBytes = cap.sizeBytes;
     p.blockSize = cap.blockSize;
     p.targetPortGroup = id.targetPortGroup;
     p.relativeTargetPort = id.relativeTargetPort;
+    return key;
+  }
+
+  /** Check a probed path against the LU identity and geometry, read its ALUA state, and put it in service. */
+  private async admit(p: Path, key: string, initial: boolean): Promise<void> {
+    if (key !== this.naa) {
+      throw new BlockError('EIO', `path ${p.name}: LU ${this.o.identityBy} ${key} differs from ${this.naa ?? '?'} (a different LU)`);
+    }
+    if (this.size !== 0 && (p.sizeBytes !== this.size || p.blockSize !== this.blockSize)) {
+      throw new BlockError('EIO', `path ${p.name}: capacity ${p.sizeBytes}/${p.blockSize} differs from ${this.size}/${this.blockSize}`);
+    }
     await this.refreshAlua(p);
     if (this.closed || p.disabled) return;
     p.state = 'active';
@@ -341,6 +362,11 @@ export class MultipathDevice extends EventEmitter<MultipathDeviceEvents> impleme
     if (!initial) this.emitEvent({ type: 'reinstate', path: p.name, alua: p.alua });
     this.recompute();
     this.wakePathWaiters();
+  }
+
+  /** Probe a failed path and reinstate it. */
+  private async bringUp(p: Path): Promise<void> {
+    await this.admit(p, await this.probePath(p), false);
   }
 
   async close(): Promise<void> {
@@ -434,7 +460,7 @@ export class MultipathDevice extends EventEmitter<MultipathDeviceEvents> impleme
   private recompute(): void {
     const group = this.bestGroup();
     const sel = group.map((p) => p.name).join(',');
-    if (sel !== this.selection) {
+    if (sel !== this.selection && this.opened) {
       if (sel !== '') this.emitEvent({ type: 'switch', path: sel, from: this.selection === '' ? undefined : this.selection });
       this.selection = sel;
     }
@@ -473,7 +499,7 @@ export class MultipathDevice extends EventEmitter<MultipathDeviceEvents> impleme
     for (const p of this.paths) {
       if (p.state !== 'failed' || p.probing || p.disabled || p.session.state === 'closed') continue;
       p.probing = true;
-      this.bringUp(p, false)
+      this.bringUp(p)
         .catch((e: unknown) => {
           p.lastError = e instanceof Error ? e.message : String(e);
           this.log.debug({ path: p.name, err: p.lastError }, 'multipath.probe.failed');
