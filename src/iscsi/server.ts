@@ -14,6 +14,7 @@ import { Connection } from './connection.js';
 import { DEFAULT_PREFERENCES, type TargetPreferences } from './params.js';
 import { LogicalUnit } from './scsi/lu.js';
 import { LocalRangeLock, type RangeLock } from './scsi/rangelock.js';
+import type { CopyTarget } from './scsi/xcopy.js';
 import { LocalReservationStore, type ReservationStore } from './scsi/pr.js';
 import { Session, TargetRuntime, type LoginIdentity, type TargetRegistry } from './session.js';
 
@@ -66,9 +67,26 @@ export class IscsiServer implements TargetRegistry, Frontend {
         res = this.opts.reservationsFor?.(device) ?? new LocalReservationStore();
         this.reservations.set(device, res);
       }
-      lus.set(lun, new LogicalUnit(device, { lock, reservations: res, targetName: cfg.name, removable: removable ?? false }));
+      lus.set(
+        lun,
+        new LogicalUnit(device, {
+          lock,
+          reservations: res,
+          targetName: cfg.name,
+          removable: removable ?? false,
+          resolveCopyTarget: (d) => this.copyTarget(d),
+        }),
+      );
     }
     this.targets.set(cfg.name, new TargetRuntime(cfg, lus));
+  }
+
+  /** EXTENDED COPY targets: any LU of any target on this server, by its designator. */
+  private copyTarget(designator: Buffer): CopyTarget | undefined {
+    for (const t of this.targets.values()) {
+      for (const lu of t.lus.values()) if (lu.answersToDesignator(designator)) return lu.copyTarget();
+    }
+    return undefined;
   }
 
   /** Listen; resolves to the bound address as "host:port". */

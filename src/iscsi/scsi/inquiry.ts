@@ -76,6 +76,7 @@ export function buildInquiry(ctx: InquiryContext, evpd: boolean, pageCode: numbe
     b[2] = 0x06; // SPC-4
     b[3] = 0x12; // HISUP, response data format 2
     b[4] = b.length - 5;
+    b[5] = 0x08; // 3PC: EXTENDED COPY
     b[7] = 0x02; // CMDQUE
     ascii(ctx.vendor, 8).copy(b, 8);
     ascii(ctx.product, 16).copy(b, 16);

@@ -11,6 +11,7 @@ import { LocalReservationStore, type AccessKind, type ReservationStore } from '.
 import { ModePages } from './mode.js';
 import { buildInquiry, type InquiryContext } from './inquiry.js';
 import { reportSupportedOpcodes, reportSupportedTmf } from './opcodes.js';
+import { copyOperatingParameters, copyStatusData, cscdDesignator, extendedCopy, type CopyStatus, type CopyTarget } from './xcopy.js';
 
 export interface ScsiRequest {
   cdb: Buffer;
@@ -43,6 +44,8 @@ export interface LogicalUnitOptions {
   revision?: string;
   /** Present a removable medium (RMB=1): START STOP UNIT can eject and load it, PREVENT ALLOW can pin it. */
   removable?: boolean;
+  /** EXTENDED COPY: find another LU by its CSCD designator (default: only this LU). */
+  resolveCopyTarget?: (designator: Buffer) => CopyTarget | undefined;
 }
 
 /** BlockError code → sense for reads and writes, in one place. */
@@ -195,6 +198,9 @@ export class LogicalUnit {
   private mediumPresent = true;
   /** I_T nexuses that sent PREVENT ALLOW MEDIUM REMOVAL with PREVENT=1. */
   private readonly preventers = new Set<string>();
+  private readonly resolveCopyTarget: (designator: Buffer) => CopyTarget | undefined;
+  /** Held EXTENDED COPY results by "nexus/list id". */
+  private readonly copyResults = new Map<string, CopyStatus>();
 
   constructor(device: BlockDevice, opts: LogicalUnitOptions = {}) {
     this.device = device;
@@ -204,6 +210,7 @@ export class LogicalUnit {
     this.reservations = opts.reservations ?? new LocalReservationStore();
     this.mode = new ModePages(device);
     this.removable = opts.removable ?? false;
+    this.resolveCopyTarget = opts.resolveCopyTarget ?? ((d) => (this.answersToDesignator(d) ? this.copyTarget() : undefined));
     this.inquiryCtx = {
       device,
       blocks: this.blocks,
@@ -219,6 +226,16 @@ export class LogicalUnit {
       removable: this.removable,
       atomicAlignmentBlocks: ATOMIC_ALIGNMENT_BLOCKS,
     };
+  }
+
+  /** True if a CSCD designator (4-byte header + identifier) names this LU (our NAA-6 designator). */
+  answersToDesignator(d: Buffer): boolean {
+    const mine = cscdDesignator(this.device.identity.naaId);
+    return d.length === mine.length && ((d[1] ?? 0) & 0x0f) === 3 && d.subarray(4).equals(mine.subarray(4));
+  }
+
+  copyTarget(): CopyTarget {
+    return { device: this.device, blockSize: this.blockSize };
   }
 
   /** Queue a unit attention for every nexus except `except` (after a reset or a reservation change). */
@@ -241,6 +258,7 @@ export class LogicalUnit {
   nexusLost(nexus: string): void {
     this.reservations.clearReserve2(nexus);
     this.preventers.delete(nexus);
+    for (const k of [...this.copyResults.keys()]) if (k.startsWith(`${nexus}/`)) this.copyResults.delete(k);
     this.unitAttention.delete(nexus);
     this.lastSense.delete(nexus);
   }
@@ -607,6 +625,26 @@ export class LogicalUnit {
           return this.good(reportSupportedTmf(((cdb[2] ?? 0) & 0x80) !== 0), c.allocationLength);
         }
         throw invalidCdb(1, 4);
+      case C.EXTENDED_COPY: {
+        if (c.serviceAction !== C.XCOPY_LID1) throw invalidCdb(1, 4);
+        const plen = c.parameterListLength;
+        const params = (req.dataOut ?? Buffer.alloc(0)).subarray(0, plen);
+        if (params.length < plen) throw paramListLength();
+        if (plen > 0) this.writable();
+        const r = await extendedCopy(params, this.resolveCopyTarget);
+        if (!r.ok) throw new CheckCondition(r.sense, plen);
+        if (r.hold && plen > 0) this.copyResults.set(`${req.nexus}/${r.listId}`, r.status);
+        return { status: C.SAM_STAT_GOOD, dataOutWanted: plen };
+      }
+      case C.RECEIVE_COPY_RESULTS: {
+        if (c.serviceAction === C.RCR_OPERATING_PARAMETERS) return this.good(copyOperatingParameters(), c.allocationLength);
+        if (c.serviceAction === C.RCR_COPY_STATUS) {
+          const st = this.copyResults.get(`${req.nexus}/${cdb[2] ?? 0}`);
+          if (!st) throw invalidCdb(2);
+          return this.good(copyStatusData(st), c.allocationLength);
+        }
+        throw invalidCdb(1, 4);
+      }
       case C.READ_DEFECT_DATA_10: {
         const b = Buffer.alloc(4);
         b[1] = (cdb[2] ?? 0) & 0x1f;

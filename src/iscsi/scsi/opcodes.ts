@@ -51,6 +51,12 @@ const OPS: OpEntry[] = [
     sa,
     usage: [0x5f, sa, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff, ctl],
   })),
+  { op: C.EXTENDED_COPY, sa: C.XCOPY_LID1, usage: [0x83, 0x1f, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, ctl] },
+  ...[C.RCR_COPY_STATUS, C.RCR_OPERATING_PARAMETERS].map((sa) => ({
+    op: C.RECEIVE_COPY_RESULTS,
+    sa,
+    usage: [0x84, 0x1f, 0xff, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, ctl],
+  })),
   { op: C.READ_16, usage: rw16(C.READ_16, 0x18) },
   { op: C.COMPARE_AND_WRITE, usage: [0x89, 0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0xff, 0x3f, ctl] },
   { op: C.WRITE_16, usage: rw16(C.WRITE_16, 0x18) },

@@ -4,6 +4,7 @@ import { describe, it, expect } from 'vitest';
 import { BlockError, type BlockDevice } from '../../../../src/block/device.js';
 import { MemoryDevice } from '../../../../src/block/memory.js';
 import { LogicalUnit, type ScsiResult } from '../../../../src/iscsi/scsi/lu.js';
+import { cscdDesignator } from '../../../../src/iscsi/scsi/xcopy.js';
 import { decodeSense } from '../../../../src/proto/scsi/sense.js';
 import * as C from '../../../../src/proto/scsi/constants.js';
 
@@ -201,5 +202,33 @@ describe('LogicalUnit commands', () => {
     expect((await run(l, cdb(C.SANITIZE, C.SANITIZE_BLOCK_ERASE))).status).toBe(C.SAM_STAT_GOOD);
     expect((await run(l, rw10(C.READ_10, 0, 64))).data).toEqual(Buffer.alloc(64 * BS));
     expect(sense(await run(l, cdb(C.SANITIZE, 0x05)))).toEqual({ key: C.ILLEGAL_REQUEST, ascq: C.ASC_INVALID_FIELD_IN_CDB });
+  });
+  it('EXTENDED COPY copies blocks within the LU named by its NAA designator, and reports the copy status', async () => {
+    const { lu: l, dev } = lu();
+    await run(l, rw10(C.WRITE_10, 0, 4), Buffer.alloc(4 * BS, 0x41));
+    const p = Buffer.alloc(16 + 32 + 28);
+    p[0] = 7; // list id
+    p.writeUInt16BE(32, 2);
+    p.writeUInt32BE(28, 8);
+    const t = p.subarray(16, 48);
+    t[0] = 0xe4;
+    cscdDesignator(dev.identity.naaId).copy(t, 4);
+    t.writeUIntBE(BS, 29, 3);
+    const s = p.subarray(48);
+    s[0] = 0x02;
+    s.writeUInt16BE(24, 2);
+    s.writeUInt16BE(4, 10);
+    s.writeBigUInt64BE(0n, 12);
+    s.writeBigUInt64BE(100n, 20);
+    const xcopy = cdb(C.EXTENDED_COPY, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, p.length);
+    expect((await run(l, xcopy, p)).status).toBe(C.SAM_STAT_GOOD);
+    expect((await run(l, rw10(C.READ_10, 100, 4))).data).toEqual(Buffer.alloc(4 * BS, 0x41));
+    const st = (await run(l, cdb(C.RECEIVE_COPY_RESULTS, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 64))).data as Buffer;
+    expect(st[4]).toBe(0x01);
+    expect(st.readUInt32BE(8)).toBe(4 * BS);
+    s.writeBigUInt64BE(1023n, 20); // beyond the end
+    expect(sense(await run(l, xcopy, p)).key).toBe(C.COPY_ABORTED);
+    t[0] = 0xe0;
+    expect(sense(await run(l, xcopy, p)).ascq).toBe(C.ASC_UNSUPPORTED_TARGET_DESCRIPTOR_TYPE_CODE);
   });
 });
