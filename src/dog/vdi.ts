@@ -235,9 +235,8 @@ export async function vdiClone(ctx: DogContext, src: string, dst: string, snap: 
   ctx.output({ name: dst, vid: info.vid, source: src, snapshotVid: vid }, () => (ctx.verbose ? `VDI ID of newly created clone: ${info.vid.toString(16)}\n` : ''));
 }
 
-export async function vdiDelete(ctx: DogContext, name: string, snap: string | undefined): Promise<void> {
-  const c = ctx.client;
-  const sel = snapshotSelector(snap);
+/** dog's delete: zero the non-zero index entries in batches of 128 (releasing the objects), then DEL_VDI. */
+async function deleteVdi(c: DogContext['client'], name: string, sel: VdiSelector): Promise<{ vid: number; released: number }> {
   const { vid, inode } = await openVdi(c, name, sel);
   const n = Math.min(countDataObjs(inode.vdiSize, inode.blockSizeShift || C.SD_DEFAULT_BLOCK_SIZE_SHIFT), C.MAX_DATA_OBJS);
   const batches: { start: number; count: number }[] = [];
@@ -251,7 +250,27 @@ export async function vdiDelete(ctx: DogContext, name: string, snap: string | un
   const zeros = new Uint32Array(128);
   for (const b of batches) await c.writeObj(vidToVdiOid(vid), encodeIndexRange(zeros, 0, b.count), { offset: dataVidOffset(b.start) });
   await c.delVdi(name, sel);
-  ctx.output({ name, vid, deleted: true, objectsReleased: batches.reduce((a, b) => a + b.count, 0) }, '');
+  return { vid, released: batches.reduce((a, b) => a + b.count, 0) };
+}
+
+export async function vdiDelete(ctx: DogContext, name: string, snap: string | undefined): Promise<void> {
+  const r = await deleteVdi(ctx.client, name, snapshotSelector(snap));
+  ctx.output({ name, vid: r.vid, deleted: true, objectsReleased: r.released }, '');
+}
+
+/** `vdi rollback -s TAG NAME`: replace the working VDI by a fresh one based on the snapshot. */
+export async function vdiRollback(ctx: DogContext, name: string, snap: string | undefined, force: boolean, confirm: (q: string) => Promise<boolean>): Promise<void> {
+  if (snap === undefined || snap === '') throw new DogError('Please specify the snapshot to roll back to (-s)', EXIT_USAGE);
+  const c = ctx.client;
+  const sel = snapshotSelector(snap);
+  const { vid: snapVid, inode } = await openVdi(c, name, sel, C.SD_INODE_HEADER_SIZE);
+  if (inode.snapCtime === 0n) throw new DogError(`${describeVdi(name, sel)} is not a snapshot`, EXIT_USAGE);
+  if (!force && !(await confirm('This operation dangerously deletes the current VDI state. Are you sure you want to continue? [yes/no]: '))) {
+    throw new DogError(`not rolling back ${name} (use -f to do it without asking)`, EXIT_FAILURE);
+  }
+  const old = await deleteVdi(c, name, {});
+  const info = await c.newVdi({ name, size: inode.vdiSize, baseVid: snapVid, copies: inode.nrCopies, copyPolicy: inode.copyPolicy, blockSizeShift: inode.blockSizeShift });
+  ctx.output({ name, snapshotVid: snapVid, oldVid: old.vid, newVid: info.vid }, () => (ctx.verbose ? `New VDI ID of rollbacked VDI: ${info.vid.toString(16)}\n` : ''));
 }
 
 export async function vdiResize(ctx: DogContext, name: string, sizeText: string): Promise<void> {

@@ -94,6 +94,22 @@ describe('dog vdi (real sheep)', () => {
     expect(tree).toMatch(/^cow---\[\d{4}-\d\d-\d\d \d\d:\d\d\]---\(you are here\)$/m);
   });
 
+  it('rolls a VDI back to a snapshot', async () => {
+    const before = bytes(3 * MiB, 'rb');
+    await dogOk(p, ['vdi', 'create', 'rb', '8M']);
+    await dogOk(p, ['vdi', 'write', 'rb', '0'], before);
+    await dogOk(p, ['vdi', 'snapshot', '-s', 'good', 'rb']);
+    await dogOk(p, ['vdi', 'write', 'rb', '100'], bytes(5 * MiB, 'bad'));
+    const refused = await dog(p, ['vdi', 'rollback', '-s', 'good', 'rb']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toBe('not rolling back rb (use -f to do it without asking)\n');
+    await dogOk(p, ['vdi', 'rollback', '-s', 'good', 'rb', '-f']);
+    const now = (await dogBinary(p, ['vdi', 'read', 'rb', '0', String(6 * MiB)])).stdout;
+    expect(now.subarray(0, 3 * MiB).equals(before)).toBe(true);
+    expect(now.subarray(3 * MiB).equals(Buffer.alloc(3 * MiB))).toBe(true);
+    expect(await dogOk(p, ['vdi', 'list'])).toMatch(/^s rb {11}1 .* good {2}22\n {2}rb {11}\d /m);
+  });
+
   it('resizes (grow only) and deletes VDIs and snapshots', async () => {
     await dogOk(p, ['vdi', 'create', 'gone', '8M']);
     await dogOk(p, ['vdi', 'write', 'gone', '0'], bytes(5 * MiB, 'gone'));
