@@ -40,7 +40,9 @@ done
 resolve_kernel() { apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}'; }
 KPKG=$(resolve_kernel)
 if [ -z "$KPKG" ]; then
-  apt-get update -qq
+  SUDO=
+  [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
   KPKG=$(resolve_kernel)
 fi
 [ -n "$KPKG" ] || { echo "build-image: cannot resolve linux-image-amd64" >&2; exit 1; }
