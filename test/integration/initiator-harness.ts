@@ -158,3 +158,15 @@ export async function tgtdSessions(t: Tgtd): Promise<Array<{ sid: number; initia
 export async function tgtdDropSession(t: Tgtd, sid: number): Promise<void> {
   await t.adm(['--lld', 'iscsi', '--mode', 'conn', '--op', 'delete', '--tid', '1', '--sid', String(sid), '--cid', '0']);
 }
+
+/** `length` bytes of a file at `offset` (to compare what a target stored). */
+export function fileBytes(file: string, offset: number, length: number): Buffer {
+  const b = Buffer.alloc(length);
+  const fd = fs.openSync(file, 'r');
+  try {
+    fs.readSync(fd, b, 0, length, offset);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return b;
+}

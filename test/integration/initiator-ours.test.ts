@@ -5,28 +5,16 @@
 // loop (no error reaches the caller), then restarted, and I/O fails back to it.
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
 import { cleanupTempDirs, killAll, tempDir } from '../helpers/proc.js';
 import { MultipathDevice } from '../../src/initiator/multipath.js';
 import { IscsiSession, discoverTargets } from '../../src/initiator/scsi.js';
 import { Workload } from '../../src/drill/workload.js';
 import { VerifyLoop, waitFor } from '../unit/initiator/helpers.js';
-import { startOurTarget, type OurTarget } from './initiator-harness.js';
+import { fileBytes, startOurTarget, type OurTarget } from './initiator-harness.js';
 
 const MiB = 1024 * 1024;
 const SIZE = 32 * MiB;
-
-function fileBytes(file: string, offset: number, length: number): Buffer {
-  const b = Buffer.alloc(length);
-  const fd = fs.openSync(file, 'r');
-  try {
-    fs.readSync(fd, b, 0, length, offset);
-  } finally {
-    fs.closeSync(fd);
-  }
-  return b;
-}
 
 describe('initiator vs our target', () => {
   const closers: Array<() => Promise<void>> = [];

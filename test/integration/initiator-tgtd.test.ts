@@ -13,23 +13,12 @@ import { FaultProxy } from '../../src/drill/faultproxy.js';
 import { MultipathDevice } from '../../src/initiator/multipath.js';
 import { IscsiSession, discoverTargets } from '../../src/initiator/scsi.js';
 import { VerifyLoop, waitFor } from '../unit/initiator/helpers.js';
-import { startOurTarget, startTgtd, tgtdDropSession, tgtdSessions, type Tgtd } from './initiator-harness.js';
+import { fileBytes, startOurTarget, startTgtd, tgtdDropSession, tgtdSessions, type Tgtd } from './initiator-harness.js';
 
 const MiB = 1024 * 1024;
 const INI_A = 'iqn.2026-11.org.sheepfold.test:initiator-a';
 const INI_B = 'iqn.2026-11.org.sheepfold.test:initiator-b';
 const have = haveCommand('tgtd') && haveCommand('tgtadm');
-
-function fileBytes(file: string, offset: number, length: number): Buffer {
-  const b = Buffer.alloc(length);
-  const fd = fs.openSync(file, 'r');
-  try {
-    fs.readSync(fd, b, 0, length, offset);
-  } finally {
-    fs.closeSync(fd);
-  }
-  return b;
-}
 
 describe.skipIf(!have)('initiator vs tgtd', () => {
   let tgt: Tgtd;
