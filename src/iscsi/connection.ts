@@ -925,6 +925,16 @@ export class Connection {
     await Promise.all(ts.map((t) => t.done));
   }
 
+  /** Resolves once every command already executing has answered (or after `timeoutMs`); for a graceful stop. */
+  async drain(timeoutMs: number): Promise<void> {
+    const running = [...this.tasks.values()].filter((t) => t.executing).map((t) => t.done);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(running), new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+    if (timer) clearTimeout(timer);
+    await new Promise<void>((r) => setImmediate(r)); // let the last responses be flushed
+    this.flush();
+  }
+
   /** Abort every task on one LUN (LU reset requested through another session). */
   abortLun(lun: number): Promise<void> {
     return this.abortTasks([...this.tasks.values()].filter((t) => t.lun === lun));

@@ -110,12 +110,14 @@ export class IscsiServer implements TargetRegistry, Frontend {
     });
   }
 
-  /** Stop listening and close every connection. */
-  async stop(): Promise<void> {
-    for (const c of [...this.conns]) c.close('server stop');
+  /** Stop accepting, let commands already executing answer (bounded wait), then close every connection. */
+  async stop(drainMs = 5000): Promise<void> {
     const srv = this.server;
     this.server = undefined;
-    if (srv) await new Promise<void>((r) => srv.close(() => r()));
+    const closed = srv ? new Promise<void>((r) => srv.close(() => r())) : Promise.resolve();
+    await Promise.all([...this.conns].map((c) => c.drain(drainMs)));
+    for (const c of [...this.conns]) c.close('server stop');
+    await closed;
   }
 
   private accept(sock: net.Socket): void {
