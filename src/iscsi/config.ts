@@ -5,6 +5,7 @@ import type { ChapAccount } from './chap.js';
 import type { TargetPreferences } from './params.js';
 import type { RangeLock } from './scsi/rangelock.js';
 import type { ReservationStore } from './scsi/pr.js';
+import type { AluaPort } from './scsi/alua.js';
 
 export const DEFAULT_IQN_PREFIX = 'iqn.2026-11.org.sheepfold:';
 export const DEFAULT_ISCSI_PORT = 3260;
@@ -49,4 +50,7 @@ export interface IscsiServerOptions {
   /** Per-device lock/reservation factories (cluster-wide implementations plug in here). */
   rangeLockFor?: (device: BlockDevice) => RangeLock;
   reservationsFor?: (device: BlockDevice) => ReservationStore;
+  /** ALUA port of this host when several target hosts export the same LUs (multipath); started and stopped with
+   * the server. Its group id is also the portal group tag. */
+  alua?: AluaPort;
 }

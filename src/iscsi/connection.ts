@@ -410,7 +410,7 @@ export class Connection {
         this.params.targetMaxRecvDataSegmentLength = this.prefs.maxRecvDataSegmentLength;
         out.push(['MaxRecvDataSegmentLength', String(this.prefs.maxRecvDataSegmentLength)]);
         if (this.target) {
-          out.push(['TargetPortalGroupTag', '1']);
+          out.push(['TargetPortalGroupTag', String(this.registry.portalGroupTag ?? 1)]);
           if (this.target.config.alias) out.push(['TargetAlias', this.target.config.alias]);
         }
       }

@@ -8,6 +8,7 @@ import type { ChapAccount } from './chap.js';
 import { DEFAULT_IQN_PREFIX, DEFAULT_ISCSI_PORT, type IscsiServerOptions, type IscsiTargetConfig } from './config.js';
 import { IscsiServer } from './server.js';
 import { ReadOnlyView } from './readonly.js';
+import { ALUA_CONFIG_KEYS, aluaFrom } from './alua-config.js';
 
 export type IscsiValues = Record<string, string | number | boolean>;
 
@@ -38,6 +39,7 @@ export const ISCSI_CONFIG_KEYS = {
   'nop-timeout-ms': 'integer',
   'queue-depth': 'integer',
   'max-connections': 'integer',
+  ...ALUA_CONFIG_KEYS,
 } as const;
 
 /** IQN-safe form of an export name (lower case; characters outside [a-z0-9.:-] become '-'). */
@@ -55,6 +57,8 @@ function int(v: IscsiValues, k: string): number | undefined {
 }
 const list = (s: string | undefined, sep = ','): string[] =>
   s === undefined ? [] : s.split(sep).map((x) => x.trim()).filter((x) => x !== '');
+/** Advertised portals: "HOST:PORT#TAG" names the portal group tag (another host's group in multipath). */
+const portalList = (s: string | undefined, sep = ','): string[] => list(s, sep).map((p) => p.replace('#', ','));
 
 /** "A=x|y;B=z" → Map(A → [x, y], B → [z]). */
 function mapping(s: string | undefined, inner: string): Map<string, string[]> {
@@ -76,8 +80,8 @@ export function iscsiOptionsFrom(values: IscsiValues, exports: ExportTable): Isc
   const port = Number(listen.slice(i + 1));
   const globalAcl = list(str(values, 'acl'));
   const targetAcl = mapping(str(values, 'target-acl'), '|');
-  const globalPortals = list(str(values, 'portals'));
-  const targetPortals = mapping(str(values, 'target-portals'), '|');
+  const globalPortals = portalList(str(values, 'portals'));
+  const targetPortals = new Map([...mapping(str(values, 'target-portals'), '|')].map(([k, v]) => [k, v.map((p) => p.replace('#', ','))]));
   const chap: ChapAccount[] = [];
   const cu = str(values, 'chap-user');
   const cs = str(values, 'chap-secret');
@@ -126,6 +130,8 @@ export function iscsiOptionsFrom(values: IscsiValues, exports: ExportTable): Isc
   if (qd !== undefined) opts.queueDepth = qd;
   const mc = int(values, 'max-connections');
   if (mc !== undefined) opts.maxConnections = mc;
+  const alua = aluaFrom(values);
+  if (alua) opts.alua = alua;
   return opts;
 }
 

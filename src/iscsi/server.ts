@@ -17,6 +17,7 @@ import { LocalRangeLock, type RangeLock } from './scsi/rangelock.js';
 import type { CopyTarget } from './scsi/xcopy.js';
 import { LocalReservationStore, type ReservationStore } from './scsi/pr.js';
 import { Session, TargetRuntime, type LoginIdentity, type TargetRegistry } from './session.js';
+import { ASC_ASYMMETRIC_ACCESS_STATE_CHANGED } from './scsi/alua.js';
 
 const DEFAULT_QUEUE_DEPTH = 128;
 const DEFAULT_MAX_CONNECTIONS = 1024;
@@ -32,6 +33,7 @@ export class IscsiServer implements TargetRegistry, Frontend {
   readonly discoveryChap: ChapAccount[];
   readonly nopInIntervalMs: number;
   readonly nopInTimeoutMs: number;
+  readonly portalGroupTag: number;
   private readonly log: Logger;
   private readonly targets = new Map<string, TargetRuntime>();
   private readonly sessions = new Map<number, Session>();
@@ -50,7 +52,9 @@ export class IscsiServer implements TargetRegistry, Frontend {
     this.nopInIntervalMs = opts.nopInIntervalMs ?? 10_000;
     this.nopInTimeoutMs = opts.nopInTimeoutMs ?? 30_000;
     this.log = componentLogger('iscsi');
+    this.portalGroupTag = opts.alua?.group ?? 1;
     for (const t of opts.targets) this.addTarget(t);
+    opts.alua?.on('change', () => this.aluaChanged());
   }
 
   /** Add (or replace) a target at run time. */
@@ -75,6 +79,7 @@ export class IscsiServer implements TargetRegistry, Frontend {
           targetName: cfg.name,
           removable: removable ?? false,
           resolveCopyTarget: (d) => this.copyTarget(d),
+          ...(this.opts.alua ? { alua: this.opts.alua } : {}),
         }),
       );
     }
@@ -103,6 +108,7 @@ export class IscsiServer implements TargetRegistry, Frontend {
           this.boundPort = a.port;
         }
         this.server = srv;
+        this.opts.alua?.start();
         const addr = formatPortal(this.boundHost, this.boundPort);
         this.log.info({ addr, targets: [...this.targets.keys()] }, 'iscsi.listen');
         resolve(addr);
@@ -112,6 +118,7 @@ export class IscsiServer implements TargetRegistry, Frontend {
 
   /** Stop accepting, let commands already executing answer (bounded wait), then close every connection. */
   async stop(drainMs = 5000): Promise<void> {
+    this.opts.alua?.stop();
     const srv = this.server;
     this.server = undefined;
     const closed = srv ? new Promise<void>((r) => srv.close(() => r())) : Promise.resolve();
@@ -210,6 +217,14 @@ export class IscsiServer implements TargetRegistry, Frontend {
     if (cold) for (const s of others) s.conn?.close('target cold reset');
   }
 
+  /** ALUA states changed: UNIT ATTENTION 2A/06 on every LU for every logged-in nexus. */
+  private aluaChanged(): void {
+    for (const s of this.sessions.values()) {
+      if (s.discovery) continue;
+      for (const lu of s.target?.lus.values() ?? []) lu.raiseUnitAttention(ASC_ASYMMETRIC_ACCESS_STATE_CHANGED, [s.nexus]);
+    }
+  }
+
   sendTargets(session: Session, value: string, localAddress: string | undefined, localPort: number | undefined): TextPairs {
     const out: TextPairs = [];
     let list: TargetRuntime[];
@@ -222,7 +237,7 @@ export class IscsiServer implements TargetRegistry, Frontend {
     for (const t of list) {
       if (!t.admits(session.initiatorName)) continue;
       out.push(['TargetName', t.config.name]);
-      for (const p of this.portalsFor(t, localAddress, localPort)) out.push(['TargetAddress', `${p},1`]);
+      for (const p of this.portalsFor(t, localAddress, localPort)) out.push(['TargetAddress', p.includes(',') ? p : `${p},${this.portalGroupTag}`]);
     }
     return out;
   }

@@ -40,6 +40,8 @@ export interface TargetRegistry {
   readonly discoveryChap: ChapAccount[];
   readonly nopInIntervalMs: number;
   readonly nopInTimeoutMs: number;
+  /** Target portal group tag of this server's portal (login TargetPortalGroupTag, SendTargets); default 1. */
+  readonly portalGroupTag?: number;
   findTarget(name: string): TargetRuntime | undefined;
   /** Create (or reinstate) the session for a completed login; a number is a login status detail to fail with. */
   completeLogin(conn: Connection, who: LoginIdentity): Session | number;

@@ -9,6 +9,9 @@ export interface InquiryContext {
   blocks: bigint;
   targetName: string;
   relativePortId: number;
+  /** Target port group id (VPD 0x83) and TPGS (standard data byte 5; 0 without ALUA). */
+  targetPortGroup?: number;
+  tpgs?: number;
   vendor: string;
   product: string;
   revision: string;
@@ -76,7 +79,7 @@ export function buildInquiry(ctx: InquiryContext, evpd: boolean, pageCode: numbe
     b[2] = 0x06; // SPC-4
     b[3] = 0x12; // HISUP, response data format 2
     b[4] = b.length - 5;
-    b[5] = 0x08; // 3PC: EXTENDED COPY
+    b[5] = 0x08 | (((ctx.tpgs ?? 0) & 3) << 4); // 3PC: EXTENDED COPY; TPGS (ALUA)
     b[7] = 0x02; // CMDQUE
     ascii(ctx.vendor, 8).copy(b, 8);
     ascii(ctx.product, 16).copy(b, 16);
@@ -94,7 +97,7 @@ export function buildInquiry(ctx: InquiryContext, evpd: boolean, pageCode: numbe
       const port = Buffer.alloc(4);
       port.writeUInt16BE(ctx.relativePortId, 2);
       const tpg = Buffer.alloc(4);
-      tpg.writeUInt16BE(1, 2);
+      tpg.writeUInt16BE(ctx.targetPortGroup ?? 1, 2);
       const nameRaw = Buffer.from(`${ctx.targetName}\0`, 'utf8');
       const name = Buffer.alloc((nameRaw.length + 3) & ~3);
       nameRaw.copy(name);

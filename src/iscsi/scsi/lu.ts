@@ -10,6 +10,7 @@ import { LocalRangeLock, type RangeLock } from './rangelock.js';
 import { LocalReservationStore, type AccessKind, type ReservationStore } from './pr.js';
 import { ModePages } from './mode.js';
 import { buildInquiry, type InquiryContext } from './inquiry.js';
+import { TPGS_IMPLICIT_EXPLICIT, type AluaPort } from './alua.js';
 import { reportSupportedOpcodes, reportSupportedTmf } from './opcodes.js';
 import { copyOperatingParameters, copyStatusData, cscdDesignator, extendedCopy, type CopyStatus, type CopyTarget } from './xcopy.js';
 
@@ -46,6 +47,8 @@ export interface LogicalUnitOptions {
   removable?: boolean;
   /** EXTENDED COPY: find another LU by its CSCD designator (default: only this LU). */
   resolveCopyTarget?: (designator: Buffer) => CopyTarget | undefined;
+  /** ALUA port of this target host (multipath across hosts): TPGS, port identity, REPORT/SET TARGET PORT GROUPS. */
+  alua?: AluaPort;
 }
 
 /** BlockError code → sense for reads and writes, in one place. */
@@ -201,6 +204,7 @@ export class LogicalUnit {
   private readonly resolveCopyTarget: (designator: Buffer) => CopyTarget | undefined;
   /** Held EXTENDED COPY results by "nexus/list id". */
   private readonly copyResults = new Map<string, CopyStatus>();
+  private readonly alua: AluaPort | undefined;
 
   constructor(device: BlockDevice, opts: LogicalUnitOptions = {}) {
     this.device = device;
@@ -210,12 +214,15 @@ export class LogicalUnit {
     this.reservations = opts.reservations ?? new LocalReservationStore();
     this.mode = new ModePages(device);
     this.removable = opts.removable ?? false;
+    this.alua = opts.alua;
     this.resolveCopyTarget = opts.resolveCopyTarget ?? ((d) => (this.answersToDesignator(d) ? this.copyTarget() : undefined));
     this.inquiryCtx = {
       device,
       blocks: this.blocks,
       targetName: opts.targetName ?? 'iqn.2026-11.org.sheepfold:unknown',
-      relativePortId: opts.relativePortId ?? 1,
+      relativePortId: opts.alua?.relativePort ?? opts.relativePortId ?? 1,
+      targetPortGroup: opts.alua?.group ?? 1,
+      tpgs: opts.alua ? TPGS_IMPLICIT_EXPLICIT : 0,
       vendor: opts.vendor ?? 'SHEEPFLD',
       product: opts.product ?? 'VIRTUAL-DISK',
       revision: opts.revision ?? '0001',
@@ -280,6 +287,12 @@ export class LogicalUnit {
       }
       if (!this.reservations.permits(req.nexus, accessKind(op, req.cdb))) {
         return { status: C.SAM_STAT_RESERVATION_CONFLICT };
+      }
+      const a = this.alua?.handle(req.cdb, req.dataOut);
+      if (a) {
+        const r = 'sense' in a ? this.check(req.nexus, a.sense) : this.good(a.data.length > 0 ? a.data : undefined);
+        if (a.dataOutWanted !== undefined) r.dataOutWanted = a.dataOutWanted;
+        return r;
       }
       const r = await this.dispatch(req);
       return r;
