@@ -11,6 +11,7 @@ type Register = (program: Command) => void;
 const SUBCOMMANDS: Record<string, () => Promise<Register>> = {
   sheep: async () => (await import('./sheep.js')).registerSheepCommand,
   target: async () => (await import('./target.js')).registerTargetCommand,
+  up: async () => (await import('./up.js')).registerUpCommand,
   dog: async () => {
     const { buildDogProgram } = await import('./dog.js');
     return (program) => program.addCommand(buildDogProgram('dog'));
