@@ -320,8 +320,21 @@ export class SheepNode extends EventEmitter {
   private async onClusterEvent(e: ClusterEvent): Promise<void> {
     if (this.clustered) {
       if (e.type === 'expelled') {
-        this.log.error({}, 'cluster_expelled_exiting');
-        this.kill();
+        // Removed while alive (stopped or hung past the failure timeout): come back as a new incarnation, which
+        // is an epoch change like a restart; a driver that cannot rejoin ends the process.
+        const rejoin = this.driver.rejoin?.bind(this.driver);
+        if (!rejoin) {
+          this.log.error({}, 'cluster_expelled_exiting');
+          this.kill();
+          return;
+        }
+        this.log.warn({}, 'cluster_expelled_rejoining');
+        // Our removal is an epoch change for everyone: advance with them before the new incarnation joins.
+        await this.membershipChanged(this.driver.members(), false, null);
+        void rejoin().catch((err: unknown) => {
+          this.log.error({ err }, 'cluster_rejoin_failed');
+          this.kill();
+        });
         return;
       }
       if (!e.historical && this.replaying) await this.finishReplay();
@@ -545,6 +558,9 @@ export class SheepNode extends EventEmitter {
     if (!done) this.recoveryDone.set(epoch, (done = new Set()));
     done.add(node);
     if (this.replaying || epoch !== this.epoch) return;
+    // Only a member cleans up: a node outside the epoch (expelled, about to rejoin) owns nothing in its ring,
+    // and its copies are exactly what its rejoin will verify instead of fetching.
+    if (!this.nodeSet.nodes.some((n) => nodeAddr(n.nid) === nodeAddr(this.nid))) return;
     if (!this.nodeSet.nodes.every((n) => done.has(nodeAddr(n.nid)))) return;
     for (const e of [...this.recoveryDone.keys()]) if (e < epoch) this.recoveryDone.delete(e);
     void this.removeStaleCopies(epoch).catch((err: unknown) => this.log.warn({ err }, 'stale_cleanup_failed'));

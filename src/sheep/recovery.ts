@@ -195,6 +195,7 @@ export class Recovery {
         const d = dirty.get(oid);
         let trusted = local && prev !== null && mine(prev, oid) && !this.suspect.has(oid) && (continuous || complete);
         if (trusted && d && d.epoch > lastMember) trusted = false;
+        h.log.debug({ oid: oidHex(oid), local, trusted, dirtyEpoch: d?.epoch ?? null, suspect: this.suspect.has(oid) }, 'recovery_plan_object');
         if (trusted && d && d.epoch === lastMember && !d.removed) run.verify.add(oid);
         if (d?.removed && d.epoch > lastMember) run.removed.add(oid);
         if (!trusted || run.verify.has(oid)) {
@@ -294,6 +295,7 @@ export class Recovery {
       try {
         if (mine !== null) {
           const digest = await this.peerHash(src, oid, run.epoch);
+          h.log.debug({ oid: oidHex(oid), from: nodeAddr(src), same: digest?.equals(mine) ?? null }, 'recovery_verify');
           if (digest === null) continue;
           if (digest.equals(mine)) {
             this.suspect.delete(oid);

@@ -181,3 +181,29 @@ describe('cluster recovery', () => {
     }
   }, 900_000);
 });
+
+describe('a frozen node', () => {
+  it('is expelled while stopped, rejoins when continued, and fetches only what changed meanwhile', async () => {
+    const cluster = await startLocalCluster(3, { logLevel: 'info' });
+    clusters.push(cluster);
+    expect((await cluster.dog(['cluster', 'format', '-c', '3'])).code).toBe(0);
+    expect((await cluster.dog(['vdi', 'create', 'v', '32M'])).code).toBe(0);
+    const first = randomBytes(12 * MiB);
+    expect((await cluster.dog(['vdi', 'write', 'v'], { input: first })).code).toBe(0);
+    const frozen = cluster.nodes[2]!.proc!;
+    frozen.kill('SIGSTOP');
+    try {
+      await waitNodes(cluster, 2);
+      // Two new data objects (index 4 and 5) and the inode change while node 2 is stopped.
+      const second = randomBytes(8 * MiB);
+      expect((await cluster.dog(['vdi', 'write', 'v', String(16 * MiB), String(8 * MiB)], { input: second })).code).toBe(0);
+    } finally {
+      frozen.kill('SIGCONT');
+    }
+    const epoch = await cluster.waitSettled(3);
+    expect(await transferredAt(cluster, 2, epoch)).toBe(3);
+    expect(frozen.output()).toContain('cluster_expelled_rejoining');
+    const r = await cluster.dogBinary(['vdi', 'read', 'v', '0', String(12 * MiB)], { node: 2 });
+    expect(r.stdout.equals(first)).toBe(true);
+  }, 600_000);
+});

@@ -75,6 +75,8 @@ export interface ClusterDriver {
   broadcast(payload: unknown): Promise<number>;
   /** Leave gracefully. */
   leave(): Promise<void>;
+  /** After `expelled`: join again as a new incarnation with the same node name and info. */
+  rejoin?(): Promise<ClusterMember>;
   /** Current membership as of the last delivered event. */
   members(): ClusterMember[];
   /** Events in total order; the driver awaits each handler before delivering the next. */
@@ -98,6 +100,8 @@ export class LocalClusterDriver extends EventEmitter implements ClusterDriver {
   private current = new Map<string, ClusterMember>();
   private self: ClusterMember | null = null;
   private selfId = randomUUID();
+  /** Every incarnation id this process used (a message sent before an expulsion still reaches its waiter). */
+  private readonly ownIds = new Set<string>([this.selfId]);
   private msgCounter = 0;
   private waiters = new Map<number, (seq: number) => void>();
   private joinWaiter: ((m: ClusterMember) => void) | null = null;
@@ -159,6 +163,20 @@ export class LocalClusterDriver extends EventEmitter implements ClusterDriver {
     await this.append({ t: 'msg', from: this.selfId, n, payload });
     this.kick();
     return delivered;
+  }
+
+  async rejoin(): Promise<ClusterMember> {
+    const old = this.self;
+    if (!old || !this.expelled || this.closed) throw new Error('rejoin is only for an expelled member');
+    this.selfId = randomUUID();
+    this.ownIds.add(this.selfId);
+    this.expelled = false;
+    const joined = new Promise<ClusterMember>((resolve) => (this.joinWaiter = resolve));
+    await this.touchHeartbeat();
+    await this.append({ t: 'join', id: this.selfId, node: old.node, pid: process.pid, info: old.info, ts: Date.now() });
+    this.log.warn({ member: this.selfId }, 'cluster_rejoin');
+    this.kick();
+    return joined;
   }
 
   async leave(): Promise<void> {
@@ -283,7 +301,7 @@ export class LocalClusterDriver extends EventEmitter implements ClusterDriver {
       return;
     }
     await this.handler({ type: 'message', seq, historical, from: rec.from, payload: rec.payload });
-    if (rec.from === this.selfId) {
+    if (this.ownIds.has(rec.from)) {
       const w = this.waiters.get(rec.n);
       if (w) {
         this.waiters.delete(rec.n);
