@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cleanupTempDirs, haveCommand, killAll, run, tempDir } from '../helpers/proc.js';
+import { SHEEPFOLD_BIN, cleanupTempDirs, haveCommand, killAll, run, tempDir } from '../helpers/proc.js';
 import { startTarget, type RunningTarget } from './nbd-harness.js';
 import { dogBinary, dogOk, startCluster, startSheep, type SheepProc } from './dog-harness.js';
 
@@ -102,5 +102,32 @@ describe.skipIf(!peers)('two targets exporting one VDI with ,shared through two 
     expect(fs.readFileSync(back).equals(data)).toBe(true);
     r = await run('qemu-img', ['compare', '-f', 'raw', '-F', 'raw', a.uri('mp'), b.uri('mp')], { timeoutMs: 240_000 });
     expect(r.code, r.stdout + r.stderr).toBe(0);
+  });
+});
+
+describe.skipIf(!peers)('a crashed target leaves its lock; dog vdi lock unlock recovers (seed 000)', () => {
+  it('refuses a second open until the lock is checked and released, then serves the same bytes', async () => {
+    const sh = await startSheep();
+    await dogOk(sh.port, ['cluster', 'format', '-c', '1']);
+    await dogOk(sh.port, ['vdi', 'create', 'crash', '16M']);
+    const t1 = await startTarget(['--sheep', sh.addr, '--export', 'crash=crash']);
+    const src = path.join(dir, 'crash.bin');
+    const data = crypto.randomBytes(16 * MiB);
+    fs.writeFileSync(src, data);
+    let r = await run('nbdcopy', [src, t1.uri('crash')], { timeoutMs: 240_000 });
+    expect(r.code, r.stderr).toBe(0);
+    t1.proc.kill('SIGKILL');
+    await t1.proc.exited;
+    expect(await dogOk(sh.port, ['vdi', 'lock', 'list'])).toMatch(/^ {2}crash {9}1 /m);
+    const refused = await run(process.execPath, [SHEEPFOLD_BIN, 'target', '--nbd', '127.0.0.1:0', '--sheep', sh.addr, '--export', 'crash=crash', '--log-level', 'warn']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('cannot open VDI crash: cannot lock VDI crash: VDI is already locked');
+    const unlock = await dogOk(sh.port, ['vdi', 'lock', 'unlock', 'crash']);
+    expect(unlock).toBe('crash: checked 5 object(s), fixed 0 replica(s), re-created 0 missing replica(s), all consistent\nreleased the lock on crash\n');
+    const t2 = await startTarget(['--sheep', sh.addr, '--export', 'crash=crash']);
+    const back = path.join(dir, 'crash-back.bin');
+    r = await run('nbdcopy', [t2.uri('crash'), back], { timeoutMs: 240_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(fs.readFileSync(back).equals(data)).toBe(true);
   });
 });
