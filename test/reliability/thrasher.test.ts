@@ -27,7 +27,7 @@ async function settle(c: LocalCluster): Promise<void> {
     await c.waitSettled(4, 180_000);
   } catch (err) {
     const tails = c.nodes.map((n) => `node ${n.index} (${n.proc ? 'running' : 'down'}):\n${(n.proc?.output() ?? '').slice(-3000)}`);
-    throw new Error(`${String(err)}\n${tails.join('\n')}`);
+    throw new Error(`${String(err)}\n${tails.join('\n')}`, { cause: err });
   }
 }
 
@@ -67,10 +67,10 @@ describe('SIGKILL thrasher', () => {
     let kills = 0;
     let freezes = 0;
     const end = Date.now() + seconds * 1000;
-    while (Date.now() < end) {
+    for (let cycle = 0; Date.now() < end; cycle++) {
       await new Promise((r) => setTimeout(r, 1000 + rng.int(2000)));
       const victim = c.nodes[rng.int(c.nodes.length)]!;
-      const freeze = rng.int(3) === 0;
+      const freeze = cycle % 3 === 2;
       const downMs = 1000 + rng.int(3000);
       if (freeze && victim.proc) {
         freezes++;
