@@ -105,6 +105,7 @@ export class VdiDevice implements BlockDevice {
   private generation = 0;
   private readonly inflight = new Set<Promise<unknown>>();
   private closed = false;
+  private closing: Promise<void> | null = null;
 
   private constructor(opts: VdiDeviceOptions, client: SheepClient, ownsClient: boolean, vid: number, inode: Inode, lockType: number | null, ctime: bigint) {
     this.opts = opts;
@@ -475,16 +476,19 @@ export class VdiDevice implements BlockDevice {
     return out;
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    await Promise.allSettled([...this.inflight]);
-    await this.indexChain;
-    this.closed = true;
-    if (this.lockType !== null) {
-      await this.client.releaseVdi(this.vid, this.lockType).catch((err: unknown) => this.log.warn({ err: String(err) }, 'vdi.release_failed'));
-    }
-    this.log.info({}, 'vdi.close');
-    if (this.ownsClient) this.client.close();
+  /** New requests fail from now on; those in flight finish, then the lock is released. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.closed = true;
+      await Promise.allSettled([...this.inflight]);
+      await this.indexChain;
+      if (this.lockType !== null) {
+        await this.client.releaseVdi(this.vid, this.lockType).catch((err: unknown) => this.log.warn({ err: String(err) }, 'vdi.release_failed'));
+      }
+      this.log.info({}, 'vdi.close');
+      if (this.ownsClient) this.client.close();
+    })();
+    return this.closing;
   }
 
   // ---- coherence: reload on INODE_INVALIDATED / READONLY ----

@@ -46,7 +46,7 @@ async function snapshot(c: SheepClient, tag: string): Promise<void> {
 
 describe('VdiDevice', () => {
   it('locks on open, refresh-reads the inode, releases on close', async () => {
-    const { s, vid } = await setup();
+    const { s, c, vid } = await setup();
     const d = await VdiDevice.open({ gateways: s.addr, vdi: 'disk' });
     expect(s.locks.get(vid)?.state).toBe(C.LOCK_STATE_LOCKED);
     expect(d.size).toBe(16 * MiB);
@@ -55,9 +55,14 @@ describe('VdiDevice', () => {
     expect(rr.dataLength).toBe(C.TGT_INODE_SIZE);
     expect(rr.flags & C.SD_FLAG_CMD_TGT).toBe(C.SD_FLAG_CMD_TGT);
     await expect(VdiDevice.open({ gateways: s.addr, vdi: 'disk' })).rejects.toMatchObject({ code: 'ECONFLICT' });
-    await d.close();
+    const pending = d.write(0, Buffer.alloc(4096, 1)); // in flight when close() starts: it completes
+    const closing = d.close();
+    await expect(d.read(0, 512)).rejects.toMatchObject({ code: 'ESHUTDOWN' }); // new requests are refused
+    await pending;
+    await Promise.all([closing, d.close()]);
     expect(s.locks.get(vid)).toBeUndefined();
-    await expect(d.read(0, 512)).rejects.toMatchObject({ code: 'ESHUTDOWN' });
+    expect(ops(s, C.SD_OP_RELEASE_VDI)).toHaveLength(1);
+    expect((await c.readObj(vidToDataOid(vid, 0), 4096)).equals(Buffer.alloc(4096, 1))).toBe(true);
   });
 
   it('round-trips unaligned multi-object writes; holes read as zeros; one index write per request', async () => {
