@@ -33,9 +33,15 @@ export class TestInitiator {
   private wake(): void {
     for (const w of this.waiters.splice(0)) w();
   }
+  /** Digests in force for both directions (switch on after a login that negotiated them). */
+  digests = { headerDigest: false, dataDigest: false };
+  useDigests(headerDigest: boolean, dataDigest: boolean): void {
+    this.digests = { headerDigest, dataDigest };
+    this.framer.opts = { ...this.framer.opts, headerDigest, dataDigest };
+  }
   send(p: Pdu): void {
     const data = 'data' in p ? p.data : undefined;
-    this.sock.write(Buffer.concat(frameBuffers(encodeBhs(p), data, { headerDigest: false, dataDigest: false })));
+    this.sock.write(Buffer.concat(frameBuffers(encodeBhs(p), data, this.digests)));
   }
   sendRaw(b: Buffer): void {
     this.sock.write(b);

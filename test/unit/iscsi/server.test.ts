@@ -7,6 +7,7 @@ import { IscsiServer } from '../../../src/iscsi/server.js';
 import type { IscsiServerOptions } from '../../../src/iscsi/config.js';
 import { chapResponse } from '../../../src/iscsi/chap.js';
 import { encodeText } from '../../../src/proto/iscsi/text.js';
+import { encodeBhs } from '../../../src/proto/iscsi/pdu.js';
 import { TestInitiator, loginRequest, pairsOf } from './client.js';
 
 const T1 = 'iqn.2026-11.org.sheepfold:one';
@@ -179,5 +180,25 @@ describe('IscsiServer', () => {
     const r = await c.next('scsi-rsp');
     expect(r.itt).toBe(31);
     expect(r.expCmdSN).toBe(2);
+  });
+
+  it('carries header and data digests (CRC32C) once negotiated, and drops a connection on a bad header digest', async () => {
+    const port = await serve();
+    const c = await connect(port);
+    c.send(loginRequest([['InitiatorName', INI], ['TargetName', T1], ['HeaderDigest', 'CRC32C'], ['DataDigest', 'CRC32C'], ['ImmediateData', 'Yes'], ['InitialR2T', 'No']]));
+    const r = await c.next('login-rsp');
+    expect(pairsOf(r)).toMatchObject({ HeaderDigest: 'CRC32C', DataDigest: 'CRC32C' });
+    c.useDigests(true, true);
+    const data = Buffer.alloc(1024, 0x5a);
+    const cdb = (op: number): Buffer => Buffer.from([op, 0, 0, 0, 0, 4, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]);
+    c.send({ kind: 'scsi-cmd', immediate: false, final: true, read: false, write: true, attr: 1, lun: 0n, itt: 40, expectedDataTransferLength: 1024, cmdSN: 1, expStatSN: 0, cdb: cdb(0x2a), ahs: Buffer.alloc(0), data });
+    expect((await c.next('scsi-rsp', (p) => p.itt === 40)).status).toBe(0);
+    c.send({ kind: 'scsi-cmd', immediate: false, final: true, read: true, write: false, attr: 1, lun: 0n, itt: 41, expectedDataTransferLength: 1024, cmdSN: 2, expStatSN: 0, cdb: cdb(0x28), ahs: Buffer.alloc(0), data: Buffer.alloc(0) });
+    const din = await c.next('data-in', (p) => p.itt === 41);
+    expect(din.data).toEqual(data);
+    expect(din.flags & 0x01).toBe(0x01);
+    const bad = Buffer.concat([encodeBhs({ kind: 'nop-out', immediate: true, lun: 0n, itt: 42, ttt: 0xffffffff, cmdSN: 3, expStatSN: 0, data: Buffer.alloc(0) }), Buffer.alloc(4)]);
+    c.sendRaw(bad);
+    await c.waitClosed();
   });
 });
