@@ -131,3 +131,30 @@ describe.skipIf(!peers)('a crashed target leaves its lock; dog vdi lock unlock r
     expect(fs.readFileSync(back).equals(data)).toBe(true);
   });
 });
+
+describe.skipIf(!peers)('target gateway failover (--sheep A,B)', () => {
+  it('keeps serving the export through B after sheep A is SIGKILLed', async () => {
+    const [a, b] = await startCluster(2);
+    await dogOk(a!.port, ['cluster', 'format', '-c', '2']);
+    await dogOk(a!.port, ['vdi', 'create', 'fo', '16M']);
+    const t = await startTarget(['--sheep', `${a!.addr},${b!.addr}`, '--export', 'fo=fo']);
+    const src = path.join(dir, 'fo.bin');
+    const back = path.join(dir, 'fo-back.bin');
+    const first = crypto.randomBytes(16 * MiB);
+    fs.writeFileSync(src, first);
+    let r = await run('nbdcopy', [src, t.uri('fo')], { timeoutMs: 240_000 });
+    expect(r.code, r.stderr).toBe(0);
+    a!.proc.kill('SIGKILL');
+    await a!.proc.exited;
+    const second = crypto.randomBytes(16 * MiB);
+    fs.writeFileSync(src, second);
+    r = await run('nbdcopy', [src, t.uri('fo')], { timeoutMs: 240_000 });
+    expect(r.code, r.stderr).toBe(0);
+    r = await run('nbdcopy', [t.uri('fo'), back], { timeoutMs: 240_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(fs.readFileSync(back).equals(second)).toBe(true);
+    const viaB = await dogBinary(b!.port, ['vdi', 'read', 'fo']);
+    expect(viaB.stdout.equals(second)).toBe(true);
+    expect(t.proc.output()).toMatch(/vdi\.gateway_failover/);
+  });
+});
