@@ -532,14 +532,16 @@ export class SheepNode extends EventEmitter {
     const epoch = this.epoch + 1;
     this.setEpoch(epoch, next);
     if (historical || this.replaying) return;
-    await this.saveEpochFile(epoch);
     this.log.info({ epoch, nodes: next.nodes.map((n) => nodeAddr(n.nid)) }, 'epoch_changed');
-    if (!next.nodes.some((n) => nodeAddr(n.nid) === nodeAddr(this.nid))) return;
+    // Recovery starts in the same tick as the epoch, so STAT_RECOVERY never shows a new epoch as recovered.
     const selfName = nodeAddr(this.nid);
-    const sameIncarnation = prev.reps.has(selfName) && prev.reps.get(selfName) === next.reps.get(selfName);
-    const lastMember = sameIncarnation ? epoch - 1 : this.history.lastWith(this.nid, epoch);
-    if (this.tracker.since === 0) this.tracker.reset(epoch);
-    this.recovery.start(epoch, lastMember);
+    if (next.nodes.some((n) => nodeAddr(n.nid) === selfName)) {
+      const sameIncarnation = prev.reps.has(selfName) && prev.reps.get(selfName) === next.reps.get(selfName);
+      const lastMember = sameIncarnation ? epoch - 1 : this.history.lastWith(this.nid, epoch);
+      if (this.tracker.since === 0) this.tracker.reset(epoch);
+      this.recovery.start(epoch, lastMember);
+    }
+    await this.saveEpochFile(epoch);
   }
 
   /** Objects of a deleted VDI (seed 003): out of every node's object list and store, now and on replay. */

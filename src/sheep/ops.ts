@@ -113,7 +113,11 @@ const readPeer: OpHandler = async (node, req) => {
   peerCheckRange(node, a.oid, a.offset, req.dataLength);
   if ((req.flags & C.SD_FLAG_CMD_RECOVERY) !== 0) {
     if (node.recovery.untrusted(a.oid)) return fail(C.SD_RES_NO_OBJ);
-  } else await node.recovery.waitFor(a.oid);
+  } else {
+    await node.recovery.waitFor(a.oid);
+    // The epoch moved while this waited: the sender's placement is stale, it retries on the new one.
+    if (req.epoch < node.epoch) return fail(C.SD_RES_OLD_NODE_VER);
+  }
   return ok(await node.store.read(a.oid, a.offset, req.dataLength));
 };
 const createPeer: OpHandler = async (node, req, data) => {
@@ -121,6 +125,7 @@ const createPeer: OpHandler = async (node, req, data) => {
   const p = payload(req, data);
   const size = peerCheckRange(node, a.oid, a.offset, p.length);
   await node.recovery.claim(a.oid);
+  if (req.epoch < node.epoch) return fail(C.SD_RES_OLD_NODE_VER);
   await node.store.create(a.oid, size, p, a.offset);
   return ok();
 };
@@ -129,6 +134,7 @@ const writePeer: OpHandler = async (node, req, data) => {
   const p = payload(req, data);
   peerCheckRange(node, a.oid, a.offset, p.length);
   await node.recovery.waitFor(a.oid);
+  if (req.epoch < node.epoch) return fail(C.SD_RES_OLD_NODE_VER);
   await node.store.write(a.oid, p, a.offset);
   return ok();
 };

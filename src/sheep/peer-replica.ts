@@ -32,21 +32,25 @@ class ClusterLocalReplica implements ReplicaIo {
   async create(oid: bigint, size: number, data: Buffer, offset: number, base: Buffer | undefined, epoch: number): Promise<void> {
     this.check(epoch);
     await this.d.recovery.claim(oid);
+    this.check(epoch);
     await this.d.store.create(oid, size, data, offset, base);
   }
   async write(oid: bigint, data: Buffer, offset: number, epoch: number): Promise<void> {
     this.check(epoch);
     await this.d.recovery.waitFor(oid);
+    this.check(epoch);
     await this.d.store.write(oid, data, offset);
   }
   async read(oid: bigint, offset: number, length: number, epoch: number): Promise<Buffer> {
     this.check(epoch);
     await this.d.recovery.waitFor(oid);
+    this.check(epoch);
     return this.d.store.read(oid, offset, length);
   }
   async remove(oid: bigint, epoch: number): Promise<void> {
     this.check(epoch);
     await this.d.recovery.claim(oid);
+    this.check(epoch);
     await this.d.store.remove(oid);
   }
 }
