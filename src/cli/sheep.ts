@@ -16,6 +16,8 @@ function clusterDriver(spec: string | undefined, log: Logger): ClusterDriver | u
   return new LocalClusterDriver({ dir: path.resolve(m[1]), log: log.child({ component: 'cluster' }) });
 }
 import { PlainStore } from '../sheep/store/plain.js';
+import { createMetrics, serveMetrics } from '../obs/metrics.js';
+import { parseHostPort } from '../util/address.js';
 
 /** A byte size: a number with an optional K/M/G/T suffix (powers of 1024). */
 function sizeOpt(name: string, v: string): number {
@@ -40,6 +42,7 @@ interface SheepCliOptions {
   maxInflightBytes?: string;
   storeCapacity?: string;
   scrubInterval?: string;
+  metrics?: string;
 }
 
 /** A positive integer option, or undefined when absent. */
@@ -68,6 +71,7 @@ export function registerSheepCommand(program: Command): void {
     .option('--max-inflight-bytes <bytes>', 'bytes of requests in flight over all connections (default 512 MiB)')
     .option('--store-capacity <size>', 'largest total size of the stored objects (e.g. 10G); beyond it writes get NO_SPACE')
     .option('--scrub-interval <seconds>', 'verify every object against its checksums this often (default: never)')
+    .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics')
     .action(async (o: SheepCliOptions) => {
       const log = initLogger({ level: o.logLevel as LevelWithSilent, name: 'sheep' });
       const port = Number(o.port);
@@ -88,8 +92,19 @@ export function registerSheepCommand(program: Command): void {
         ...(scrubSeconds ? { scrubIntervalMs: scrubSeconds * 1000 } : {}),
       });
       const driver = clusterDriver(o.cluster, log);
-      const sheep = await startSheep({ dir, port, bind: o.bind, unixPath: o.unix, zone, log, limits, store, driver });
-      const ready = { event: 'sheep_ready', port: sheep.port, bind: o.bind, store: dir, sock: sheep.sockPath, pid: process.pid };
+      const metrics = o.metrics ? createMetrics('sheep', { node: `${o.bind}:${port}` }) : undefined;
+      const sheep = await startSheep({ dir, port, bind: o.bind, unixPath: o.unix, zone, log, limits, store, driver, metrics });
+      const listen = o.metrics ? parseHostPort(o.metrics, '--metrics') : undefined;
+      const metricsAddr = metrics && listen ? (await serveMetrics(metrics.registry, listen.host, listen.port)).address : undefined;
+      const ready = {
+        event: 'sheep_ready',
+        port: sheep.port,
+        bind: o.bind,
+        store: dir,
+        sock: sheep.sockPath,
+        pid: process.pid,
+        ...(metricsAddr ? { metrics: metricsAddr } : {}),
+      };
       process.stdout.write(
         o.json ? `${JSON.stringify(ready)}\n` : `sheep ready on ${o.bind}:${sheep.port} store ${dir} sock ${sheep.sockPath}\n`,
       );

@@ -11,6 +11,8 @@ import {
 } from '../target/config.js';
 import { parseExportArg } from '../target/exports.js';
 import { Target } from '../target/target.js';
+import { createMetrics, serveMetrics } from '../obs/metrics.js';
+import { parseHostPort } from '../util/address.js';
 import type { LevelWithSilent } from 'pino';
 
 interface TargetFlags {
@@ -25,6 +27,7 @@ interface TargetFlags {
   check?: boolean;
   json?: boolean;
   logLevel?: string;
+  metrics?: string;
 }
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -78,8 +81,13 @@ async function runTarget(flags: TargetFlags): Promise<void> {
     return;
   }
   initLogger({ name: 'target', level: (cfg.logLevel ?? 'info') as LevelWithSilent });
-  const target = await Target.open(cfg);
+  const metrics = flags.metrics !== undefined ? createMetrics('target') : undefined;
+  const target = await Target.open(cfg, undefined, metrics);
   const bound = await target.start();
+  if (metrics && flags.metrics !== undefined) {
+    const m = parseHostPort(flags.metrics, '--metrics');
+    bound.set('metrics', (await serveMetrics(metrics.registry, m.host, m.port)).address);
+  }
 
   let stopping = false;
   const onSignal = (sig: NodeJS.Signals): void => {
@@ -128,6 +136,7 @@ export function registerTargetCommand(program: Command): void {
     .option('--check', 'validate the configuration and exit')
     .option('--json', 'print the ready line as JSON')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent')
+    .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics')
     .action(async (opts: Omit<TargetFlags, 'nbdTls'> & { tls?: string }) => {
       const { tls, ...rest } = opts;
       await runTarget({ ...rest, ...(tls !== undefined ? { nbdTls: tls } : {}) });

@@ -6,6 +6,7 @@ import type { ClusterDriver } from './cluster/local.js';
 import { SheepNode } from './node.js';
 import type { ObjectStore } from './store/store.js';
 import { SheepServer, type ServerLimits } from './server.js';
+import type { ProcessMetrics } from '../obs/metrics.js';
 
 export interface StartSheepOptions {
   dir: string;
@@ -18,6 +19,7 @@ export interface StartSheepOptions {
   /** The object store (default: a PlainStore in `dir`). */
   store?: ObjectStore;
   log?: Logger;
+  metrics?: ProcessMetrics;
 }
 
 export interface RunningSheep {
@@ -38,13 +40,13 @@ export async function startSheep(opts: StartSheepOptions): Promise<RunningSheep>
   // In a cluster, nodes on one host get distinct zones by default (the port), so copies land on distinct nodes.
   const zoneFor = (port: number): number | undefined => opts.zone ?? (opts.driver && opts.driver.name !== 'single' ? port : undefined);
   let node = new SheepNode({ dir: opts.dir, addr: host === '0.0.0.0' ? '127.0.0.1' : host, port: probe, zone: zoneFor(probe), driver: opts.driver, store: opts.store, log });
-  let server = new SheepServer(node, { host, port: probe, unixPaths, limits: opts.limits, log });
+  let server = new SheepServer(node, { host, port: probe, unixPaths, limits: opts.limits, log, metrics: opts.metrics });
   if (probe === 0) {
     await server.listen();
     const port = server.port;
     await server.close();
     node = new SheepNode({ dir: opts.dir, addr: host === '0.0.0.0' ? '127.0.0.1' : host, port, zone: zoneFor(port), driver: opts.driver, store: opts.store, log });
-    server = new SheepServer(node, { host, port, unixPaths, limits: opts.limits, log });
+    server = new SheepServer(node, { host, port, unixPaths, limits: opts.limits, log, metrics: opts.metrics });
   }
   await node.start();
   await server.listen();

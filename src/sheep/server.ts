@@ -17,6 +17,7 @@ import { emptyRspArgs, encodeResponseHeader, makeResponse, responseVariant, type
 import type { Logger } from '../obs/log.js';
 import type { SheepNode } from './node.js';
 import { dispatch, type OpResult } from './ops.js';
+import type { ProcessMetrics } from '../obs/metrics.js';
 
 export interface ServerLimits {
   /** Largest request payload and largest reply buffer a client may ask for (bytes). */
@@ -44,6 +45,8 @@ export interface SheepServerOptions {
   unixPaths: string[];
   limits?: Partial<ServerLimits>;
   log: Logger;
+  /** Prometheus instruments (requests and latency per op, bytes, connections); optional. */
+  metrics?: ProcessMetrics;
 }
 
 let connCounter = 0;
@@ -127,6 +130,7 @@ export class SheepServer {
       return;
     }
     this.conns.add(sock);
+    this.opts.metrics?.connections.inc({ proto: 'sheepdog' });
     if (sock.remoteAddress !== undefined) sock.setNoDelay(true);
     const dec = new SdRequestDecoder({ maxPayload: this.limits.maxPayloadBytes });
     let inflight = 0;
@@ -199,9 +203,14 @@ export class SheepServer {
       this.inflightBytes += cost;
       inflight++;
       log.debug({ op: opName(req.opcode), id: req.id, len: req.dataLength }, 'req');
+      const metrics = this.opts.metrics;
+      const done = metrics?.time('sheepdog', opName(req.opcode));
+      if (metrics && data) metrics.bytes.inc({ proto: 'sheepdog', dir: 'write' }, data.length);
       void dispatch(this.node, req, data)
         .then(
           (res) => {
+            done?.(resultName(res.result));
+            if (metrics && res.data) metrics.bytes.inc({ proto: 'sheepdog', dir: 'read' }, res.data.length);
             if (res.result !== 0) log.debug({ op: opName(req.opcode), id: req.id, result: resultName(res.result) }, 'rsp');
             reply(req, res);
           },
@@ -222,6 +231,7 @@ export class SheepServer {
     sock.on('error', (err) => log.debug({ err: err.message }, 'conn_error'));
     sock.on('close', () => {
       this.conns.delete(sock);
+      this.opts.metrics?.connections.dec({ proto: 'sheepdog' });
     });
   }
 }

@@ -7,6 +7,8 @@ import { NbdServer } from '../nbd/server.js';
 import { iscsiFrontend } from '../iscsi/frontend.js';
 import { splitAddress, type TargetConfig } from './config.js';
 import { openExport } from './exports.js';
+import { MeteredDevice } from '../block/metered.js';
+import type { ProcessMetrics } from '../obs/metrics.js';
 import type { ExportEntry, ExportTable, Frontend } from './frontend.js';
 
 /** Builds one front end for a config, or undefined when that front end is disabled. */
@@ -43,13 +45,18 @@ export class Target {
   ) {}
 
   /** Open the exports and build the front ends (nothing listens yet). */
-  static async open(cfg: TargetConfig, factories: FrontendFactory[] = FRONTEND_FACTORIES): Promise<Target> {
+  static async open(
+    cfg: TargetConfig,
+    factories: FrontendFactory[] = FRONTEND_FACTORIES,
+    metrics?: ProcessMetrics,
+  ): Promise<Target> {
     const log = componentLogger('target');
     const table = new Map<string, ExportEntry>();
     try {
       for (const spec of cfg.exports) {
         if (table.has(spec.name)) throw new Error(`export '${spec.name}' given twice`);
-        const e = await openExport(spec, cfg.sheep !== undefined ? { sheep: cfg.sheep } : {});
+        const opened = await openExport(spec, cfg.sheep !== undefined ? { sheep: cfg.sheep } : {});
+        const e = metrics ? { ...opened, device: new MeteredDevice(opened.device, metrics) } : opened;
         table.set(spec.name, e);
         log.info({ export: e.name, size: e.device.size, readOnly: e.readOnly, description: e.description }, 'target.export_open');
       }
