@@ -39,6 +39,8 @@ export const EXPORT_KEYS: SectionSchema = {
   vdi: 'string',
   tag: 'string',
   'read-only': 'boolean',
+  /** VDI exports: take the SHARED (multipath) lock instead of the exclusive one. */
+  shared: 'boolean',
   description: 'string',
 };
 
@@ -246,9 +248,10 @@ function exportFromTable(t: TomlTable, file: string, base: string): ExportSpec {
       return { kind: 'file', path: p, ...common };
     }
     case 'vdi': {
-      only(['vdi', 'tag']);
+      only(['vdi', 'tag', 'shared']);
       const vdi = typeof v.vdi === 'string' ? v.vdi : name;
-      return typeof v.tag === 'string' ? { kind: 'vdi', vdi, tag: v.tag, ...common } : { kind: 'vdi', vdi, ...common };
+      const shared = v.shared === true ? { shared: true } : {};
+      return typeof v.tag === 'string' ? { kind: 'vdi', vdi, tag: v.tag, ...common, ...shared } : { kind: 'vdi', vdi, ...common, ...shared };
     }
     default:
       return fail(`unknown export type '${type}' (expected "mem", "file" or "vdi")`, 'type');
