@@ -12,6 +12,7 @@ const SUBCOMMANDS: Record<string, () => Promise<Register>> = {
   sheep: async () => (await import('./sheep.js')).registerSheepCommand,
   target: async () => (await import('./target.js')).registerTargetCommand,
   up: async () => (await import('./up.js')).registerUpCommand,
+  drill: async () => (await import('./drill.js')).registerDrillCommand,
   dog: async () => {
     const { buildDogProgram } = await import('./dog.js');
     return (program) => program.addCommand(buildDogProgram('dog'));
