@@ -8,7 +8,7 @@
 # ALUA check then reports SKIP and so does the scenario).
 
 MP_SIZE=$((128 * 1048576))
-# TOML lines added to the [iscsi] section of target A's / B's config (none needed so far).
+# More TOML lines for the [iscsi] section of target A's / B's config.
 MP_ISCSI_EXTRA_A=${LINUX_VM_MP_ISCSI_A:-}
 MP_ISCSI_EXTRA_B=${LINUX_VM_MP_ISCSI_B:-}
 
@@ -17,7 +17,13 @@ MP_ISCSI_EXTRA_B=${LINUX_VM_MP_ISCSI_B:-}
 mp_start_target() {
   local name=$1 port=$2 export extra
   iscsi_config "$RUN/target-$name.toml" "$port" "10.0.2.2:$port"
-  # per-host [iscsi] keys (e.g. this host's ALUA port group state: A optimized, B non-optimized)
+  # ALUA: A is port group 1 (preferred: active/optimized while alive), B group 2; each probes the other's portal
+  if [ "$name" = A ]; then
+    printf 'alua-group = 1\nalua-peers = "2@127.0.0.1:%s"\n' "$MP_PORT_B" >>"$RUN/target-$name.toml"
+  else
+    printf 'alua-group = 2\nalua-peers = "1@127.0.0.1:%s"\n' "$MP_PORT_A" >>"$RUN/target-$name.toml"
+  fi
+  printf 'alua-preferred-group = 1\nalua-probe-ms = 500\n' >>"$RUN/target-$name.toml"
   extra="MP_ISCSI_EXTRA_$name"
   [ -n "${!extra}" ] && printf '%s\n' "${!extra}" >>"$RUN/target-$name.toml"
   export="MP_EXPORT_$name[@]"
@@ -62,6 +68,7 @@ scenario_multipath() {
     *) say "unknown LINUX_VM_MP_BACKEND '$backend'"; return 1 ;;
   esac
   MP_PORT_A=$(free_port)
+  MP_PORT_B=$(free_port)
   mp_start_target A "$MP_PORT_A" || return 1
   tpgs=$(iscsi-inq -i "$GUEST_IQN" "iscsi://$CHAP_USER%$CHAP_SECRET@127.0.0.1:$MP_PORT_A/${ISCSI_PREFIX}demo/0" 2>/dev/null |
     sed -n 's/^TPGS:\([0-9]*\)$/\1/p')
@@ -73,7 +80,6 @@ scenario_multipath() {
     fi
     alua=0
   fi
-  MP_PORT_B=$(free_port)
   mp_start_target B "$MP_PORT_B" || return 1
   guest_file "$HERE/multipath.conf" /etc/multipath.conf
   guest_params <<PARAMS
