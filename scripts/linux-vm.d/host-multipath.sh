@@ -3,9 +3,9 @@
 # both, and on its requests the host SIGKILLs A and later restarts it on the same port.
 # The disk: LINUX_VM_MP_BACKEND=vdi (default; a fresh two-sheep cluster, one VDI opened by both targets in
 # shared mode, each through its own gateway sheep) or file (both targets export the same backing file; for
-# developing the harness). ALUA is probed BEFORE the guest boots: while A reports TPGS=0 in its standard
-# INQUIRY data the scenario is a SKIP (exit 3), never a PASS; LINUX_VM_MP_NO_ALUA=1 runs it anyway (the guest's
-# ALUA check then reports SKIP and so does the scenario).
+# developing the harness). ALUA (targets/host-a.toml, host-b.toml: A is group 1, preferred; B group 2) is
+# probed before the guest boots: TPGS=0 in A's INQUIRY data is a FAIL, unless LINUX_VM_MP_NO_ALUA=1 (then the
+# guest's ALUA check reports SKIP and so does the scenario: exit 3, never a PASS).
 
 MP_SIZE=$((128 * 1048576))
 # More TOML lines for the [iscsi] section of target A's / B's config.
@@ -74,10 +74,7 @@ scenario_multipath() {
     sed -n 's/^TPGS:\([0-9]*\)$/\1/p')
   [ -n "$tpgs" ] || { say "cannot read A's INQUIRY data with iscsi-inq"; return 1; }
   if [ "$tpgs" = 0 ]; then
-    if [ "${LINUX_VM_MP_NO_ALUA:-0}" != 1 ]; then
-      SKIP_REASON="target has no ALUA yet (TPGS=0 in INQUIRY)"
-      return 0
-    fi
+    [ "${LINUX_VM_MP_NO_ALUA:-0}" = 1 ] || { say "target A reports TPGS=0 (no ALUA) although alua-group is set"; return 1; }
     alua=0
   fi
   mp_start_target B "$MP_PORT_B" || return 1
