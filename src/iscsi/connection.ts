@@ -251,7 +251,9 @@ export class Connection {
       const data = 'data' in pdu ? pdu.data : undefined;
       for (const b of frameBuffers(encodeBhs(pdu), data, digests)) this.outq.push(b);
     }
-    if (!this.flushScheduled) {
+    // Nothing else in flight (QD1, login, pings): no batch to wait for, so write now and save the latency.
+    if (this.tasks.size === 0) this.flush();
+    else if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flush());
     }

@@ -241,10 +241,10 @@ function connect(port: number): Promise<net.Socket> {
   });
 }
 
-/** Send login-phase fuzz on `count` fresh connections (1–3 PDUs each); returns the PDUs sent. */
-async function fuzzLogins(port: number, r: () => number, count: number): Promise<number> {
+/** Send login-phase fuzz on fresh connections (1–3 PDUs each) until `budget` PDUs are sent; returns that count. */
+async function fuzzLogins(port: number, r: () => number, budget: number): Promise<number> {
   let sent = 0;
-  for (let i = 0; i < count; i++) {
+  while (sent < budget) {
     const s = await connect(port);
     s.on('data', () => undefined);
     s.on('error', () => undefined);
@@ -364,7 +364,7 @@ describe('iSCSI fuzzing a live target', () => {
     })();
     const loginBudget = Number(process.env.FUZZ_LOGINS ?? 6000);
     const [loginSent, ...ffSent] = await Promise.all([
-      Promise.all(Array.from({ length: 10 }, (_, i) => fuzzLogins(port, rng(seed + 10 + i), loginBudget / 20))).then((a) => a.reduce((x, y) => x + y, 0)),
+      Promise.all(Array.from({ length: 10 }, (_, i) => fuzzLogins(port, rng(seed + 10 + i), loginBudget / 10))).then((a) => a.reduce((x, y) => x + y, 0)),
       fuzzFullFeature(port, rng(seed + 1), (TARGET_PDUS - loginBudget) / 2),
       fuzzFullFeature(port, rng(seed + 2), (TARGET_PDUS - loginBudget) / 2),
     ]);
