@@ -30,6 +30,9 @@ export class BlockError extends Error {
 export interface WriteOptions {
   /** Force Unit Access: resolve only once this write is on stable storage. */
   fua?: boolean;
+  /** Write fence (docs/fencing.md): no part of this write may start after this instant (ms since the epoch);
+   * past it the write fails with EIO instead of landing late. Devices that cannot delay a write may ignore it. */
+  notAfter?: number;
 }
 
 export interface ZeroOptions {

@@ -47,6 +47,9 @@ export interface VdiDeviceOptions {
   name?: string;
   /** How many times one request is retried after INODE_INVALIDATED/READONLY (default 8). */
   maxReloads?: number;
+  /** Write fence for multipath (docs/fencing.md): a write that cannot start its sheep I/O within this many ms of
+   * being submitted fails with EIO instead of landing after the initiator gave up on it (default: no fence). */
+  writeFenceMs?: number;
   logger?: Logger;
 }
 
@@ -236,10 +239,19 @@ export class VdiDevice implements BlockDevice {
 
   // ---- writes ----
 
-  async write(offset: number, data: Buffer, _opts?: WriteOptions): Promise<void> {
+  async write(offset: number, data: Buffer, opts?: WriteOptions): Promise<void> {
     this.checkWritable();
     checkRange(this, offset, data.length);
-    await this.track(this.writeRange(offset, data));
+    const fenceMs = this.opts.writeFenceMs;
+    const notAfter = opts?.notAfter ?? (fenceMs !== undefined && fenceMs > 0 ? Date.now() + fenceMs : undefined);
+    await this.track(this.writeRange(offset, data, notAfter));
+  }
+
+  /** The write fence: refuse to start sheep I/O for a write whose deadline has passed. */
+  private fence(notAfter: number | undefined): void {
+    if (notAfter !== undefined && Date.now() > notAfter) {
+      throw new BlockError('EIO', `write fence: not started within its deadline on VDI ${this.opts.vdi}`);
+    }
   }
 
   private checkWritable(): void {
@@ -247,12 +259,13 @@ export class VdiDevice implements BlockDevice {
     if (this.readOnly) throw new BlockError('EROFS', `VDI ${describeVdi(this.opts.vdi, this.opts)} is read-only`);
   }
 
-  private async writeRange(offset: number, data: Buffer): Promise<void> {
+  private async writeRange(offset: number, data: Buffer, notAfter?: number): Promise<void> {
     const created: number[] = [];
     const waits: Promise<void>[] = [];
     await Promise.all(
       this.pieces(offset, data.length).map((p) =>
         this.retrying(async () => {
+          this.fence(notAfter);
           const r = await this.writePiece(p.idx, p.off, data.subarray(p.pos, p.pos + p.len));
           if (r.created) created.push(p.idx);
           else if (r.wait) waits.push(r.wait);
