@@ -129,6 +129,7 @@ async function deploy(dir: string, o: DrillOptions, progress: DrillEnv['progress
       exclVdi,
       targets,
       proxies,
+      proxyPorts,
       phaseSeconds: Number(o.phaseSeconds),
       progress,
     };

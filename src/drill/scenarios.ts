@@ -9,7 +9,7 @@ import { NbdClient } from '../nbd/client.js';
 import { SheepClient } from '../client/index.js';
 import { LOCK_TYPE_SHARED } from '../proto/sheepdog/constants.js';
 import type { CheckResult } from './history.js';
-import type { FaultProxy } from './faultproxy.js';
+import { FaultProxy } from './faultproxy.js';
 import { ioRate, type FaultMarker, type ScenarioResult } from './report.js';
 import { Workload, type IoTarget } from './workload.js';
 import { HOST, dog, waitFor, type Deployment } from './deploy.js';
@@ -27,8 +27,9 @@ export interface DrillEnv {
   /** The VDI target C exports with an exclusive lock (stale-lock). */
   exclVdi: string;
   targets: Record<'A' | 'B' | 'C', { nbd: string; iscsi?: string }>;
-  /** One proxy per sheep on target A's links to the cluster. */
+  /** One proxy per sheep on target A's links to the cluster, and the ports they listen on. */
   proxies: FaultProxy[];
+  proxyPorts: number[];
   /** Seconds of workload in each phase (before, during, after). */
   phaseSeconds: number;
   /** Progress: one short phase description. */
@@ -100,9 +101,10 @@ class Run {
     readonly name: string,
     io: IoTarget,
     seed: number,
+    blocks = BLOCKS,
   ) {
     this.t0 = performance.now();
-    this.wl = new Workload(io, { blocks: BLOCKS, blockSize: BLOCK, baseOffset: seed * BLOCKS * BLOCK, workers: 4, writeRatio: 0.5, seed, opTimeoutMs: 60_000 });
+    this.wl = new Workload(io, { blocks, blockSize: BLOCK, baseOffset: seed * BLOCKS * BLOCK, workers: 4, writeRatio: 0.5, seed, opTimeoutMs: 60_000 });
   }
 
   now(): number {
@@ -140,7 +142,10 @@ class Run {
   }
 
   /** Stop the workload, re-read every touched block through `verifyWith`, and build the result. */
-  async finish(verifyWith: IoTarget | undefined, extra: { failoverSeconds: number | null; ghost?: (c: CheckResult) => number }): Promise<ScenarioResult> {
+  async finish(
+    verifyWith: IoTarget | undefined,
+    extra: { failoverSeconds: number | null; ghost?: (c: CheckResult) => number; errorsAbsorbed?: boolean },
+  ): Promise<ScenarioResult> {
     this.env.progress(this.name, 'stopping the workload');
     await this.wl.stop();
     const tEnd = this.now();
@@ -161,6 +166,9 @@ class Run {
         `corrupt=${c.corrupt} nonlinearizable=${c.nonlinearizable} undetermined=${c.undetermined} longest_stall_ms=${Math.round(s.longestStallMs)}`,
     );
     for (const v of c.violations.slice(0, 5)) this.notes.push(`${v.kind} block ${v.block}: ${v.detail}`);
+    if (extra.errorsAbsorbed) {
+      this.check(s.readErrors + s.writeErrors === 0, `the initiator saw no I/O error (${s.readErrors} read and ${s.writeErrors} write errors)`);
+    }
     const ioAfter = ioRate(this.wl.timeline, this.tRecover, tEnd);
     this.check(ioAfter > 0, 'I/O continues after recovery');
     const passed = verified && this.failures.length === 0 && c.lostWrites === 0 && c.staleReads === 0 && c.corrupt === 0 && c.nonlinearizable === 0 && ghost === 0;
@@ -231,6 +239,13 @@ async function waitSettled(port: number, n: number, timeoutMs = 120_000): Promis
   );
 }
 
+/** Wait (up to 60 s) for a `recovery_finished` line in a sheep's log after byte `from`; its transfer count or null. */
+async function waitRecoveryFinished(logFile: string, from: number): Promise<number | null> {
+  let n: number | null = null;
+  await waitFor(() => Promise.resolve((n = recoveryTransferred(logFile, from)) !== null), 'recovery_finished', 60_000).catch(() => undefined);
+  return n;
+}
+
 /** Transfer count of the newest `recovery_finished` line in a sheep's log written after byte `from`. */
 function recoveryTransferred(logFile: string, from: number): number | null {
   const text = fs.readFileSync(logFile, 'utf8').slice(from);
@@ -296,7 +311,7 @@ async function targetFailover(env: DrillEnv): Promise<ScenarioResult> {
     r.check(iosAfter > iosBefore, 'I/O failed back to path A');
     const fo = failoverSeconds(dev, killedAt);
     r.check(fo !== null, 'a failover A -> B was recorded');
-    return await r.finish(undefined, { failoverSeconds: fo });
+    return await r.finish(undefined, { failoverSeconds: fo, errorsAbsorbed: true });
   } finally {
     await r.wl.stop();
     await dev.close();
@@ -322,10 +337,10 @@ async function sheepKill(env: DrillEnv): Promise<ScenarioResult> {
     r.mark(`${victim} restarted`, 'info');
     await waitSettled(p0, env.sheepPorts.length);
     r.recover('rejoined, recovery done');
-    const moved = recoveryTransferred(env.deploy.logFile(victim), logFrom);
+    const moved = await waitRecoveryFinished(env.deploy.logFile(victim), logFrom);
     r.check(moved !== null, `${victim} finished recovery after rejoining${moved === null ? '' : ` (${moved} object(s) fetched)`}`);
     await r.phase('after');
-    return await r.finish(undefined, { failoverSeconds: Math.round(r.wl.stats.longestStallMs / 10) / 100 });
+    return await r.finish(undefined, { failoverSeconds: Math.round(r.wl.stats.longestStallMs / 10) / 100, errorsAbsorbed: true });
   } finally {
     await r.wl.stop();
     await dev.close();
@@ -344,13 +359,21 @@ async function gatewayRestart(env: DrillEnv): Promise<ScenarioResult> {
     const failsBefore = dev.status().find((p) => p.name === 'A')?.errors ?? 0;
     r.fault(`SIGKILL sheep0, A's gateway (pid ${env.deploy.pid('sheep0')})`);
     await env.deploy.kill('sheep0', 'SIGKILL');
+    // A dead host refuses connections: close the proxy in front of sheep0 until sheep0 is back (an open proxy
+    // would accept A's reconnects and drop them, which no real dead gateway does).
+    const old = env.proxies[0]!;
+    const proxyPort = env.proxyPorts[0]!;
+    await old.stop();
     await r.phase('during: A on another gateway');
     const logFrom = fs.existsSync(env.deploy.logFile('sheep0')) ? fs.statSync(env.deploy.logFile('sheep0')).size : 0;
     await env.deploy.restart('sheep0');
+    const fresh = new FaultProxy({ targetHost: HOST, targetPort: env.sheepPorts[0]!, listenPort: proxyPort });
+    await fresh.start();
+    env.proxies[0] = fresh;
     r.mark('sheep0 restarted', 'info');
     await waitSettled(p1, env.sheepPorts.length);
     r.recover('sheep0 rejoined, recovery done');
-    const moved = recoveryTransferred(env.deploy.logFile('sheep0'), logFrom);
+    const moved = await waitRecoveryFinished(env.deploy.logFile('sheep0'), logFrom);
     r.check(moved !== null, `sheep0 finished recovery after rejoining${moved === null ? '' : ` (${moved} object(s) fetched: only what changed meanwhile, seed 004)`}`);
     await r.phase('after');
     const a = dev.status().find((p) => p.name === 'A');
@@ -360,10 +383,55 @@ async function gatewayRestart(env: DrillEnv): Promise<ScenarioResult> {
     if (failsAfter > failsBefore) r.notes.push(`path A failed ${failsAfter - failsBefore} time(s) while its gateway was down: I/O moved to B meanwhile`);
     else r.notes.push('path A never failed: target A reconnected to another gateway by itself');
     const fo = failoverSeconds(dev, killedAt);
-    return await r.finish(undefined, { failoverSeconds: fo ?? Math.round(r.wl.stats.longestStallMs / 10) / 100 });
+    return await r.finish(undefined, { failoverSeconds: fo ?? Math.round(r.wl.stats.longestStallMs / 10) / 100, errorsAbsorbed: true });
   } finally {
     await r.wl.stop();
     await dev.close();
+  }
+}
+
+/**
+ * The initiator side of a single-path NBD disk that reconnects: operations issued while the target is down wait
+ * for the next connection (as a kernel NBD client with a dead-connection timeout would queue them), so the
+ * workload does not spin on errors; operations in flight when the connection dies fail (unknown outcome).
+ */
+class ReconnectingNbd implements IoTarget {
+  private cur: Promise<IoTarget & { close(): void }>;
+  private resolveNext: ((t: IoTarget & { close(): void }) => void) | undefined;
+
+  constructor(first: IoTarget & { close(): void }) {
+    this.cur = Promise.resolve(first);
+  }
+
+  /** The target is gone: close the client; new operations wait for reconnect(). */
+  async down(): Promise<void> {
+    const old = await this.cur;
+    this.cur = new Promise((resolve) => (this.resolveNext = resolve));
+    old.close();
+  }
+
+  reconnect(t: IoTarget & { close(): void }): void {
+    this.resolveNext?.(t);
+    this.resolveNext = undefined;
+    this.cur = Promise.resolve(t);
+  }
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    return (await this.cur).read(offset, length);
+  }
+
+  async write(offset: number, data: Buffer): Promise<void> {
+    return (await this.cur).write(offset, data);
+  }
+
+  /** Close the connection; operations still waiting for a reconnect fail. */
+  async close(): Promise<void> {
+    if (this.resolveNext) {
+      const fail = (): Promise<never> => Promise.reject(new Error('target closed'));
+      this.reconnect({ read: fail, write: fail, close: () => undefined });
+      return;
+    }
+    (await this.cur).close();
   }
 }
 
@@ -377,14 +445,14 @@ interface LockListEntry {
 async function staleLock(env: DrillEnv): Promise<ScenarioResult> {
   const p = env.sheepPorts[2] ?? env.sheepPorts[0]!;
   const c = env.targets.C;
-  let nbd = await openNbd(c.nbd, env.exclVdi);
+  const nbd = new ReconnectingNbd(await openNbd(c.nbd, env.exclVdi));
   const r = new Run(env, 'stale-lock', nbd, 4);
   try {
     r.wl.start();
     await r.phase('before');
     r.fault(`SIGKILL target C (pid ${env.deploy.pid('targetC')})`);
     await env.deploy.kill('targetC', 'SIGKILL');
-    nbd.close();
+    await nbd.down();
     const locks = JSON.parse(await dog(p, ['vdi', 'lock', 'list', '--json'])) as LockListEntry[];
     const stale = locks.find((l) => l.name === env.exclVdi);
     r.check(stale?.state === 'locked', `the dead target's exclusive lock is detected by dog vdi lock list (${stale ? `owner ${stale.owner}` : 'not listed'})`);
@@ -405,14 +473,13 @@ async function staleLock(env: DrillEnv): Promise<ScenarioResult> {
     r.notes.push(`replica reconciliation: ${JSON.stringify({ checked: rep.checked, fixed: rep.fixed, recreated: rep.recreated, lost: rep.lost?.length, noMajority: rep.noMajority?.length, failed: rep.failed?.length })}`);
     r.mark('lock unlock + check', 'info');
     await env.deploy.restart('targetC');
-    nbd = await openNbd(c.nbd, env.exclVdi);
-    r.wl.retarget(nbd);
+    nbd.reconnect(await openNbd(c.nbd, env.exclVdi));
     r.recover('target C reopened the VDI');
     await r.phase('after');
     return await r.finish(undefined, { failoverSeconds: Math.round(r.wl.stats.longestStallMs / 10) / 100 });
   } finally {
+    await nbd.close();
     await r.wl.stop();
-    nbd.close();
   }
 }
 
@@ -424,26 +491,41 @@ async function staleLock(env: DrillEnv): Promise<ScenarioResult> {
  */
 async function partition(env: DrillEnv): Promise<ScenarioResult> {
   const dev = await openMultipath(env, 2_000);
-  const r = new Run(env, 'partition', dev, 5);
+  // A small hot set: a write A still holds is likely to have newer writes to its block made through B.
+  const r = new Run(env, 'partition', dev, 5, 16);
   try {
     r.wl.start();
     await r.phase('before');
     const cutAt = Date.now();
     r.fault("blackhole target A's links to the cluster");
     for (const p of env.proxies) p.set({ blackhole: true });
-    await r.phase('during: partitioned');
     await waitFor(() => Promise.resolve(dev.failovers().some((e) => e.atMs >= cutAt)), 'the multipath device to fail over to B', 60_000).catch(() => undefined);
-    for (const p of env.proxies) p.heal();
-    r.recover('link healed');
+    r.mark('I/O failed over to B', 'info');
+    const failsA = (): number => dev.status().find((p) => p.name === 'A')?.errors ?? 0;
+    const failsAtFailover = failsA();
+    const tB = r.now();
+    await r.phase('during: partitioned, I/O on B');
+    r.notes.push(
+      `while partitioned after the failover: ${ioRate(r.wl.timeline, tB, r.now())} io/s; path A failed ${failsA() - failsAtFailover} more time(s) ` +
+        '(A answers TEST UNIT READY though it cannot reach the cluster, so it is reinstated and times out again)',
+    );
+    // The partition ends the way a lost conntrack/NAT entry ends it: the link works again and A's old
+    // connections are reset, so whatever A's sheep client still holds is re-sent now (not after its 30 s timeout).
+    for (const p of env.proxies) {
+      p.heal();
+      p.reset();
+    }
+    r.recover('link healed, A reconnects');
     await waitFor(() => Promise.resolve(dev.status().find((p) => p.name === 'A')?.state === 'active'), 'path A reinstated', 60_000).catch(() => undefined);
     r.check(dev.status().find((p) => p.name === 'A')?.state === 'active', 'path A reinstated after the heal');
     await r.phase('after');
-    // Give anything A still holds (queued in its sheep client) time to land before the final reads.
+    // Give anything A still holds time to land before the final reads.
     await sleep(2_000);
     const fo = failoverSeconds(dev, cutAt);
     r.check(fo !== null, 'a failover A -> B was recorded');
     return await r.finish(undefined, {
       failoverSeconds: fo,
+      errorsAbsorbed: true,
       // A ghost write shows as a block reading an older value after a newer acknowledged write: every stale,
       // lost or nonlinearizable block of this scenario counts as one ghost write.
       ghost: (c) => new Set(c.violations.filter((v) => v.kind !== 'corrupt').map((v) => v.block)).size,
