@@ -10,6 +10,25 @@ import { cleanupTempDirs, killAll } from '../helpers/proc.js';
 import { dogOk, startCluster, type SheepProc } from './dog-harness.js';
 
 const MiB = 2 ** 20;
+
+/** Poll until `cond` holds (generous deadline for a loaded CI machine). */
+async function waitFor(what: string, cond: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * INODE_COHERENCE is acknowledged once the writer's own sheep applied it; the reader's sheep applies it from
+ * the cluster log a moment later. Wait until the reader's sheep shows the reader INVALIDATED.
+ */
+async function invalidatedOn(node: SheepProc): Promise<void> {
+  await waitFor(`invalidation on ${node.addr}`, async () =>
+    (await dogOk(node.port, ['vdi', 'lock', 'list'])).includes(`port:${node.port}(invalidated)`),
+  );
+}
 let nodes: SheepProc[];
 beforeAll(async () => {
   nodes = await startCluster(3);
@@ -30,16 +49,21 @@ describe('VdiDevice multipath and failover (real three-sheep cluster)', () => {
       expect(await b.read(8 * MiB, 4096)).toEqual(Buffer.alloc(4096)); // b caches "unallocated"
       const x = crypto.randomBytes(MiB);
       await a.write(8 * MiB + 512, x); // a allocates object 2: b becomes INVALIDATED
-      const locks = await dogOk(nodes[2]!.port, ['vdi', 'lock', 'list']);
+      await invalidatedOn(nodes[1]!);
+      const locks = await dogOk(nodes[1]!.port, ['vdi', 'lock', 'list']);
       expect(locks).toContain(`IPv4 ip:127.0.0.1 port:${nodes[0]!.port}(modified)`);
       expect(locks).toContain(`IPv4 ip:127.0.0.1 port:${nodes[1]!.port}(invalidated)`);
       expect((await b.read(8 * MiB + 512, MiB)).equals(x)).toBe(true);
       const y = crypto.randomBytes(3 * MiB);
       await b.write(20 * MiB, y); // and back the other way
+      await invalidatedOn(nodes[0]!);
       expect((await a.read(20 * MiB, 3 * MiB)).equals(y)).toBe(true);
       // Interleaved allocations of different objects by both: the index keeps every entry.
       const parts = [...Array(6).keys()].map((i) => crypto.randomBytes(64 * 1024 + i));
-      for (const [i, p] of parts.entries()) await (i % 2 === 0 ? a : b).write((32 + 4 * i) * MiB, p);
+      for (const [i, p] of parts.entries()) {
+        await (i % 2 === 0 ? a : b).write((32 + 4 * i) * MiB, p);
+        await invalidatedOn(nodes[i % 2 === 0 ? 1 : 0]!); // the other one's sheep knows before it acts
+      }
       for (const [i, p] of parts.entries()) {
         expect((await a.read((32 + 4 * i) * MiB, p.length)).equals(p)).toBe(true);
         expect((await b.read((32 + 4 * i) * MiB, p.length)).equals(p)).toBe(true);
