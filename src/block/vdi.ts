@@ -169,6 +169,12 @@ export class VdiDevice implements BlockDevice {
     }
   }
 
+  /** The sheep client and VDI name of a shared (multipath) device, for cluster-wide state such as persistent
+   * reservations; undefined for any other device. */
+  sharedRef(): { client: SheepClient; vdi: string } | undefined {
+    return this.lockType === C.LOCK_TYPE_SHARED ? { client: this.client, vdi: this.opts.vdi } : undefined;
+  }
+
   /** The vid I/O currently goes to (changes after a snapshot is taken under us). */
   get currentVid(): number {
     return this.vid;
@@ -215,7 +221,10 @@ export class VdiDevice implements BlockDevice {
       (async () => {
         // Under a shared lock another target may have allocated what we cache as holes: one probe per request
         // surfaces INODE_INVALIDATED (and reloads) before holes are answered with zeros.
-        if (list.some((p) => (this.inode.dataVdiId[p.idx] ?? 0) === 0)) await this.probeCoherence();
+        if (list.some((p) => (this.inode.dataVdiId[p.idx] ?? 0) === 0)) {
+          await this.probeCoherence();
+          await this.refreshHoles(list);
+        }
         await Promise.all(list.map((p) => this.retrying(() => this.readPiece(p, out))));
       })(),
     );
@@ -225,6 +234,26 @@ export class VdiDevice implements BlockDevice {
   /** With a shared lock: the 1-byte inode read tgt uses to learn whether its inode cache is still valid. */
   private async probeCoherence(): Promise<void> {
     if (this.lockType === C.LOCK_TYPE_SHARED) await this.retrying(() => this.client.readObj(vidToVdiOid(this.vid), 1, { flags: IO_FLAGS }));
+  }
+
+  /**
+   * Without a shared lock nothing pushes allocations made behind our back (`dog vdi write`, a tool on another
+   * gateway), so before answering holes with zeros re-read those index entries (one small inode read) and adopt
+   * objects allocated meanwhile.
+   */
+  private async refreshHoles(list: readonly Piece[]): Promise<void> {
+    if (this.lockType === C.LOCK_TYPE_SHARED) return;
+    const holes = list.filter((p) => (this.inode.dataVdiId[p.idx] ?? 0) === 0).map((p) => p.idx);
+    if (holes.length === 0) return;
+    const min = Math.min(...holes);
+    const max = Math.max(...holes);
+    const raw = await this.retrying(() =>
+      this.client.readObj(vidToVdiOid(this.vid), 4 * (max - min + 1), { offset: dataVidOffset(min), flags: IO_FLAGS }),
+    );
+    for (const idx of holes) {
+      const entry = raw.readUInt32LE(4 * (idx - min));
+      if (entry !== 0 && (this.inode.dataVdiId[idx] ?? 0) === 0) this.inode.dataVdiId[idx] = entry;
+    }
   }
 
   private async readPiece(p: Piece, out: Buffer): Promise<void> {

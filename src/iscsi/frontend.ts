@@ -9,6 +9,7 @@ import { DEFAULT_IQN_PREFIX, DEFAULT_ISCSI_PORT, type IscsiServerOptions, type I
 import { IscsiServer } from './server.js';
 import { ReadOnlyView } from './readonly.js';
 import { ALUA_CONFIG_KEYS, aluaFrom } from './alua-config.js';
+import { reservationsForDevice } from './scsi/pr-cluster.js';
 
 export type IscsiValues = Record<string, string | number | boolean>;
 
@@ -121,7 +122,8 @@ export function iscsiOptionsFrom(values: IscsiValues, exports: ExportTable): Isc
     if (portals.length > 0) t.portals = portals;
     targets.push(t);
   }
-  const opts: IscsiServerOptions = { host, port, targets, discoveryChap };
+  // shared (multipath) VDIs keep persistent reservations in the cluster, visible to every target host
+  const opts: IscsiServerOptions = { host, port, targets, discoveryChap, reservationsFor: reservationsForDevice };
   const ni = int(values, 'nop-interval-ms');
   if (ni !== undefined) opts.nopInIntervalMs = ni;
   const nt = int(values, 'nop-timeout-ms');

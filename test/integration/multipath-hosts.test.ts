@@ -5,14 +5,17 @@
 //    entries do not change). `dog vdi lock list` shows the MSI participant states at each step.
 // 2. ALUA as read by our initiator: one active/optimized and one active/non-optimized group; B takes over when A
 //    dies (UNIT ATTENTION 2A/06) and gives the preference back when A returns; SendTargets lists both portals.
-// 3. The multipath initiator runs the stamped drill workload across both paths while A is SIGKILLed and restarted
+// 3. Persistent reservations kept in the cluster: registered and reserved through A, seen and enforced through
+//    B (RESERVATION CONFLICT for a non-holder on both), still there after A's death, preempted through B.
+// 4. The multipath initiator runs the stamped drill workload across both paths while A is SIGKILLed and restarted
 //    three times: no I/O error, no lost write, no stale read; failover times are reported.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { VdiDevice } from '../../src/block/vdi.js';
-import { IscsiSession, discoverTargets } from '../../src/initiator/index.js';
+import { IscsiSession, ScsiStatusError, discoverTargets } from '../../src/initiator/index.js';
+import { PROUT_PREEMPT, PROUT_REGISTER, PROUT_RESERVE, PR_TYPE_WRITE_EXCLUSIVE } from '../../src/proto/scsi/constants.js';
 import { MultipathDevice } from '../../src/initiator/multipath.js';
 import { Workload } from '../../src/drill/workload.js';
 import { startLocalCluster, type LocalCluster } from '../helpers/cluster.js';
@@ -99,7 +102,7 @@ async function lockList(): Promise<string> {
 beforeAll(async () => {
   cluster = await startLocalCluster(3);
   expect((await cluster.dog(['cluster', 'format', '-c', '2'])).code).toBe(0);
-  for (const v of ['seed', 'alua', 'wl']) expect((await cluster.dog(['vdi', 'create', v, '64M'])).code).toBe(0);
+  for (const v of ['seed', 'alua', 'pr', 'wl']) expect((await cluster.dog(['vdi', 'create', v, '64M'])).code).toBe(0);
   dir = tempDir('sheepfold-mp-hosts-');
   for (let i = 0; i < 2; i++) {
     hosts.push({ group: i + 1, port: await ephemeralPort(), sheepPort: cluster.nodes[i]?.port ?? 0, config: path.join(dir, `host-${i}.toml`), proc: null });
@@ -228,6 +231,63 @@ describe('multipath across two target hosts (ours, shared VDI, ALUA)', () => {
       expect(seen).toEqual(['1:active/optimized:pref', '2:active/non-optimized']);
     } finally {
       await b.close().catch(() => undefined);
+      await killHost(0);
+      await killHost(1);
+    }
+  }, 300_000);
+
+  it('persistent reservations: made through A, seen and enforced through B, kept after A dies', async () => {
+    await startHost(0, 'pr');
+    await startHost(1, 'pr');
+    const [ha, hb] = [hosts[0] as Host, hosts[1] as Host];
+    const who = (h: Host, name: string): IscsiSession =>
+      new IscsiSession({ host: '127.0.0.1', port: h.port, targetName: IQN, nopIntervalMs: 0, reconnect: false, initiatorName: name });
+    const holderA = who(ha, 'iqn.2026-11.test:holder');
+    const otherA = who(ha, 'iqn.2026-11.test:other');
+    const otherB = who(hb, 'iqn.2026-11.test:other');
+    const holderB = who(hb, 'iqn.2026-11.test:holder-b');
+    for (const s of [holderA, otherA, otherB, holderB]) await s.connect();
+    try {
+      const key = 0x1234abcdn;
+      await holderA.persistentReserveOut(PROUT_REGISTER, 0, { reservationKey: 0n, serviceActionReservationKey: key });
+      await holderA.persistentReserveOut(PROUT_RESERVE, PR_TYPE_WRITE_EXCLUSIVE, { reservationKey: key, serviceActionReservationKey: 0n });
+      // Seen through B (PR IN reads the cluster copy).
+      expect((await otherB.readKeys()).keys).toEqual([key]);
+      expect((await otherB.readReservation()).reservation).toMatchObject({ key, type: PR_TYPE_WRITE_EXCLUSIVE });
+      // Enforced on both hosts: a non-holder's write conflicts (B's access copy refreshes within 250 ms).
+      const data = crypto.randomBytes(4096);
+      const conflict = async (s: IscsiSession): Promise<boolean> => {
+        try {
+          await s.write(2048, data);
+          return false;
+        } catch (e) {
+          return e instanceof ScsiStatusError && e.kind === 'reservation-conflict';
+        }
+      };
+      expect(await conflict(otherA)).toBe(true);
+      let onB = false;
+      for (let i = 0; i < 200 && !onB; i++) {
+        onB = await conflict(otherB);
+        if (!onB) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(onB).toBe(true);
+      await holderA.write(2048, data); // the holder writes
+      expect((await otherB.read(2048, 8)).equals(data)).toBe(true); // WRITE EXCLUSIVE: others may read
+
+      await killHost(0);
+      holderA.close().catch(() => undefined);
+      otherA.close().catch(() => undefined);
+      expect((await otherB.readReservation()).reservation).toMatchObject({ key, type: PR_TYPE_WRITE_EXCLUSIVE });
+      expect(await conflict(otherB)).toBe(true);
+      // A new path of the cluster software takes over with PREEMPT through B.
+      const key2 = 0x5678n;
+      await holderB.persistentReserveOut(PROUT_REGISTER, 0, { reservationKey: 0n, serviceActionReservationKey: key2 });
+      await holderB.persistentReserveOut(PROUT_PREEMPT, PR_TYPE_WRITE_EXCLUSIVE, { reservationKey: key2, serviceActionReservationKey: key });
+      expect((await otherB.readKeys()).keys).toEqual([key2]);
+      expect((await otherB.readReservation()).reservation).toMatchObject({ key: key2 });
+      await holderB.write(2048, data);
+    } finally {
+      for (const s of [holderA, otherA, otherB, holderB]) await s.close().catch(() => undefined);
       await killHost(0);
       await killHost(1);
     }

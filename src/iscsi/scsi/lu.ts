@@ -614,14 +614,14 @@ export class LogicalUnit {
         this.reservations.release2(req.nexus);
         return this.good();
       case C.PERSISTENT_RESERVE_IN: {
-        const r = this.reservations.prIn(c.serviceAction, c.allocationLength);
+        const r = await this.reservations.prIn(c.serviceAction, c.allocationLength);
         if (!Buffer.isBuffer(r)) throw new CheckCondition(r);
         return this.good(r);
       }
       case C.PERSISTENT_RESERVE_OUT: {
         const params = req.dataOut ?? Buffer.alloc(0);
         if (params.length < c.parameterListLength) throw paramListLength();
-        const r = this.reservations.prOut(req.nexus, c.serviceAction, (cdb[2] ?? 0) & 0x0f, params.subarray(0, c.parameterListLength));
+        const r = await this.reservations.prOut(req.nexus, c.serviceAction, (cdb[2] ?? 0) & 0x0f, params.subarray(0, c.parameterListLength));
         if (!r.ok) {
           if (r.conflict) throw new Conflict();
           throw new CheckCondition(r.sense);

@@ -17,8 +17,16 @@ export interface ReservationStore {
   release2(nexus: string): void;
   /** Drop the SCSI-2 reservation if `nexus` holds it (I_T nexus loss, logout, LU reset: pass undefined = any). */
   clearReserve2(nexus?: string): void;
-  prIn(sa: number, allocationLength: number): Buffer | Sense;
-  prOut(nexus: string, sa: number, type: number, params: Buffer): PrOutcome;
+  /** A cluster-wide store answers asynchronously (it reads and writes the shared state first). */
+  prIn(sa: number, allocationLength: number): Buffer | Sense | Promise<Buffer | Sense>;
+  prOut(nexus: string, sa: number, type: number, params: Buffer): PrOutcome | Promise<PrOutcome>;
+}
+
+/** The persistent part of a LocalReservationStore (registrations and the PR reservation), as JSON-safe data. */
+export interface PrState {
+  generation: number;
+  keys: Array<[string, string]>;
+  res: { holder: string; key: string; type: number } | null;
 }
 
 interface Reservation {
@@ -48,6 +56,23 @@ export class LocalReservationStore implements ReservationStore {
   private readonly keys = new Map<string, bigint>();
   private res: Reservation | undefined;
   private scsi2: string | undefined;
+
+  /** Registrations and reservation for a cluster-wide copy (SCSI-2 reservations stay per process). */
+  exportState(): PrState {
+    const r = this.res;
+    return {
+      generation: this.generation,
+      keys: [...this.keys].map(([n, k]) => [n, k.toString(16)]),
+      res: r ? { holder: r.holder, key: r.key.toString(16), type: r.type } : null,
+    };
+  }
+
+  importState(s: PrState): void {
+    this.generation = s.generation;
+    this.keys.clear();
+    for (const [n, k] of s.keys) this.keys.set(n, BigInt(`0x${k}`));
+    this.res = s.res ? { holder: s.res.holder, key: BigInt(`0x${s.res.key}`), type: s.res.type } : undefined;
+  }
 
   permits(nexus: string, kind: AccessKind): boolean {
     if (kind === 'allowed') return true;
