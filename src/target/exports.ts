@@ -1,7 +1,7 @@
 // Export specs and opening them into BlockDevices. A spec comes from `--export NAME=KIND:ARG[,ro]` or from an
 // `[[export]]` table of the config file. Kinds: `mem:SIZE`, `file:PATH`, and anything else is a VDI name with
-// an optional `:TAG` (`NAME=VDI[:TAG]`). The VDI kind is the extension point: the VDI engineer registers an
-// opener with registerExportOpener('vdi', ...); until then VDI exports are refused with a clear error.
+// an optional `:TAG` (`NAME=VDI[:TAG][,shared]`), opened by ./vdi-export.ts through the `--sheep` gateways
+// (registerExportOpener can replace any kind's opener, e.g. in tests).
 import type { BlockDevice } from '../block/device.js';
 import { FileDevice } from '../block/file.js';
 import { MemoryDevice } from '../block/memory.js';
