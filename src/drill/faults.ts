@@ -1,25 +1,30 @@
 // Deliberately broken replica behaviour, to prove the reliability checks catch real bugs (issue 8
-// acceptance). TEST-ONLY: nothing in the product uses these. `ackEarly` wraps a gateway Placement so every
+// acceptance). TEST-ONLY: the product uses it only when SHEEPFOLD_FAULT=ack-early is set (src/sheep/gateway.ts). `ackEarly` wraps a gateway Placement so every
 // replica mutation is acknowledged at once while the real one finishes in the background — the bug of
 // answering a write before its replicas have it on stable storage.
 import type { Placement, ReplicaIo } from '../sheep/gateway.js';
 
-/** A replica whose create/write/remove resolve before the wrapped replica has done them. */
-function ackEarlyReplica(r: ReplicaIo, onLateError: (err: unknown) => void): ReplicaIo {
-  const background = (p: Promise<void>): Promise<void> => {
-    p.catch(onLateError);
+/**
+ * A replica whose create/write/remove resolve before the wrapped replica has done them; with `delayMs` the real
+ * operation only starts that much later (a wide window for a crash to lose acknowledged writes).
+ */
+function ackEarlyReplica(r: ReplicaIo, onLateError: (err: unknown) => void, delayMs: number): ReplicaIo {
+  const background = (op: () => Promise<void>): Promise<void> => {
+    const run = (): void => void op().catch(onLateError);
+    if (delayMs > 0) setTimeout(run, delayMs);
+    else run();
     return Promise.resolve();
   };
   return {
     label: `${r.label}+ack-early`,
-    create: (oid, size, data, offset, base, epoch) => background(r.create(oid, size, data, offset, base, epoch)),
-    write: (oid, data, offset, epoch) => background(r.write(oid, data, offset, epoch)),
+    create: (oid, size, data, offset, base, epoch) => background(() => r.create(oid, size, data, offset, base, epoch)),
+    write: (oid, data, offset, epoch) => background(() => r.write(oid, data, offset, epoch)),
     read: (oid, offset, length, epoch) => r.read(oid, offset, length, epoch),
-    remove: (oid, epoch) => background(r.remove(oid, epoch)),
+    remove: (oid, epoch) => background(() => r.remove(oid, epoch)),
   };
 }
 
 /** Wrap a Placement with the "ack early" fault. */
-export function ackEarly(p: Placement, onLateError: (err: unknown) => void = () => undefined): Placement {
-  return { replicas: (oid, copies) => p.replicas(oid, copies).map((r) => ackEarlyReplica(r, onLateError)) };
+export function ackEarly(p: Placement, onLateError: (err: unknown) => void = () => undefined, delayMs = 0): Placement {
+  return { replicas: (oid, copies) => p.replicas(oid, copies).map((r) => ackEarlyReplica(r, onLateError, delayMs)) };
 }

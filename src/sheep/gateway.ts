@@ -33,6 +33,7 @@ import type { LockTable } from './lock.js';
 import type { Mutex } from './mutex.js';
 import type { ObjectStore } from './store/store.js';
 import type { VdiNamespace } from './vdi.js';
+import { ackEarly } from '../drill/faults.js';
 
 /** One replica of an object: the local store, or (in a cluster) a peer reached with the *_PEER ops. */
 export interface ReplicaIo {
@@ -126,7 +127,13 @@ const INDEX_START = SD_INODE_HEADER_SIZE;
 const INDEX_END = SD_INODE_GREF_OFFSET;
 
 export class Gateway {
-  constructor(private readonly d: GatewayDeps) {}
+  private readonly d: GatewayDeps;
+
+  constructor(d: GatewayDeps) {
+    // TEST-ONLY fault injection (docs/guarantees.md §7): SHEEPFOLD_FAULT=ack-early acknowledges replica mutations
+    // before they are done, so the reliability suite can prove it catches a broken build.
+    this.d = process.env.SHEEPFOLD_FAULT === 'ack-early' ? { ...d, placement: ackEarly(d.placement, undefined, 250) } : d;
+  }
 
   /** Size of an object: data objects take their VDI's block_size_shift. */
   objectSize(oid: bigint): number {

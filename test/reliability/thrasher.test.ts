@@ -60,6 +60,9 @@ describe('SIGKILL thrasher', () => {
     const wNbd = new Workload(nbd, { ...wlOpts, seed, baseOffset: 0 });
     const wIscsi = new Workload(iscsiIo, { ...wlOpts, seed: seed + 1, baseOffset: 32 * MiB });
     const targetStart = procStats(t.proc.pid);
+    const sheepFds = (): number => c.nodes.reduce((a, n) => a + (n.proc ? procStats(n.proc.pid).fds : 0), 0);
+    const sheepRss = (): number => c.nodes.reduce((a, n) => a + (n.proc ? procStats(n.proc.pid).rssBytes : 0), 0);
+    const sheepStart = { fds: sheepFds(), rss: sheepRss() };
     wNbd.start();
     wIscsi.start();
 
@@ -93,6 +96,7 @@ describe('SIGKILL thrasher', () => {
     await wNbd.verify();
     await wIscsi.verify();
     const targetEnd = procStats(t.proc.pid);
+    const sheepEnd = { fds: sheepFds(), rss: sheepRss() };
     const rNbd = wNbd.check();
     const rIscsi = wIscsi.check();
     const unavailable = [...wNbd.timeline, ...wIscsi.timeline].filter((b) => b.reads + b.writes === 0 && b.errors > 0).length * 0.25;
@@ -118,6 +122,8 @@ describe('SIGKILL thrasher', () => {
         unavailable_s: unavailable,
         target_rss_growth_mb: Math.round((targetEnd.rssBytes - targetStart.rssBytes) / MiB),
         target_fd_growth: targetEnd.fds - targetStart.fds,
+        sheep_rss_growth_mb: Math.round((sheepEnd.rss - sheepStart.rss) / MiB),
+        sheep_fd_growth: sheepEnd.fds - sheepStart.fds,
         seed,
       },
       { nbd: rNbd, iscsi: rIscsi, recoveryMs },
