@@ -65,6 +65,16 @@ export function renderTable(report: DrillReport): string {
   return [line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
+/** The timeline with a zero bucket wherever no operation completed (so a stall draws as zero, not a slope). */
+export function denseTimeline(timeline: readonly TimelineBucket[], bucketMs = 250): TimelineBucket[] {
+  if (timeline.length === 0) return [];
+  const byT = new Map(timeline.map((b) => [b.t, b]));
+  const last = timeline[timeline.length - 1]!.t;
+  const out: TimelineBucket[] = [];
+  for (let t = 0; t <= last; t += bucketMs) out.push(byT.get(t) ?? { t, reads: 0, writes: 0, errors: 0 });
+  return out;
+}
+
 function esc(s: string): string {
   return s.replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c] ?? c);
 }
@@ -86,8 +96,9 @@ export function renderSvg(report: DrillReport): string {
     const yMax = Math.max(10, ...s.timeline.map((b) => rate(b, 'reads') + rate(b, 'writes')));
     const x = (t: number): number => padL + ((W - padL - padR) * t) / tMax;
     const y = (v: number): number => y0 + panelH - (panelH * v) / yMax;
+    const dense = denseTimeline(s.timeline);
     const path = (k: 'reads' | 'writes' | 'errors'): string =>
-      s.timeline.map((b, j) => `${j === 0 ? 'M' : 'L'}${x(b.t).toFixed(1)},${y(rate(b, k)).toFixed(1)}`).join(' ');
+      dense.map((b, j) => `${j === 0 ? 'M' : 'L'}${x(b.t).toFixed(1)},${y(rate(b, k)).toFixed(1)}`).join(' ');
     parts.push(
       `<text x="${padL}" y="${y0 - 12}" font-size="15" font-weight="bold">${esc(s.name)} — ${s.passed ? 'PASS' : 'FAIL'} ` +
         `(acked ${s.acknowledged_writes}, lost ${s.lost_writes}, stale ${s.stale_reads}, ghost ${s.ghost_writes}` +
@@ -102,11 +113,12 @@ export function renderSvg(report: DrillReport): string {
     for (let t = 0; t <= tMax; t += Math.max(1000, Math.ceil(tMax / 10000) * 1000)) {
       parts.push(`<text x="${x(t)}" y="${y0 + panelH + 14}" font-size="10" text-anchor="middle">${Math.round(t / 1000)}s</text>`);
     }
-    for (const m of s.markers) {
+    s.markers.forEach((m, j) => {
       const color = m.kind === 'fault' ? '#d62728' : m.kind === 'recover' ? '#2ca02c' : '#7f7f7f';
       parts.push(`<line x1="${x(m.t)}" x2="${x(m.t)}" y1="${y0}" y2="${y0 + panelH}" stroke="${color}" stroke-dasharray="4 3"/>`);
-      parts.push(`<text x="${x(m.t) + 3}" y="${y0 + 12}" font-size="10" fill="${color}">${esc(m.label)}</text>`);
-    }
+      // Labels of nearby markers are staggered so they do not overwrite each other.
+      parts.push(`<text x="${x(m.t) + 3}" y="${y0 + 12 + (j % 4) * 12}" font-size="10" fill="${color}">${esc(m.label)}</text>`);
+    });
     if (s.timeline.length > 0) {
       parts.push(`<path d="${path('reads')}" fill="none" stroke="#1f77b4" stroke-width="1.5"/>`);
       parts.push(`<path d="${path('writes')}" fill="none" stroke="#ff7f0e" stroke-width="1.5"/>`);

@@ -511,6 +511,8 @@ async function partition(env: DrillEnv): Promise<ScenarioResult> {
     );
     // The partition ends the way a lost conntrack/NAT entry ends it: the link works again and A's old
     // connections are reset, so whatever A's sheep client still holds is re-sent now (not after its 30 s timeout).
+    const dropped = env.proxies.reduce((a, p) => a + p.droppedBytes, 0);
+    r.notes.push(`bytes between A and the cluster dropped by the blackhole: ${dropped} (requests A was holding when the link died)`);
     for (const p of env.proxies) {
       p.heal();
       p.reset();
