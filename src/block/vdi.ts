@@ -508,8 +508,10 @@ export class VdiDevice implements BlockDevice {
     checkRange(this, offset, length);
     // Another target may have allocated objects: trust the cached index only after the coherence probe.
     await this.probeCoherence();
+    const list = this.pieces(offset, length);
+    await this.refreshHoles(list);
     const out: Extent[] = [];
-    for (const p of this.pieces(offset, length)) {
+    for (const p of list) {
       const allocated = (this.inode.dataVdiId[p.idx] ?? 0) !== 0;
       const last = out[out.length - 1];
       if (last !== undefined && last.allocated === allocated) last.length += p.len;
