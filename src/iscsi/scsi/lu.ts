@@ -257,13 +257,13 @@ export class LogicalUnit {
 
   /** LOGICAL UNIT RESET / target reset: SCSI-2 reservation cleared, mode pages keep their values. */
   reset(): void {
-    this.reservations.clearReserve2();
+    void this.reservations.clearReserve2();
     this.preventers.clear();
   }
 
   /** An I_T nexus went away (logout, connection loss, session reinstatement). */
   nexusLost(nexus: string): void {
-    this.reservations.clearReserve2(nexus);
+    void this.reservations.clearReserve2(nexus);
     this.preventers.delete(nexus);
     for (const k of [...this.copyResults.keys()]) if (k.startsWith(`${nexus}/`)) this.copyResults.delete(k);
     this.unitAttention.delete(nexus);
@@ -285,7 +285,7 @@ export class LogicalUnit {
       if (!this.mediumPresent && !WITHOUT_MEDIUM.has(op)) {
         return this.check(req.nexus, { key: C.NOT_READY, ascq: C.ASC_MEDIUM_NOT_PRESENT });
       }
-      if (!this.reservations.permits(req.nexus, accessKind(op, req.cdb))) {
+      if (!(await this.reservations.permits(req.nexus, accessKind(op, req.cdb)))) {
         return { status: C.SAM_STAT_RESERVATION_CONFLICT };
       }
       const a = this.alua?.handle(req.cdb, req.dataOut);
@@ -607,11 +607,11 @@ export class LogicalUnit {
         return this.sanitize(c, req);
       case C.RESERVE_6:
       case C.RESERVE_10:
-        if (!this.reservations.reserve2(req.nexus)) throw new Conflict();
+        if (!(await this.reservations.reserve2(req.nexus))) throw new Conflict();
         return this.good();
       case C.RELEASE_6:
       case C.RELEASE_10:
-        this.reservations.release2(req.nexus);
+        await this.reservations.release2(req.nexus);
         return this.good();
       case C.PERSISTENT_RESERVE_IN: {
         const r = await this.reservations.prIn(c.serviceAction, c.allocationLength);

@@ -1,15 +1,15 @@
 // Persistent reservations shared by every target host of a multipath VDI: the registrations and the reservation
 // live in a VDI attribute (`sheepfold.pr`, GET_VDI_ATTR + the attribute object), so a registration or reservation
 // made through host A is seen and enforced through host B and survives A's death (tgtd keeps them per process).
-// PERSISTENT RESERVE IN/OUT read the attribute first; OUT writes it back before it answers. Access checks on
-// data commands use a copy refreshed every `refreshMs` (they cannot wait for sheep). PROUTs of one host are
-// serialized; two hosts changing the state at the same instant can still lose one update (see docs/fencing.md).
-// SCSI-2 RESERVE/RELEASE stays per host.
+// Every decision reads the attribute's value first (access checks of concurrent commands share one read that
+// started after they arrived); changes (PERSISTENT RESERVE OUT, SCSI-2 RESERVE/RELEASE) are written back before
+// the command answers. Changes of one host are serialized; two hosts changing the state at the same instant can
+// still lose one update (see docs/fencing.md).
 import type { BlockDevice } from '../../block/device.js';
 import { VdiDevice } from '../../block/vdi.js';
 import type { SheepClient } from '../../client/index.js';
 import { componentLogger, type Logger } from '../../obs/log.js';
-import { decodeVdiAttr, encodeVdiAttr } from '../../proto/sheepdog/attr.js';
+import { ATTR_OFF_VALUE, ATTR_OFF_VALUE_LEN, encodeVdiAttr } from '../../proto/sheepdog/attr.js';
 import * as SD from '../../proto/sheepdog/constants.js';
 import { emptyReqArgs, makeRequest } from '../../proto/sheepdog/header.js';
 import { vidToAttrOid } from '../../proto/sheepdog/oid.js';
@@ -34,7 +34,9 @@ function parseState(v: unknown): PrState | undefined {
     if (typeof r.holder !== 'string' || typeof r.key !== 'string' || typeof r.type !== 'number' || !/^[0-9a-f]+$/.test(r.key)) return undefined;
     res = { holder: r.holder, key: r.key, type: r.type };
   }
-  return { generation: o.generation, keys, res };
+  const out: PrState = { generation: o.generation, keys, res };
+  if (typeof o.scsi2 === 'string') out.scsi2 = o.scsi2;
+  return out;
 }
 
 /** Reservation store kept in a VDI attribute; a LocalReservationStore holds the current copy and the rules. */
@@ -42,25 +44,26 @@ export class ClusterReservationStore implements ReservationStore {
   private readonly local = new LocalReservationStore();
   private oid: bigint | undefined;
   private chain: Promise<unknown> = Promise.resolve();
-  private readonly timer: NodeJS.Timeout;
+  /** The shared read of the state in flight, and when it started. */
+  private reading: { started: number; done: Promise<void> } | undefined;
   private readonly log: Logger;
 
   constructor(
     private readonly client: SheepClient,
     private readonly vdi: string,
-    refreshMs = 250,
   ) {
     this.log = componentLogger('pr', { vdi });
-    this.timer = setInterval(() => {
-      void this.serial(() => this.load()).catch((err: unknown) =>
-        this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'pr.refresh_failed'),
-      );
-    }, refreshMs);
-    this.timer.unref();
   }
 
-  stop(): void {
-    clearInterval(this.timer);
+  /** The state as of a read that started no earlier than now (shared by the commands waiting for it). */
+  private fresh(): Promise<void> {
+    const now = Date.now();
+    const r = this.reading;
+    if (r && r.started >= now) return r.done;
+    const next = this.serial(() => this.load());
+    const entry = { started: now, done: next.finally(() => { if (this.reading === entry) this.reading = undefined; }) };
+    this.reading = entry;
+    return entry.done;
   }
 
   /** Run f after every earlier load/store of this host. */
@@ -88,12 +91,17 @@ export class ClusterReservationStore implements ReservationStore {
     return this.oid;
   }
 
+  /** Read the value (length word, then the JSON) without the rest of the 66 KB attribute object. */
   private async load(): Promise<void> {
     const oid = await this.attrOid();
-    const attr = decodeVdiAttr(await this.client.readObj(oid, SD.SD_ATTR_OBJ_SIZE));
+    const head = 4096;
+    let raw = await this.client.readObj(oid, head, { offset: ATTR_OFF_VALUE_LEN });
+    const len = Math.min(raw.readUInt32LE(0), SD.SD_MAX_VDI_ATTR_VALUE_LEN);
+    const skip = ATTR_OFF_VALUE - ATTR_OFF_VALUE_LEN;
+    if (skip + len > head) raw = await this.client.readObj(oid, skip + len, { offset: ATTR_OFF_VALUE_LEN });
     let parsed: unknown;
     try {
-      parsed = JSON.parse(attr.value.toString('utf8'));
+      parsed = JSON.parse(raw.subarray(skip, skip + len).toString('utf8'));
     } catch {
       parsed = undefined;
     }
@@ -101,22 +109,39 @@ export class ClusterReservationStore implements ReservationStore {
     if (st) this.local.importState(st);
   }
 
-  private async store(): Promise<void> {
+  private async store(json: string): Promise<void> {
     const oid = await this.attrOid();
-    await this.client.writeObj(oid, this.attr(Buffer.from(JSON.stringify(this.local.exportState()))), { offset: 0 });
+    await this.client.writeObj(oid, this.attr(Buffer.from(json)), { offset: 0 });
   }
 
-  permits(nexus: string, kind: AccessKind): boolean {
+  async permits(nexus: string, kind: AccessKind): Promise<boolean> {
+    if (kind === 'allowed') return true;
+    await this.fresh();
     return this.local.permits(nexus, kind);
   }
-  reserve2(nexus: string): boolean {
-    return this.local.reserve2(nexus);
+
+  /** Read, apply f to the local copy, write back if it changed. */
+  private change<T>(f: () => T): Promise<T> {
+    return this.serial(async () => {
+      await this.load();
+      const before = JSON.stringify(this.local.exportState());
+      const r = f();
+      const after = JSON.stringify(this.local.exportState());
+      if (after !== before) await this.store(after);
+      return r;
+    });
   }
-  release2(nexus: string): void {
-    this.local.release2(nexus);
+
+  reserve2(nexus: string): Promise<boolean> {
+    return this.change(() => this.local.reserve2(nexus));
   }
-  clearReserve2(nexus?: string): void {
-    this.local.clearReserve2(nexus);
+  async release2(nexus: string): Promise<void> {
+    await this.change(() => this.local.release2(nexus));
+  }
+  async clearReserve2(nexus?: string): Promise<void> {
+    await this.change(() => this.local.clearReserve2(nexus)).catch((err: unknown) =>
+      this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'pr.clear_reserve2_failed'),
+    );
   }
 
   prIn(sa: number, allocationLength: number): Promise<Buffer | Sense> {
@@ -127,13 +152,7 @@ export class ClusterReservationStore implements ReservationStore {
   }
 
   prOut(nexus: string, sa: number, type: number, params: Buffer): Promise<PrOutcome> {
-    return this.serial(async () => {
-      await this.load();
-      const before = JSON.stringify(this.local.exportState());
-      const r = this.local.prOut(nexus, sa, type, params);
-      if (JSON.stringify(this.local.exportState()) !== before) await this.store();
-      return r;
-    });
+    return this.change(() => this.local.prOut(nexus, sa, type, params));
   }
 }
 

@@ -11,12 +11,12 @@ export type PrOutcome = { ok: true } | { ok: false; conflict: true } | { ok: fal
 
 export interface ReservationStore {
   /** True if `nexus` may run a command of this kind under the current reservations. */
-  permits(nexus: string, kind: AccessKind): boolean;
+  permits(nexus: string, kind: AccessKind): boolean | Promise<boolean>;
   /** SCSI-2 RESERVE(6/10) / RELEASE(6/10). */
-  reserve2(nexus: string): boolean;
-  release2(nexus: string): void;
+  reserve2(nexus: string): boolean | Promise<boolean>;
+  release2(nexus: string): void | Promise<void>;
   /** Drop the SCSI-2 reservation if `nexus` holds it (I_T nexus loss, logout, LU reset: pass undefined = any). */
-  clearReserve2(nexus?: string): void;
+  clearReserve2(nexus?: string): void | Promise<void>;
   /** A cluster-wide store answers asynchronously (it reads and writes the shared state first). */
   prIn(sa: number, allocationLength: number): Buffer | Sense | Promise<Buffer | Sense>;
   prOut(nexus: string, sa: number, type: number, params: Buffer): PrOutcome | Promise<PrOutcome>;
@@ -27,6 +27,8 @@ export interface PrState {
   generation: number;
   keys: Array<[string, string]>;
   res: { holder: string; key: string; type: number } | null;
+  /** Holder of the SCSI-2 reservation, if any. */
+  scsi2?: string;
 }
 
 interface Reservation {
@@ -57,13 +59,14 @@ export class LocalReservationStore implements ReservationStore {
   private res: Reservation | undefined;
   private scsi2: string | undefined;
 
-  /** Registrations and reservation for a cluster-wide copy (SCSI-2 reservations stay per process). */
+  /** Registrations, PR and SCSI-2 reservations, for a cluster-wide copy. */
   exportState(): PrState {
     const r = this.res;
     return {
       generation: this.generation,
       keys: [...this.keys].map(([n, k]) => [n, k.toString(16)]),
       res: r ? { holder: r.holder, key: r.key.toString(16), type: r.type } : null,
+      ...(this.scsi2 !== undefined ? { scsi2: this.scsi2 } : {}),
     };
   }
 
@@ -72,6 +75,7 @@ export class LocalReservationStore implements ReservationStore {
     this.keys.clear();
     for (const [n, k] of s.keys) this.keys.set(n, BigInt(`0x${k}`));
     this.res = s.res ? { holder: s.res.holder, key: BigInt(`0x${s.res.key}`), type: s.res.type } : undefined;
+    this.scsi2 = s.scsi2;
   }
 
   permits(nexus: string, kind: AccessKind): boolean {
