@@ -91,6 +91,13 @@ class CorruptError extends StoreError {
   }
 }
 
+/** A block whose bytes match neither checksum, seen by one verification pass (not yet judged corrupt). */
+class Mismatch extends Error {
+  constructor(readonly block: number) {
+    super(`checksum mismatch in block ${block}`);
+  }
+}
+
 /** An object's sidecar, open for reading (and writing). */
 interface Sidecar {
   f: StoreFile;
@@ -215,7 +222,7 @@ export class PlainStore implements ObjectStore {
     const size = (await readFully(f, h, 0, CSUM_HEADER_SIZE, 0)) === CSUM_HEADER_SIZE ? decodeCsumHeader(h) : null;
     if (size === null) {
       await f.close();
-      throw this.corrupt(oid, -1, 'sidecar');
+      throw new Mismatch(-1);
     }
     return { f, size };
   }
@@ -230,7 +237,7 @@ export class PlainStore implements ObjectStore {
    * Read [offset, offset+length) of an open object, verifying every block it touches. Bytes past the object
    * size (or past the end of a short file) read as zeros.
    */
-  private async readVerified(oid: bigint, f: StoreFile, sc: Sidecar | null, offset: number, length: number, source: string): Promise<Buffer> {
+  private async readVerified(f: StoreFile, sc: Sidecar | null, offset: number, length: number): Promise<Buffer> {
     if (!sc || length === 0 || offset >= sc.size) {
       const out = Buffer.alloc(length);
       await readFully(f, out, 0, length, offset);
@@ -247,7 +254,7 @@ export class PlainStore implements ObjectStore {
     for (let i = first; i < last; i++) {
       const o = (i - first) * CSUM_BLOCK;
       const blk = buf.subarray(o, o + blockLength(sc.size, i));
-      if (!entryAccepts(entries[i - first], blockCrc(blk))) throw this.corrupt(oid, i, source);
+      if (!entryAccepts(entries[i - first], blockCrc(blk))) throw new Mismatch(i);
     }
     return buf.subarray(offset - start, offset - start + length);
   }
@@ -432,18 +439,41 @@ export class PlainStore implements ObjectStore {
     await sc.f.datasync();
   }
 
-  async read(oid: bigint, offset: number, length: number): Promise<Buffer> {
-    let f: StoreFile | null = null;
-    let sc: Sidecar | null = null;
+  /**
+   * Run a verification; a mismatch may be a race with an overwrite or a replace finishing between reading the
+   * bytes and reading the sidecar, so it is tried once more before it counts as corruption.
+   */
+  private async verified<T>(oid: bigint, source: string, fn: () => Promise<T>): Promise<T> {
     try {
-      f = await this.fs.open(this.file(oid), 'r');
-      sc = await this.openSidecar(oid, 'r');
-      return await this.readVerified(oid, f, sc, offset, length, 'read');
+      return await fn();
+    } catch (err) {
+      if (!(err instanceof Mismatch)) throw err;
+    }
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof Mismatch) throw this.corrupt(oid, err.block, source);
+      throw err;
+    }
+  }
+
+  async read(oid: bigint, offset: number, length: number): Promise<Buffer> {
+    try {
+      return await this.verified(oid, 'read', () => this.readOnce(oid, offset, length));
     } catch (err) {
       throw storeError(err, `read ${oidHex(oid)}`);
+    }
+  }
+
+  private async readOnce(oid: bigint, offset: number, length: number): Promise<Buffer> {
+    const f = await this.fs.open(this.file(oid), 'r');
+    let sc: Sidecar | null = null;
+    try {
+      sc = await this.openSidecar(oid, 'r');
+      return await this.readVerified(f, sc, offset, length);
     } finally {
       await sc?.f.close();
-      await f?.close();
+      await f.close();
     }
   }
 
@@ -475,20 +505,23 @@ export class PlainStore implements ObjectStore {
 
   /** SHA-1 of the object data at `size` bytes (zero-padded); every block is verified on the way. */
   async hash(oid: bigint, size: number): Promise<Buffer> {
-    const h = createHash('sha1');
-    let f: StoreFile | null = null;
-    let sc: Sidecar | null = null;
     try {
-      f = await this.fs.open(this.file(oid), 'r');
-      sc = await this.openSidecar(oid, 'r');
-      for (let off = 0; off < size; off += HASH_CHUNK) {
-        h.update(await this.readVerified(oid, f, sc, off, Math.min(HASH_CHUNK, size - off), 'hash'));
-      }
+      return await this.verified(oid, 'hash', () => this.hashOnce(oid, size));
     } catch (err) {
       throw storeError(err, `hash ${oidHex(oid)}`);
+    }
+  }
+
+  private async hashOnce(oid: bigint, size: number): Promise<Buffer> {
+    const h = createHash('sha1');
+    const f = await this.fs.open(this.file(oid), 'r');
+    let sc: Sidecar | null = null;
+    try {
+      sc = await this.openSidecar(oid, 'r');
+      for (let off = 0; off < size; off += HASH_CHUNK) h.update(await this.readVerified(f, sc, off, Math.min(HASH_CHUNK, size - off)));
     } finally {
       await sc?.f.close();
-      await f?.close();
+      await f.close();
     }
     return h.digest();
   }
@@ -535,7 +568,7 @@ export class PlainStore implements ObjectStore {
         if (!this.objects.has(oid)) continue;
         rep.scanned++;
         try {
-          await this.withLock(oid, () => this.verifyObject(oid));
+          await this.withLock(oid, () => this.verified(oid, 'scrub', () => this.verifyObject(oid)));
         } catch (err) {
           if (err instanceof CorruptError) rep.corrupt.push(oid);
           else if (isNoEnt(err) && this.objects.has(oid)) {
@@ -561,7 +594,7 @@ export class PlainStore implements ObjectStore {
     try {
       sc = await this.openSidecar(oid, 'r');
       if (!sc) return;
-      for (let off = 0; off < sc.size; off += HASH_CHUNK) await this.readVerified(oid, f, sc, off, Math.min(HASH_CHUNK, sc.size - off), 'scrub');
+      for (let off = 0; off < sc.size; off += HASH_CHUNK) await this.readVerified(f, sc, off, Math.min(HASH_CHUNK, sc.size - off));
     } finally {
       await sc?.f.close();
       await f.close();

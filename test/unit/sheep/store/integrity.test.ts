@@ -3,6 +3,9 @@
 // GET_HASH stays the SHA-1 of the data, the capacity limit answers NO_SPACE before writing, injected ENOSPC
 // leaves nothing half-visible, scrub finds corrupt and missing objects, and CrashFs forgets unsynced data.
 import { createHash } from 'node:crypto';
+import fs_ from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SD_RES_EIO, SD_RES_NO_OBJ, SD_RES_NO_SPACE } from '../../../../src/proto/sheepdog/constants.js';
 import { CrashFs } from '../../../../src/sheep/store/crashfs.js';
@@ -101,6 +104,39 @@ describe('PlainStore checksums', () => {
     expect(rep.corrupt).toEqual([OID, OID + 1n]);
     expect(rep.missing).toEqual([OID + 2n]);
     expect(s.stats).toMatchObject({ scrubs: 1, scrubCorrupt: 2, scrubMissing: 1 });
+  });
+});
+
+describe('PlainStore verification races', () => {
+  it('never reports corruption for reads racing overwrites and replacing creates (real file system)', async () => {
+    const dir = fs_.mkdtempSync(path.join(os.tmpdir(), 'plain-race-'));
+    try {
+      const s = new PlainStore(dir, { log });
+      await s.open();
+      await s.create(OID, SIZE, Buffer.alloc(SIZE, 1), 0);
+      let stop = false;
+      const writer = (async () => {
+        for (let i = 0; i < 60; i++) {
+          if (i % 10 === 9) await s.create(OID, SIZE, Buffer.alloc(SIZE, i & 0xff), 0);
+          else await s.write(OID, Buffer.alloc(8192, i & 0xff), 4096);
+        }
+        stop = true;
+      })();
+      const reader = async (): Promise<number> => {
+        let n = 0;
+        while (!stop) {
+          await s.read(OID, 0, 16384);
+          n++;
+        }
+        return n;
+      };
+      const counts = await Promise.all([reader(), reader(), writer.then(() => 0)]);
+      expect(counts[0]! + counts[1]!).toBeGreaterThan(0);
+      expect(s.stats.detected).toBe(0);
+      await s.close();
+    } finally {
+      fs_.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
