@@ -34,9 +34,11 @@ describe('dog on a three-node cluster (real sheep processes)', () => {
     await dogOk(nodes[0]!.port, ['vdi', 'create', 'mn', '32M']);
     await dogOk(nodes[1]!.port, ['vdi', 'write', 'mn', '4095'], data);
     const back = await dogBinary(nodes[2]!.port, ['vdi', 'read', 'mn', '4095', String(data.length)]);
-    expect(back.stdout.equals(data)).toBe(true);
+    expect(back.code, back.stderr).toBe(0);
+    const diff = back.stdout.findIndex((b, i) => b !== data[i]);
+    expect({ length: back.stdout.length, firstDiff: diff }).toEqual({ length: data.length, firstDiff: -1 });
     const loc = await dogOk(nodes[0]!.port, ['vdi', 'object', 'location', 'mn', '2']);
-    for (const n of nodes) expect(loc).toContain(`127.0.0.1:${n.port} has the object\n`);
+    for (const n of nodes) expect(loc, `${loc}\n${await dogOk(nodes[0]!.port, ['cluster', 'info'])}`).toContain(`127.0.0.1:${n.port} has the object\n`);
     expect(loc).toMatch(/According to sheepdog algorithm, the object should be located at:\n127\.0\.0\.1:\d+ 127\.0\.0\.1:\d+ 127\.0\.0\.1:\d+\n$/);
   });
 
