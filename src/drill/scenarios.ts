@@ -38,6 +38,7 @@ export interface DrillEnv {
 
 const BLOCK = 4096;
 const BLOCKS = 128;
+const OBJECT_SIZE = 4 * 1024 * 1024;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function hostPort(s: string): { host: string; port: number } {
@@ -104,11 +105,29 @@ class Run {
     blocks = BLOCKS,
   ) {
     this.t0 = performance.now();
-    this.wl = new Workload(io, { blocks, blockSize: BLOCK, baseOffset: seed * BLOCKS * BLOCK, workers: 4, writeRatio: 0.5, seed, opTimeoutMs: 60_000 });
+    io = this.recording(io);
+    // Each scenario writes in its own 4 MiB object, so it also allocates that object under its fault.
+    this.wl = new Workload(io, { blocks, blockSize: BLOCK, baseOffset: seed * OBJECT_SIZE, workers: 4, writeRatio: 0.5, seed, opTimeoutMs: 60_000 });
   }
 
   now(): number {
     return performance.now() - this.t0;
+  }
+
+  /** The first distinct error messages the initiator saw, for the notes. */
+  readonly errors = new Map<string, number>();
+
+  /** Wrap a target so every error it returns is counted by message. */
+  private recording(io: IoTarget): IoTarget {
+    const note = (e: unknown): never => {
+      const msg = (e instanceof Error ? e.message : String(e)).slice(0, 200);
+      if (this.errors.size < 5 || this.errors.has(msg)) this.errors.set(msg, (this.errors.get(msg) ?? 0) + 1);
+      throw e;
+    };
+    return {
+      read: (o, l) => io.read(o, l).catch(note),
+      write: (o, d) => io.write(o, d).catch(note),
+    };
   }
 
   mark(label: string, kind: FaultMarker['kind']): void {
@@ -165,6 +184,7 @@ class Run {
       `ops=${c.ops} reads=${s.reads} writes=${s.writes} read_errors=${s.readErrors} write_errors=${s.writeErrors} unknown_outcome_writes=${s.writes - s.acknowledgedWrites} ` +
         `corrupt=${c.corrupt} nonlinearizable=${c.nonlinearizable} undetermined=${c.undetermined} longest_stall_ms=${Math.round(s.longestStallMs)}`,
     );
+    for (const [msg, n] of this.errors) this.notes.push(`initiator error x${n}: ${msg}`);
     for (const v of c.violations.slice(0, 5)) this.notes.push(`${v.kind} block ${v.block}: ${v.detail}`);
     if (extra.errorsAbsorbed) {
       this.check(s.readErrors + s.writeErrors === 0, `the initiator saw no I/O error (${s.readErrors} read and ${s.writeErrors} write errors)`);
@@ -501,16 +521,14 @@ async function partition(env: DrillEnv): Promise<ScenarioResult> {
     for (const p of env.proxies) p.set({ blackhole: true });
     await waitFor(() => Promise.resolve(dev.failovers().some((e) => e.atMs >= cutAt)), 'the multipath device to fail over to B', 60_000).catch(() => undefined);
     r.mark('I/O failed over to B', 'info');
-    const failsA = (): number => dev.status().find((p) => p.name === 'A')?.errors ?? 0;
-    const failsAtFailover = failsA();
     const tB = r.now();
+    const sinceB = Date.now();
     await r.phase('during: partitioned, I/O on B');
+    const reinstated = dev.events.filter((e) => e.type === 'reinstate' && e.path === 'A' && e.atMs >= sinceB).length;
     r.notes.push(
-      `while partitioned after the failover: ${ioRate(r.wl.timeline, tB, r.now())} io/s; path A failed ${failsA() - failsAtFailover} more time(s) ` +
-        '(A answers TEST UNIT READY though it cannot reach the cluster, so it is reinstated and times out again)',
+      `while partitioned after the failover: ${ioRate(r.wl.timeline, tB, r.now())} io/s; path A was reinstated ${reinstated} time(s) ` +
+        '(a reinstated A answers TEST UNIT READY although it cannot reach the cluster; I/O sent to it hangs until the path times out again)',
     );
-    // The partition ends the way a lost conntrack/NAT entry ends it: the link works again and A's old
-    // connections are reset, so whatever A's sheep client still holds is re-sent now (not after its 30 s timeout).
     const dropped = env.proxies.reduce((a, p) => a + p.droppedBytes, 0);
     r.notes.push(`bytes between A and the cluster dropped by the blackhole: ${dropped} (requests A was holding when the link died)`);
     for (const p of env.proxies) {
