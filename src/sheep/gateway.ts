@@ -21,6 +21,7 @@ import {
   SD_RES_READONLY,
   SD_RES_SHUTDOWN,
   SD_RES_WAIT_FOR_JOIN,
+  LOCK_STATE_SHARED,
   SHARED_LOCK_STATE_INVALIDATED,
   SHARED_LOCK_STATE_MODIFIED,
   TGT_INODE_SIZE,
@@ -100,6 +101,11 @@ export interface GatewayDeps {
   waitEpoch?: (seen: number, ms: number) => Promise<void>;
   /** Told of every object reclaim removed (a cluster broadcasts a deleted VDI's objects, seed 003). */
   onReclaimed?: (oid: bigint) => void;
+  /**
+   * In a cluster: apply every cluster op acknowledged so far before judging coherence, so an invalidation
+   * another gateway acknowledged to its target is seen here before this node answers a TGT request.
+   */
+  syncCluster?: () => Promise<void>;
 }
 
 /** Replica errors the gateway retries after the epoch moves (fact sheet §1.8). */
@@ -156,9 +162,11 @@ export class Gateway {
   }
 
   /** §7.1: a TGT request from a node whose copy of the inode is INVALIDATED must reload first. */
-  private checkCoherence(io: ObjIo): void {
+  private async checkCoherence(io: ObjIo): Promise<void> {
     if ((io.flags & SD_FLAG_CMD_TGT) === 0) return;
-    if (this.d.locks.refreshRequired(oidToVid(io.oid), this.d.self)) {
+    const vid = oidToVid(io.oid);
+    if (this.d.syncCluster && this.d.locks.get(vid).state === LOCK_STATE_SHARED) await this.d.syncCluster();
+    if (this.d.locks.refreshRequired(vid, this.d.self)) {
       throw new SdError(SD_RES_INODE_INVALIDATED, `inode of ${oidToVid(io.oid).toString(16)} invalidated`);
     }
   }
@@ -228,7 +236,7 @@ export class Gateway {
   async read(io: ObjIo, length: number): Promise<Buffer> {
     const vid = oidToVid(io.oid);
     const refresh = isVdiOid(io.oid) && io.offset === 0 && length === TGT_INODE_SIZE;
-    if (!refresh) this.checkCoherence(io);
+    if (!refresh) await this.checkCoherence(io);
     this.checkRange(io.oid, io.offset, length);
     const data = await this.readReplicas(io.oid, io.offset, length, this.copiesFor(io.oid, io.copies));
     if (refresh && this.d.locks.participantState(vid, this.d.self) === SHARED_LOCK_STATE_INVALIDATED) {
@@ -239,7 +247,7 @@ export class Gateway {
 
   /** CREATE_AND_WRITE_OBJ (§2.3, §5.4): replaces the object; COW fills it from cow_oid first. */
   async create(io: ObjIo, data: Buffer): Promise<void> {
-    this.checkCoherence(io);
+    await this.checkCoherence(io);
     this.checkWritable(io.oid);
     const size = this.checkRange(io.oid, io.offset, data.length);
     const copies = this.copiesFor(io.oid, io.copies);
@@ -253,7 +261,7 @@ export class Gateway {
 
   /** WRITE_OBJ (§2.3, §5.3): the object must exist. */
   async write(io: ObjIo, data: Buffer): Promise<void> {
-    this.checkCoherence(io);
+    await this.checkCoherence(io);
     this.checkWritable(io.oid);
     this.checkRange(io.oid, io.offset, data.length);
     const copies = this.copiesFor(io.oid, io.copies);

@@ -157,6 +157,7 @@ export class SheepNode extends EventEmitter {
       placement: opts.placement ? opts.placement(this) : this.clustered ? ringPlacement : new SinglePlacement(this.store),
       waitEpoch: this.clustered ? (seen, ms) => this.waitEpoch(seen, ms) : undefined,
       onReclaimed: this.clustered ? (oid) => this.reclaimed.push(oid) : undefined,
+      syncCluster: this.clustered && this.driver.sync ? () => this.driver.sync!() : undefined,
       vdis: this.vdis,
       locks: this.locks,
       self: this.nid,

@@ -81,6 +81,11 @@ export interface ClusterDriver {
   members(): ClusterMember[];
   /** Events in total order; the driver awaits each handler before delivering the next. */
   onEvent(handler: (e: ClusterEvent) => void | Promise<void>): void;
+  /**
+   * Deliver every event appended before this call (a read barrier): after it resolves, this member has
+   * applied everything any member had acknowledged when the call began. Optional for single-node drivers.
+   */
+  sync?(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -95,6 +100,8 @@ export class LocalClusterDriver extends EventEmitter implements ClusterDriver {
   private handler: (e: ClusterEvent) => void | Promise<void> = () => undefined;
   private readFd: fsp.FileHandle | null = null;
   private readOffset = 0;
+  /** Log bytes whose records have been applied (handlers awaited). */
+  private appliedOffset = 0;
   private seq = 0;
   private pendingBytes = Buffer.alloc(0);
   private current = new Map<string, ClusterMember>();
@@ -179,6 +186,17 @@ export class LocalClusterDriver extends EventEmitter implements ClusterDriver {
     return joined;
   }
 
+  async sync(): Promise<void> {
+    if (!this.readFd || this.closed) return;
+    const { size } = await fsp.stat(this.logPath);
+    const deadline = Date.now() + 10_000;
+    while (this.appliedOffset < size && !this.closed) {
+      if (Date.now() > deadline) throw new Error(`cluster log sync stuck at ${this.appliedOffset} of ${size} bytes`);
+      this.kick();
+      await (this.pumping ?? new Promise((r) => setTimeout(r, 1)));
+    }
+  }
+
   async leave(): Promise<void> {
     if (!this.self || this.expelled) return;
     await this.append({ t: 'leave', id: this.selfId, reason: 'graceful', by: this.selfId });
@@ -260,6 +278,7 @@ export class LocalClusterDriver extends EventEmitter implements ClusterDriver {
         const rec = JSON.parse(body.toString('utf8')) as Record;
         this.pendingBytes = this.pendingBytes.subarray(REC_HEADER + len);
         await this.apply(rec, this.seq++);
+        this.appliedOffset += REC_HEADER + len;
         if (this.closed) return;
       }
     }

@@ -80,6 +80,19 @@ describe('local cluster driver', () => {
     expect(b.events.find((e) => e.type === 'message' && e.payload === 'after')?.historical).toBe(false);
   });
 
+  it('sync() is a read barrier: after it, a member has applied what another member had acknowledged', async () => {
+    const dir = tmp();
+    const a = driver(dir);
+    const b = driver(dir);
+    await a.d.join('A', {});
+    await b.d.join('B', {});
+    for (let i = 0; i < 20; i++) {
+      await a.d.broadcast({ i });
+      await b.d.sync();
+      expect(b.events.some((e) => e.type === 'message' && (e.payload as { i: number }).i === i)).toBe(true);
+    }
+  });
+
   it('graceful leave is delivered to the others with the new membership', async () => {
     const dir = tmp();
     const a = driver(dir);
