@@ -3,12 +3,12 @@
 // the proxies inject delay with jitter, a bandwidth cap, RST of every connection, a blackhole (A) and a
 // one-way partition (B, replies dropped). The history checker must report zero violations, and the report
 // gives the time the sheep client needed to declare a blackholed / half-partitioned gateway dead (first
-// successful I/O after the fault, through the other path).
+// successful I/O after the fault, through the other path; -1 when it did not fail over within the bound).
 import { afterAll, describe, expect, it } from 'vitest';
 import { FaultProxy, type FaultSpec } from '../../src/drill/faultproxy.js';
 import { Workload } from '../../src/drill/workload.js';
 import { cleanupTempDirs, killAll } from '../helpers/proc.js';
-import { reliabilitySeconds, reportReliability } from '../helpers/reliability.js';
+import { longMode, reliabilitySeconds, reportReliability } from '../helpers/reliability.js';
 import { nbdIo, sheepWithVdis, vdiTarget, waitFor } from './harness.js';
 
 const BS = 4096;
@@ -53,7 +53,12 @@ describe('network faults between target and sheep', () => {
     await waitFor(() => done() > beforeRst + 20, 'I/O after RST of every connection', 120_000);
     phases.push({ name: 'rst', opsDuring: done() - beforeRst });
 
-    /** Fault `proxy` (the path in use) and time until I/O flows again through the other path. */
+    /**
+     * Fault `proxy` (the path in use) and time until I/O flows again through the other path. Failover time is
+     * reported, not asserted: if it does not happen within `boundMs`, the fault is healed (the same path
+     * recovers) and the time is reported as -1.
+     */
+    const boundMs = longMode() ? 300_000 : 90_000;
     const deadTime = async (name: string, proxy: FaultProxy, spec: FaultSpec): Promise<number> => {
       const t0 = Date.now();
       proxy.set(spec);
@@ -66,15 +71,23 @@ describe('network faults between target and sheep', () => {
         return Date.now() - lastChange > 1000;
       }, `${name}: a stall`, 60_000);
       const stalled = done();
-      await waitFor(() => done() > stalled, `${name}: I/O through the other gateway`, 300_000);
-      const ms = Date.now() - t0;
+      let ms = -1;
+      try {
+        await waitFor(() => done() > stalled, `${name}: I/O through the other gateway`, boundMs);
+        ms = Date.now() - t0;
+      } catch {
+        proxy.heal();
+        await waitFor(() => done() > stalled, `${name}: I/O after healing`, 300_000);
+      }
       phases.push({ name, opsDuring: done() - stalled });
       return ms;
     };
     const blackholeMs = await deadTime('blackhole-A', a, { blackhole: true });
     a.heal();
-    const oneWayMs = await deadTime('one-way-B', b, { drop: 'down' });
-    b.heal();
+    // The one-way partition goes on the path now in use: B after a failover, else A again.
+    const second = blackholeMs >= 0 ? b : a;
+    const oneWayMs = await deadTime(`one-way-${blackholeMs >= 0 ? 'B' : 'A'}`, second, { drop: 'down' });
+    second.heal();
     await sleep(phaseSeconds * 1000);
 
     await wl.stop();
