@@ -523,6 +523,9 @@ export async function dispatch(node: SheepNode, req: SdRequest, data: Buffer | n
     if (node.status === C.SD_STATUS_WAIT) return fail(node.formatted ? C.SD_RES_WAIT_FOR_JOIN : C.SD_RES_WAIT_FOR_FORMAT);
   }
   if (op.cls === 'peer' && req.args.kind === 'obj' && req.args.oid !== 0n && (req.flags & C.SD_FLAG_CMD_RECOVERY) === 0) {
+    // Catch up with the cluster log first: a node that was frozen (SIGSTOP) and expelled must learn the new
+    // epoch before it serves peer I/O still queued on its sockets, or an old write could land as a ghost.
+    await node.driver.sync?.();
     if (req.epoch < node.epoch) return fail(C.SD_RES_OLD_NODE_VER);
     // A newer epoch: this node has not applied the membership change yet; wait for it (§1.8).
     if (req.epoch > node.epoch && !(await node.waitEpochAtLeast(req.epoch, PEER_EPOCH_WAIT_MS))) return fail(C.SD_RES_NEW_NODE_VER);
