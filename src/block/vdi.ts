@@ -295,7 +295,7 @@ export class VdiDevice implements BlockDevice {
       this.pieces(offset, data.length).map((p) =>
         this.retrying(async () => {
           this.fence(notAfter);
-          const r = await this.writePiece(p.idx, p.off, data.subarray(p.pos, p.pos + p.len));
+          const r = await this.writePiece(p.idx, p.off, data.subarray(p.pos, p.pos + p.len), notAfter);
           if (r.created) created.push(p.idx);
           else if (r.wait) waits.push(r.wait);
         }),
@@ -306,9 +306,10 @@ export class VdiDevice implements BlockDevice {
   }
 
   /** Write into one object: WRITE_OBJ if owned, else create it (COW if inherited) under the object's lock. */
-  private async writePiece(idx: number, off: number, buf: Buffer): Promise<{ created: boolean; wait?: Promise<void> }> {
+  private async writePiece(idx: number, off: number, buf: Buffer, notAfter?: number): Promise<{ created: boolean; wait?: Promise<void> }> {
+    const fence = notAfter !== undefined ? { notAfter } : {};
     if ((this.inode.dataVdiId[idx] ?? 0) === this.vid) {
-      await this.client.writeObj(vidToDataOid(this.vid, idx), buf, { offset: off, copies: this.inode.nrCopies, flags: IO_FLAGS | C.SD_FLAG_CMD_CACHE });
+      await this.client.writeObj(vidToDataOid(this.vid, idx), buf, { offset: off, copies: this.inode.nrCopies, flags: IO_FLAGS | C.SD_FLAG_CMD_CACHE, ...fence });
       const d = this.dirty.get(idx);
       return d ? { created: false, wait: d.promise } : { created: false };
     }
@@ -316,7 +317,7 @@ export class VdiDevice implements BlockDevice {
       const owner = this.inode.dataVdiId[idx] ?? 0;
       const vid = this.vid;
       if (owner === vid) {
-        await this.client.writeObj(vidToDataOid(vid, idx), buf, { offset: off, copies: this.inode.nrCopies, flags: IO_FLAGS | C.SD_FLAG_CMD_CACHE });
+        await this.client.writeObj(vidToDataOid(vid, idx), buf, { offset: off, copies: this.inode.nrCopies, flags: IO_FLAGS | C.SD_FLAG_CMD_CACHE, ...fence });
         const d = this.dirty.get(idx);
         return d ? { created: false, wait: d.promise } : { created: false };
       }
@@ -325,6 +326,7 @@ export class VdiDevice implements BlockDevice {
         copies: this.inode.nrCopies,
         flags: IO_FLAGS | C.SD_FLAG_CMD_CACHE,
         ...(owner !== 0 ? { cowOid: vidToDataOid(owner, idx) } : {}),
+        ...fence,
       });
       // A snapshot moved us to a new working vid while creating: redo the piece there (COW from the cache).
       if (vid !== this.vid) throw new SheepError(C.SD_OP_CREATE_AND_WRITE_OBJ, C.SD_RES_READONLY);

@@ -42,6 +42,8 @@ export interface ObjIoOptions {
   /** Extra header flags (e.g. SD_FLAG_CMD_TGT for coherence-aware I/O). */
   flags?: number;
   timeoutMs?: number;
+  /** Write fence (Date.now() ms): never sent or re-sent after it (see RequestOptions.notAfter). */
+  notAfter?: number;
 }
 
 export interface CreateOptions extends ObjIoOptions {
@@ -175,6 +177,7 @@ export class SheepClient {
     await this.call(makeRequest(C.SD_OP_WRITE_OBJ, args, { flags: C.SD_FLAG_CMD_WRITE | (o.flags ?? 0), dataLength: data.length }), {
       payload: data,
       timeoutMs: o.timeoutMs,
+      notAfter: o.notAfter,
     });
   }
 
@@ -186,6 +189,7 @@ export class SheepClient {
     await this.call(makeRequest(C.SD_OP_CREATE_AND_WRITE_OBJ, args, { flags, dataLength: data.length }), {
       payload: data.length > 0 ? data : null,
       timeoutMs: o.timeoutMs,
+      notAfter: o.notAfter,
     });
   }
 

@@ -42,6 +42,12 @@ export interface RequestOptions {
   timeoutMs?: number;
   /** Override the opcode-derived idempotency. */
   idempotent?: boolean;
+  /**
+   * Write fence (Date.now() ms): the request is neither sent nor re-sent after this instant, and a reply not
+   * received by then is not waited for. A write that timed out on one path can then never be re-sent later,
+   * over a newer write made through another path (docs/fencing.md).
+   */
+  notAfter?: number;
 }
 
 /** Opcodes that must never be re-sent blindly after a lost reply. */
@@ -135,8 +141,12 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
     try {
       for (let attempt = 0; ; attempt++) {
         const conn = await this.acquire();
+        const left = opts.notAfter === undefined ? undefined : opts.notAfter - Date.now();
+        if (left !== undefined && left <= 0) {
+          throw new SheepNetError('ETIMEDOUT', conn.label, `${opName(req.opcode)} not sent: past its write fence`);
+        }
         try {
-          return await conn.send(r, payload, timeoutMs);
+          return await conn.send(r, payload, left === undefined ? timeoutMs : timeoutMs > 0 ? Math.min(timeoutMs, left) : left);
         } catch (err) {
           if (!(err instanceof SheepNetError) || this.closed) throw err;
           if (!idempotent) {
