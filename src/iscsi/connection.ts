@@ -406,7 +406,9 @@ export class Connection {
     if (req.csg === I.ISCSI_OP_PARMS_NEGOTIATION_STAGE || req.csg === I.ISCSI_SECURITY_NEGOTIATION_STAGE) {
       out.push(...negotiate(pairs, this.params, this.prefs, this.sessionType === 'Discovery'));
     }
-    if (req.csg === I.ISCSI_OP_PARMS_NEGOTIATION_STAGE || (req.transit && this.authDone)) {
+    // Operational keys go out in the operational stage, or when security transits straight to full feature:
+    // open-iscsi refuses MaxRecvDataSegmentLength in a security-stage reply that moves to operational.
+    if (req.csg === I.ISCSI_OP_PARMS_NEGOTIATION_STAGE || (req.transit && this.authDone && req.nsg === I.ISCSI_FULL_FEATURE_PHASE)) {
       if (!this.sentTargetParams) {
         this.sentTargetParams = true;
         this.params.targetMaxRecvDataSegmentLength = this.prefs.maxRecvDataSegmentLength;
