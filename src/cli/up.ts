@@ -61,10 +61,11 @@ dm-multipath (/etc/multipath.conf), one map over both target hosts, ALUA priorit
       product "VIRTUAL-DISK"
       path_grouping_policy group_by_prio
       prio alua
+      detect_prio no
       hardware_handler "1 alua"
       path_checker tur
       failback immediate
-      no_path_retry 12
+      no_path_retry 30
     }
   }
 
