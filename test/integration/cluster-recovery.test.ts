@@ -117,8 +117,9 @@ describe('cluster recovery', () => {
     const cluster = await startLocalCluster(5);
     clusters.push(cluster);
     expect((await cluster.dog(['cluster', 'format', '-c', '2'])).code).toBe(0);
-    expect((await cluster.dog(['vdi', 'create', 'v', '64M'])).code).toBe(0);
-    const data = randomBytes(48 * MiB);
+    expect((await cluster.dog(['vdi', 'create', 'v', '128M'])).code).toBe(0);
+    // Enough objects that every survivor has several to recover, so throttled recovery is long enough to watch.
+    const data = randomBytes(96 * MiB);
     expect((await cluster.dog(['vdi', 'write', 'v'], { input: data })).code).toBe(0);
 
     const added = await cluster.addNode();
@@ -130,7 +131,7 @@ describe('cluster recovery', () => {
     expect(Number(mine!.finished)).toBe(Number(mine!.total));
 
     // Slow recovery down (SET_RECOVERY on every node) so its progress can be watched while a node leaves.
-    const slow = await cluster.dog(['node', 'recovery', '--max-exec-count', '1', '--queue-work-interval', '1000'], { node: 1 });
+    const slow = await cluster.dog(['node', 'recovery', '--max-exec-count', '1', '--queue-work-interval', '2000'], { node: 1 });
     expect(slow.code, slow.stderr).toBe(0);
     await cluster.stopNode(0);
     type Rec = { nodes: { addr: string; finished: number; total: number; inRecovery: boolean; state: number }[] };
@@ -151,7 +152,7 @@ describe('cluster recovery', () => {
     const c = client(cluster, 1);
     try {
       const { oids } = await vdiOids(c, 'v');
-      expect(oids.length).toBe(13);
+      expect(oids.length).toBe(25);
       const { nodes } = await c.getNodeList();
       const ring = new Ring(nodes);
       const byAddr = new Map(cluster.nodes.map((n) => [`127.0.0.1:${n.port}`, n.index]));
@@ -175,7 +176,7 @@ describe('cluster recovery', () => {
       c.close();
     }
     for (const n of cluster.live()) {
-      const r = await cluster.dogBinary(['vdi', 'read', 'v', '0', String(48 * MiB)], { node: n.index });
+      const r = await cluster.dogBinary(['vdi', 'read', 'v', '0', String(96 * MiB)], { node: n.index });
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout.equals(data)).toBe(true);
     }
