@@ -138,7 +138,12 @@ export class Gateway {
   constructor(d: GatewayDeps) {
     // TEST-ONLY fault injection (docs/guarantees.md §7): SHEEPFOLD_FAULT=ack-early acknowledges replica mutations
     // before they are done, so the reliability suite can prove it catches a broken build.
-    this.d = process.env.SHEEPFOLD_FAULT === 'ack-early' ? { ...d, placement: ackEarly(d.placement, undefined, 250) } : d;
+    // Only data objects are acknowledged early, so VDI metadata (inodes) stays usable and the loss is in data.
+    const early = ackEarly(d.placement, undefined, 250);
+    this.d =
+      process.env.SHEEPFOLD_FAULT === 'ack-early'
+        ? { ...d, placement: { replicas: (oid, copies) => (isDataOid(oid) ? early : d.placement).replicas(oid, copies) } }
+        : d;
   }
 
   /** Size of an object: data objects take their VDI's block_size_shift. */
