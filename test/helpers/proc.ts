@@ -83,12 +83,12 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Run a command to completion and collect its output (stdin optional). Never throws on non-zero exit. */
-export function run(
+/** Spawn a command, feed it `input`, and collect its output until it closes (killed after timeoutMs). */
+function collect(
   cmd: string,
   args: string[],
-  opts: SpawnOptions & { input?: Buffer | string; timeoutMs?: number } = {},
-): Promise<RunResult> {
+  opts: SpawnOptions & { input?: Buffer | string; timeoutMs?: number },
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: Buffer; stderr: string }> {
   return new Promise((resolve, reject) => {
     const { input, timeoutMs = 120_000, ...spawnOpts } = opts;
     const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], ...spawnOpts });
@@ -101,45 +101,33 @@ export function run(
       clearTimeout(timer);
       reject(e);
     });
-    child.once('close', (code, sig) => {
+    child.once('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({
-        code: code ?? (sig ? 128 : -1),
-        stdout: Buffer.concat(out).toString(),
-        stderr: Buffer.concat(err).toString(),
-      });
-    });
-    child.stdin?.on('error', () => undefined);
-    if (input !== undefined) child.stdin?.end(input);
-    else child.stdin?.end();
-  });
-}
-
-/** Like run(), but returns stdout as a Buffer (for binary output such as `dog vdi read`). */
-export function runBinary(
-  cmd: string,
-  args: string[],
-  opts: SpawnOptions & { input?: Buffer; timeoutMs?: number } = {},
-): Promise<{ code: number; stdout: Buffer; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const { input, timeoutMs = 120_000, ...spawnOpts } = opts;
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], ...spawnOpts });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout?.on('data', (d: Buffer) => out.push(d));
-    child.stderr?.on('data', (d: Buffer) => err.push(d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString() });
+      resolve({ code, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString() });
     });
     child.stdin?.on('error', () => undefined);
     child.stdin?.end(input);
   });
+}
+
+/** Run a command to completion and collect its output (stdin optional). Never throws on non-zero exit. */
+export async function run(
+  cmd: string,
+  args: string[],
+  opts: SpawnOptions & { input?: Buffer | string; timeoutMs?: number } = {},
+): Promise<RunResult> {
+  const r = await collect(cmd, args, opts);
+  return { code: r.code ?? (r.signal ? 128 : -1), stdout: r.stdout.toString(), stderr: r.stderr };
+}
+
+/** Like run(), but returns stdout as a Buffer (for binary output such as `dog vdi read`). */
+export async function runBinary(
+  cmd: string,
+  args: string[],
+  opts: SpawnOptions & { input?: Buffer; timeoutMs?: number } = {},
+): Promise<{ code: number; stdout: Buffer; stderr: string }> {
+  const r = await collect(cmd, args, opts);
+  return { code: r.code ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** A fresh temp dir under the OS temp dir; removed by cleanupTempDirs(). */
