@@ -12,7 +12,7 @@ import { setTimeout, clearTimeout } from 'node:timers';
 import { URL } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
-const BIN = path.join(ROOT, 'dist', 'cli', 'sheepfold.js');
+const BIN = path.join(process.env.DIST ?? path.join(ROOT, 'dist'), 'cli', 'sheepfold.js');
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
   const i = args.indexOf(name);

@@ -34,6 +34,7 @@ import {
 } from '../proto/nbd/messages.js';
 import { nbdErrno } from './errors.js';
 import type { BufferPool } from './pool.js';
+import { RequestReceiver, type ReceivedRequest } from './receiver.js';
 
 export type TlsMode = 'off' | 'on' | 'require';
 
@@ -79,6 +80,10 @@ export interface ConnectionContext {
   /** True once the server is shutting down: options get ERR_SHUTDOWN, new requests ESHUTDOWN. */
   shuttingDown(): boolean;
 }
+
+/** Bytes of the handshake-phase read buffer of a connection on an `onread` socket (see userRead). */
+const NBD_HANDSHAKE_READ_BYTES = 16 * 1024;
+const NO_PAYLOAD: readonly Buffer[] = Object.freeze([]);
 
 const BASE_ALLOCATION_ID = 1;
 /** Reads at least this long on thin devices are answered with OFFSET_HOLE chunks for their holes. */
@@ -126,6 +131,13 @@ export class NbdConnection {
   private discRequested = false;
   private handshakeTimer: NodeJS.Timeout | undefined;
   private idleWaiters: (() => void)[] = [];
+  /** Set when the socket reads into our buffers (userRead); transmission then parses with `receiver`. */
+  private userBuffers = false;
+  private handshakeBuf: Buffer | undefined;
+  private receiver: RequestReceiver | undefined;
+  /** Requests parsed by `receiver` and not yet dispatched (over a limit); bounded by one read's bytes. */
+  private backlog: ReceivedRequest[] = [];
+  private backlogHead = 0;
   private readonly onData = (chunk: Buffer): void => this.receive(chunk);
   /** Resolves once the connection is fully closed. */
   readonly closed: Promise<void>;
@@ -212,6 +224,13 @@ export class NbdConnection {
     this.phase = 'closed';
     if (this.handshakeTimer !== undefined) clearTimeout(this.handshakeTimer);
     this.decoder.reset('transmission');
+    this.receiver?.dispose();
+    for (let i = this.backlogHead; i < this.backlog.length; i++) {
+      const p = this.backlog[i]?.payload;
+      if (p !== undefined) this.ctx.pool.release(p);
+    }
+    this.backlog = [];
+    this.backlogHead = 0;
     this.resolveClosed();
   }
 
@@ -273,8 +292,69 @@ export class NbdConnection {
     this.pump();
   }
 
+  /**
+   * For a socket created with Node's `onread` option (the server does so for plain TCP): the buffer its next
+   * read goes into. Before transmission a small reused buffer; then the receiver's (its reused receive buffer,
+   * or the rest of a large WRITE payload, so bulk data is read in place).
+   */
+  nextReadBuffer(): Buffer {
+    this.userBuffers = true;
+    if (this.receiver !== undefined) return this.receiver.nextBuffer();
+    this.handshakeBuf ??= Buffer.allocUnsafe(NBD_HANDSHAKE_READ_BYTES);
+    return this.handshakeBuf;
+  }
+
+  /** The `onread` callback: `n` bytes were read into `buf` (from nextReadBuffer); false pauses reading. */
+  userRead(n: number, buf: Buffer): boolean {
+    if (this.phase === 'closed' || this.phase === 'closing' || this.discRequested) return false;
+    const r = this.receiver;
+    if (r === undefined) {
+      // Handshake: the decoder keeps views of what it is given, and `buf` is reused, so hand it a copy.
+      this.receive(Buffer.from(buf.subarray(0, n)));
+      return !this.paused;
+    }
+    try {
+      r.consume(buf, n);
+    } catch (err) {
+      this.protocolError(err);
+      return false;
+    }
+    this.pump();
+    return !this.paused;
+  }
+
+  private readonly onReceived = (f: ReceivedRequest): void => {
+    this.backlog.push(f);
+  };
+
+  // Dispatch received requests while under the limits; pause the socket when over them.
+  private pumpBacklog(): void {
+    while (this.backlogHead < this.backlog.length) {
+      if (this.dead() || this.discRequested || this.phase !== 'transmission') return;
+      if (this.overLimit()) {
+        if (!this.paused) {
+          this.paused = true;
+          this.sock.pause();
+        }
+        return;
+      }
+      const f = this.backlog[this.backlogHead++] as ReceivedRequest;
+      this.dispatch(f.request, f.payload === undefined ? NO_PAYLOAD : [f.payload], f.oversize, f.payload);
+    }
+    this.backlog.length = 0;
+    this.backlogHead = 0;
+    if (this.paused && !this.overLimit()) {
+      this.paused = false;
+      this.sock.resume();
+    }
+  }
+
   // Pull frames while under the limits; pause the socket when over them.
   private pump(): void {
+    if (this.receiver !== undefined) {
+      this.pumpBacklog();
+      return;
+    }
     while (!this.dead() && !this.discRequested && this.phase !== 'closing') {
       if (this.phase === 'transmission' && this.overLimit()) {
         if (!this.paused) {
@@ -568,6 +648,11 @@ export class NbdConnection {
     if (this.metaExport !== requestedName) this.baseAllocation = false;
     this.phase = 'transmission';
     this.decoder.startTransmission();
+    // Parse in place from now on, unless the client already sent bytes the decoder holds (then stay on it).
+    if (this.userBuffers && this.decoder.buffered === 0 && this.decoder.draining === 0) {
+      this.receiver = new RequestReceiver(this.ctx.pool, this.ctx.limits.maxPayload, this.onReceived);
+      this.handshakeBuf = undefined;
+    }
     this.log.info(
       { export: e.name, tls: this.tlsActive, structured: this.structured, baseAllocation: this.baseAllocation },
       'nbd.transmission',
@@ -576,7 +661,8 @@ export class NbdConnection {
 
   // ---------------------------------------------------------------- transmission
 
-  private dispatch(r: Request, payload: readonly Buffer[], oversize: boolean): void {
+  /** Run one request; a `pooled` payload goes back to the pool once the device has written it. */
+  private dispatch(r: Request, payload: readonly Buffer[], oversize: boolean, pooled?: Buffer): void {
     if (r.type === C.NBD_CMD_DISC) {
       this.discRequested = true;
       this.log.debug('nbd.disc');
@@ -590,7 +676,9 @@ export class NbdConnection {
         : 0;
     this.inFlight++;
     this.inFlightBytes += bytes;
-    void this.run(r, payload, oversize).finally(() => {
+    void this.run(r, payload, oversize).then((ok) => {
+      // After a failed write the device may still hold the buffer (e.g. a timed-out send): leave it to the GC.
+      if (pooled !== undefined && ok) this.ctx.pool.release(pooled);
       this.inFlight--;
       this.inFlightBytes -= bytes;
       if (this.inFlight === 0 && this.idleWaiters.length > 0) {
@@ -600,20 +688,23 @@ export class NbdConnection {
     });
   }
 
-  private async run(r: Request, payload: readonly Buffer[], oversize: boolean): Promise<void> {
+  /** Validate and handle one request; false if the device failed it. */
+  private async run(r: Request, payload: readonly Buffer[], oversize: boolean): Promise<boolean> {
     const bad = this.validate(r, oversize);
     if (bad !== undefined) {
       this.log.debug({ op: r.type, errno: bad.errno, reason: bad.message }, 'nbd.request_invalid');
       this.replyFailure(r, bad);
-      return;
+      return true;
     }
     try {
       await this.handle(r, payload);
+      return true;
     } catch (err) {
       const errno = nbdErrno(err);
       const message = err instanceof Error ? err.message : String(err);
       this.log.warn({ op: r.type, offset: Number(r.offset), length: r.length, errno, err: message }, 'nbd.request_failed');
       this.replyFailure(r, { errno, message });
+      return false;
     }
   }
 

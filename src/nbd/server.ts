@@ -67,7 +67,8 @@ export class NbdServer implements Frontend {
   start(): Promise<string> {
     const host = this.opts.host ?? '127.0.0.1';
     const port = this.opts.port ?? NBD_DEFAULT_PORT;
-    const server = net.createServer({ noDelay: true }, (s) => this.accept(s));
+    // Plain TCP connections are re-created on their handle with `onread` (see withUserBuffers): paused until then.
+    const server = net.createServer({ noDelay: true, pauseOnConnect: this.tlsMode === 'off' }, (s) => this.accept(s));
     this.server = server;
     return new Promise((resolve, reject) => {
       server.once('error', reject);
@@ -100,6 +101,12 @@ export class NbdServer implements Frontend {
 
   /** Serve one client over any Duplex (a socket, or an in-memory stream in tests and fuzzing). */
   serve(stream: Duplex): NbdConnection {
+    const conn = this.connection(stream);
+    conn.start();
+    return conn;
+  }
+
+  private connection(stream: Duplex): NbdConnection {
     const id = this.nextId++;
     const conn = new NbdConnection(
       stream,
@@ -115,7 +122,6 @@ export class NbdServer implements Frontend {
     );
     this.conns.add(conn);
     void conn.closed.then(() => this.conns.delete(conn));
-    conn.start();
     return conn;
   }
 
@@ -126,8 +132,48 @@ export class NbdServer implements Frontend {
       s.destroy();
       return;
     }
-    s.setNoDelay(true);
     this.log.debug({ remote: `${s.remoteAddress}:${s.remotePort}` }, 'nbd.accept');
-    this.serve(s);
+    if (this.tlsMode !== 'off') {
+      s.setNoDelay(true);
+      this.serve(s);
+      return;
+    }
+    // The socket asks for its first buffer before the connection exists.
+    const ref: { conn?: NbdConnection } = {};
+    const sock = withUserBuffers(s, {
+      buffer: () => ref.conn?.nextReadBuffer() ?? FIRST_READ,
+      callback: (n, buf) => ref.conn?.userRead(n, buf as Buffer) ?? false,
+    });
+    sock.setNoDelay(true);
+    ref.conn = this.connection(sock);
+    ref.conn.start();
   }
+}
+
+/** Placeholder read buffer for the instant between re-creating a socket and creating its connection. */
+const FIRST_READ = Buffer.alloc(1);
+
+interface UserBufferRead {
+  buffer: () => Buffer;
+  callback: (n: number, buf: Uint8Array) => boolean;
+}
+
+/**
+ * Re-create an accepted (paused) socket on the same handle with Node's `onread` option, so every read goes into
+ * a buffer the connection chooses instead of a fresh 64 KiB allocation per read; net.Server has no such option.
+ * The original socket is left without a handle and destroyed when the new one closes, which keeps the server's
+ * connection count (and server.close()) right. Falls back to the socket itself if it has no handle.
+ */
+function withUserBuffers(s: net.Socket, onread: UserBufferRead): net.Socket {
+  const shell = s as unknown as { _handle: object | null };
+  const handle = shell._handle;
+  if (handle === null || handle === undefined) {
+    s.resume();
+    return s;
+  }
+  shell._handle = null;
+  const opts = { handle, onread } as unknown as net.SocketConstructorOpts;
+  const sock = new net.Socket(opts);
+  sock.once('close', () => s.destroy());
+  return sock;
 }
