@@ -102,6 +102,13 @@ export interface BlockDevice {
    * call `release()` exactly once, when the views are no longer used (e.g. the socket has sent them).
    */
   readLent?(offset: number, length: number): Promise<LentRead>;
+  /**
+   * Optional COMPARE AND WRITE: write `data` at `offset` only if the device holds `expected` there; resolves
+   * null when written, else the offset of the first differing byte (nothing written). Devices shared by
+   * several target hosts implement it so the compare and the write are atomic across hosts; without it a
+   * front end compares and writes under its own range lock (atomic on one host only).
+   */
+  compareAndWrite?(offset: number, expected: Buffer, data: Buffer, opts?: WriteOptions): Promise<number | null>;
 }
 
 /** Views lent by BlockDevice.readLent, and the function that gives them back. */

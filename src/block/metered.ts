@@ -9,13 +9,21 @@ export class MeteredDevice implements BlockDevice {
   readInto?: (offset: number, target: Buffer) => Promise<void>;
   writev?: (offset: number, pieces: readonly Buffer[], opts?: WriteOptions) => Promise<void>;
   readLent?: (offset: number, length: number) => Promise<LentRead>;
+  compareAndWrite?: (offset: number, expected: Buffer, data: Buffer, opts?: WriteOptions) => Promise<number | null>;
 
   constructor(
     private readonly inner: BlockDevice,
     private readonly metrics: ProcessMetrics,
   ) {
     // Keep the inner device's fast paths (front ends prefer them), metered like their plain twins.
-    const { readInto, writev, readLent } = inner;
+    const { readInto, writev, readLent, compareAndWrite } = inner;
+    if (compareAndWrite) {
+      this.compareAndWrite = async (offset, expected, data, opts) => {
+        const at = await this.timed('compare_and_write', () => compareAndWrite.call(inner, offset, expected, data, opts));
+        if (at === null) this.metrics.bytes.inc({ proto: 'block', dir: 'write' }, data.length);
+        return at;
+      };
+    }
     if (readInto) {
       this.readInto = async (offset, target) => {
         await this.timed('read', () => readInto.call(inner, offset, target));

@@ -485,13 +485,19 @@ export class LogicalUnit {
     if (d.length !== 2 * len) throw new CheckCondition({ key: C.ILLEGAL_REQUEST, ascq: 0x0e03 }, 2 * len);
     const release = await this.lock.acquire(off, len, 'exclusive');
     try {
-      const medium = await this.device.read(off, len);
-      for (let i = 0; i < len; i++) {
-        if (medium[i] !== d[i]) {
-          throw new CheckCondition({ key: C.MISCOMPARE, ascq: C.ASC_MISCOMPARE_DURING_VERIFY, information: BigInt(i) }, 2 * len);
-        }
+      const fua = c.fua || !this.mode.writeCacheEnabled;
+      let at = -1;
+      if (this.device.compareAndWrite) {
+        // The device makes it atomic across every target host sharing it (cluster-wide for a shared VDI).
+        at = (await this.device.compareAndWrite(off, d.subarray(0, len), d.subarray(len), { fua })) ?? -1;
+      } else {
+        const medium = await this.device.read(off, len);
+        for (let i = 0; i < len && at < 0; i++) if (medium[i] !== d[i]) at = i;
+        if (at < 0) await this.device.write(off, d.subarray(len), { fua });
       }
-      await this.device.write(off, d.subarray(len), { fua: c.fua || !this.mode.writeCacheEnabled });
+      if (at >= 0) {
+        throw new CheckCondition({ key: C.MISCOMPARE, ascq: C.ASC_MISCOMPARE_DURING_VERIFY, information: BigInt(at) }, 2 * len);
+      }
     } finally {
       release();
     }

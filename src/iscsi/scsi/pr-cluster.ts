@@ -3,8 +3,9 @@
 // made through host A is seen and enforced through host B and survives A's death (tgtd keeps them per process).
 // Every decision reads the attribute's value first (access checks of concurrent commands share one read that
 // started after they arrived); changes (PERSISTENT RESERVE OUT, SCSI-2 RESERVE/RELEASE) are written back before
-// the command answers. Changes of one host are serialized; two hosts changing the state at the same instant can
-// still lose one update (see docs/fencing.md).
+// the command answers. A change is a compare-and-write of the value at the attribute object's primary replica
+// (SF_OP_CMP_WRITE): when another host changed the state since it was read, the change is re-applied to the
+// new state, so two hosts changing it at the same instant lose no update (see docs/fencing.md).
 import type { BlockDevice } from '../../block/device.js';
 import { VdiDevice } from '../../block/vdi.js';
 import type { SheepClient } from '../../client/index.js';
@@ -17,6 +18,8 @@ import type { Sense } from '../../proto/scsi/sense.js';
 import { LocalReservationStore, type AccessKind, type PrOutcome, type PrState, type ReservationStore } from './pr.js';
 
 export const PR_ATTR_KEY = 'sheepfold.pr';
+/** Compare-and-write attempts of one change before it fails (each lost race means another host's change landed). */
+const MAX_CHANGE_ATTEMPTS = 32;
 
 /** A PrState from untrusted JSON, or undefined if it does not have that shape. */
 function parseState(v: unknown): PrState | undefined {
@@ -60,7 +63,7 @@ export class ClusterReservationStore implements ReservationStore {
     const now = Date.now();
     const r = this.reading;
     if (r && r.started >= now) return r.done;
-    const next = this.serial(() => this.load());
+    const next = this.serial(() => this.load().then(() => undefined));
     const entry = { started: now, done: next.finally(() => { if (this.reading === entry) this.reading = undefined; }) };
     this.reading = entry;
     return entry.done;
@@ -91,14 +94,22 @@ export class ClusterReservationStore implements ReservationStore {
     return this.oid;
   }
 
-  /** Read the value (length word, then the JSON) without the rest of the 66 KB attribute object. */
-  private async load(): Promise<void> {
+  /**
+   * Read the value (length word, then the JSON) without the rest of the 66 KB attribute object, into the local
+   * copy. Returns the bytes read from ATTR_OFF_VALUE_LEN on (at least `min` of them): what a change compares.
+   */
+  private async load(min = 0): Promise<Buffer> {
     const oid = await this.attrOid();
-    const head = 4096;
+    const head = Math.max(4096, min);
     let raw = await this.client.readObj(oid, head, { offset: ATTR_OFF_VALUE_LEN });
     const len = Math.min(raw.readUInt32LE(0), SD.SD_MAX_VDI_ATTR_VALUE_LEN);
     const skip = ATTR_OFF_VALUE - ATTR_OFF_VALUE_LEN;
     if (skip + len > head) raw = await this.client.readObj(oid, skip + len, { offset: ATTR_OFF_VALUE_LEN });
+    this.apply(raw, skip, len);
+    return raw;
+  }
+
+  private apply(raw: Buffer, skip: number, len: number): void {
     let parsed: unknown;
     try {
       parsed = JSON.parse(raw.subarray(skip, skip + len).toString('utf8'));
@@ -109,9 +120,22 @@ export class ClusterReservationStore implements ReservationStore {
     if (st) this.local.importState(st);
   }
 
-  private async store(json: string): Promise<void> {
+  /**
+   * Write `json` as the value if the object still holds `raw` (from load) there. Returns false when another
+   * host changed the value first (nothing written).
+   */
+  private async store(raw: Buffer, json: string): Promise<boolean> {
     const oid = await this.attrOid();
-    await this.client.writeObj(oid, this.attr(Buffer.from(json)), { offset: 0 });
+    const value = Buffer.from(json);
+    const region = Buffer.alloc(ATTR_OFF_VALUE - ATTR_OFF_VALUE_LEN + value.length);
+    region.writeUInt32LE(value.length, 0);
+    value.copy(region, ATTR_OFF_VALUE - ATTR_OFF_VALUE_LEN);
+    const oldEnd = ATTR_OFF_VALUE - ATTR_OFF_VALUE_LEN + Math.min(raw.readUInt32LE(0), SD.SD_MAX_VDI_ATTR_VALUE_LEN);
+    const n = Math.max(region.length, oldEnd);
+    if (raw.length < n) return false;
+    const next = Buffer.alloc(n);
+    region.copy(next);
+    return (await this.client.cmpWriteObj(oid, raw.subarray(0, n), next, { offset: ATTR_OFF_VALUE_LEN })) === null;
   }
 
   async permits(nexus: string, kind: AccessKind): Promise<boolean> {
@@ -120,15 +144,24 @@ export class ClusterReservationStore implements ReservationStore {
     return this.local.permits(nexus, kind);
   }
 
-  /** Read, apply f to the local copy, write back if it changed. */
+  /**
+   * Read, apply f to the local copy, compare-and-write it back if it changed; when another host changed the
+   * value in between, read again and re-apply f to that state.
+   */
   private change<T>(f: () => T): Promise<T> {
     return this.serial(async () => {
-      await this.load();
-      const before = JSON.stringify(this.local.exportState());
-      const r = f();
-      const after = JSON.stringify(this.local.exportState());
-      if (after !== before) await this.store(after);
-      return r;
+      let min = 0;
+      for (let attempt = 0; ; attempt++) {
+        const raw = await this.load(min);
+        const before = JSON.stringify(this.local.exportState());
+        const r = f();
+        const after = JSON.stringify(this.local.exportState());
+        if (after === before) return r;
+        min = ATTR_OFF_VALUE - ATTR_OFF_VALUE_LEN + Buffer.byteLength(after);
+        if (await this.store(raw, after)) return r;
+        if (attempt >= MAX_CHANGE_ATTEMPTS) throw new Error(`PR state of ${this.vdi} kept changing under ${attempt + 1} attempts`);
+        this.log.debug({ attempt }, 'pr.change_raced');
+      }
     });
   }
 

@@ -236,6 +236,22 @@ export class FakeSheep {
         obj.copy(out, 0, a.offset, Math.min(obj.length, a.offset + req.dataLength));
         return { result: ok, data: out };
       }
+      case C.SF_OP_CMP_WRITE: {
+        if (a.kind !== 'obj' || !payload || payload.length % 2 !== 0) return { result: C.SD_RES_INVALID_PARMS };
+        const obj = this.objects.get(a.oid);
+        if (!obj) return { result: C.SD_RES_NO_OBJ };
+        const len = payload.length / 2;
+        for (let i = 0; i < len; i++) {
+          if (obj[a.offset + i] !== payload[i]) {
+            const info = Buffer.alloc(4);
+            info.writeUInt32LE(i, 0);
+            return { result: C.SF_RES_MISCOMPARE, data: info };
+          }
+        }
+        payload.copy(obj, a.offset, len);
+        return { result: ok };
+      }
+      case C.SF_OP_WRITE_SERIAL:
       case C.SD_OP_WRITE_OBJ: {
         if (a.kind !== 'obj' || !payload) return { result: C.SD_RES_INVALID_PARMS };
         const obj = this.objects.get(a.oid);
@@ -244,8 +260,10 @@ export class FakeSheep {
         payload.copy(obj, a.offset);
         return { result: ok };
       }
+      case C.SF_OP_CREATE_EXCL:
       case C.SD_OP_CREATE_AND_WRITE_OBJ: {
         if (a.kind !== 'obj') break;
+        if (req.opcode === C.SF_OP_CREATE_EXCL && this.objects.has(a.oid)) return { result: C.SD_RES_OID_EXIST };
         if (isDataOid(a.oid) && this.isSnapshotVid(oidToVid(a.oid))) return { result: C.SD_RES_READONLY };
         const obj = Buffer.alloc(this.objSize(a.oid));
         if ((req.flags & C.SD_FLAG_CMD_COW) !== 0) {
