@@ -47,6 +47,9 @@ export interface VdiDeviceOptions {
   name?: string;
   /** How many times one request is retried after INODE_INVALIDATED/READONLY (default 8). */
   maxReloads?: number;
+  /** Target identity the built client's connections announce (HELLO, docs/fencing.md §3): locks and I/O are then
+   * this target's, wherever its gateway is, and a restart with the same target id takes its lock back. */
+  hello?: SheepClientOptions['hello'];
   /** Write fence for multipath (docs/fencing.md): a write that cannot start its sheep I/O within this many ms of
    * being submitted fails with EIO instead of landing after the initiator gave up on it (default: no fence). */
   writeFenceMs?: number;
@@ -133,7 +136,7 @@ export class VdiDevice implements BlockDevice {
   static async open(opts: VdiDeviceOptions): Promise<VdiDevice> {
     const own = opts.client === undefined;
     if (own && opts.gateways === undefined) throw new BlockError('EINVAL', 'VdiDevice needs a client or gateways');
-    const client = opts.client ?? new SheepClient({ gateways: opts.gateways ?? [], requestTimeoutMs: 30_000, reconnectTimeoutMs: 60_000, initialConnectTimeoutMs: 10_000, maxInFlight: 64 });
+    const client = opts.client ?? new SheepClient({ gateways: opts.gateways ?? [], ...(opts.hello ? { hello: opts.hello } : {}), requestTimeoutMs: 30_000, reconnectTimeoutMs: 60_000, initialConnectTimeoutMs: 10_000, maxInFlight: 64 });
     const log = opts.logger ?? componentLogger('vdi');
     if (own) {
       client.transport.on('disconnect', (e) => log.warn({ vdi: opts.vdi, gateway: e.gateway, err: e.error.message }, 'vdi.gateway_disconnect'));

@@ -9,6 +9,7 @@ import {
   loadTargetConfig,
   type TargetConfig,
 } from '../target/config.js';
+import { checkTargetId } from '../proto/sheepdog/target-id.js';
 import { parseExportArg } from '../target/exports.js';
 import { Target } from '../target/target.js';
 import { createMetrics, serveMetrics } from '../obs/metrics.js';
@@ -24,6 +25,7 @@ interface TargetFlags {
   tlsKey?: string;
   export: string[];
   sheep?: string;
+  targetId?: string;
   check?: boolean;
   json?: boolean;
   logLevel?: string;
@@ -53,6 +55,7 @@ export function buildTargetConfig(flags: TargetFlags): TargetConfig {
     cfg.iscsi = { values: { ...prev, enabled: true, listen } };
   }
   if (flags.sheep !== undefined) cfg.sheep = flags.sheep.split(',').map((a) => checkAddress(a.trim())).join(',');
+  if (flags.targetId !== undefined) cfg.targetId = checkTargetId(flags.targetId);
   for (const arg of flags.export) {
     const spec = parseExportArg(arg);
     if (cfg.exports.some((e) => e.name === spec.name)) throw new Error(`export '${spec.name}' given twice`);
@@ -130,6 +133,7 @@ export function registerTargetCommand(program: Command): void {
       [] as string[],
     )
     .option('--sheep <host:port[,host:port...]>', 'sheep gateways for VDI exports (failover in order)')
+    .option('--target-id <id>', 'lock identity in the cluster (default: host name + digest of listen addresses, gateways, exports)')
     .option('--tls <mode>', 'NBD TLS: off | on | require', undefined)
     .option('--tls-cert <file>', 'PEM certificate for NBD TLS')
     .option('--tls-key <file>', 'PEM private key for NBD TLS')

@@ -16,6 +16,7 @@ import {
 } from '../proto/sheepdog/index.js';
 import { gatewayText, type GatewayAddr } from './address.js';
 import { SheepNetError, describeSocketError } from './errors.js';
+import { sayHello, type Hello } from './hello.js';
 
 /** A decoded reply: header plus payload (null when data_length is 0). */
 export interface SdReply {
@@ -36,6 +37,8 @@ interface Pending {
 export interface ConnectOptions {
   /** Give up connecting after this long. */
   connectTimeoutMs: number;
+  /** Say HELLO (target identity, docs/fencing.md §3) before the connection is handed out. */
+  hello?: Hello;
 }
 
 export class SheepConnection {
@@ -47,6 +50,8 @@ export class SheepConnection {
   private nextId = 1;
   private dead: SheepNetError | null = null;
   private readonly closeListeners: ((err: SheepNetError) => void)[] = [];
+  /** True when a HELLO bound this connection to a target identity (false: none asked, or the sheep lacks it). */
+  targetBound = false;
 
   private constructor(gateway: GatewayAddr, socket: net.Socket) {
     this.gateway = gateway;
@@ -58,8 +63,20 @@ export class SheepConnection {
     socket.on('close', () => this.fail(new SheepNetError('ECONNLOST', this.label, `connection to ${this.label} closed by peer`)));
   }
 
-  /** Open a connection; rejects with SheepNetError ECONNECT ("cannot connect to H:P: connection refused"). */
-  static connect(gateway: GatewayAddr, opts: ConnectOptions): Promise<SheepConnection> {
+  /** Open a connection (and say HELLO if asked); rejects with SheepNetError ECONNECT ("cannot connect to H:P: ..."). */
+  static async connect(gateway: GatewayAddr, opts: ConnectOptions): Promise<SheepConnection> {
+    const c = await SheepConnection.open(gateway, opts);
+    if (opts.hello === undefined) return c;
+    try {
+      c.targetBound = await sayHello(c, opts.hello, opts.connectTimeoutMs);
+    } catch (err) {
+      c.close();
+      throw new SheepNetError('ECONNECT', c.label, `cannot connect to ${c.label}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+    return c;
+  }
+
+  private static open(gateway: GatewayAddr, opts: ConnectOptions): Promise<SheepConnection> {
     const label = gatewayText(gateway);
     return new Promise((resolve, reject) => {
       const socket =

@@ -14,7 +14,8 @@ import * as C from '../proto/sheepdog/constants.js';
 import { opName, type SdRequest } from '../proto/sheepdog/index.js';
 import { componentLogger, type Logger } from '../obs/log.js';
 import { gatewayText, type GatewayAddr } from './address.js';
-import { SheepConnection, type SdReply } from './connection.js';
+import { SheepConnection, type ConnectOptions, type SdReply } from './connection.js';
+import type { Hello } from './hello.js';
 import { SheepNetError } from './errors.js';
 
 export interface TransportOptions {
@@ -33,6 +34,8 @@ export interface TransportOptions {
   initialConnectTimeoutMs?: number;
   /** How many times one idempotent request is re-sent after losing its connection (default 5). */
   maxResends?: number;
+  /** Target identity every connection announces first (HELLO, docs/fencing.md §3). */
+  hello?: Hello;
   logger?: Logger;
 }
 
@@ -87,6 +90,7 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
   private readonly reconnectTimeoutMs: number;
   private readonly initialConnectTimeoutMs: number;
   private readonly maxResends: number;
+  private readonly hello: Hello | undefined;
   private readonly log: Logger;
   private conns: SheepConnection[] = [];
   private connecting: Promise<SheepConnection> | null = null;
@@ -108,6 +112,7 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
     this.reconnectTimeoutMs = opts.reconnectTimeoutMs ?? 30_000;
     this.initialConnectTimeoutMs = opts.initialConnectTimeoutMs ?? this.reconnectTimeoutMs;
     this.maxResends = opts.maxResends ?? 5;
+    this.hello = opts.hello;
     this.log = opts.logger ?? componentLogger('sheep-client');
   }
 
@@ -207,7 +212,7 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
     if (this.growing || this.connecting !== null) return;
     this.growing = true;
     const gw = this.gateway;
-    SheepConnection.connect(gw, { connectTimeoutMs: this.connectTimeoutMs })
+    SheepConnection.connect(gw, this.connectOptions())
       .then((c) => {
         if (this.closed || gw !== this.gateway) c.close();
         else this.adopt(c);
@@ -216,6 +221,10 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
       .finally(() => {
         this.growing = false;
       });
+  }
+
+  private connectOptions(): ConnectOptions {
+    return { connectTimeoutMs: this.connectTimeoutMs, ...(this.hello ? { hello: this.hello } : {}) };
   }
 
   private adopt(c: SheepConnection): void {
@@ -242,7 +251,7 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
         const idx = (this.gwIndex + k) % this.gateways.length;
         const gw = this.gateways[idx] as GatewayAddr;
         try {
-          const c = await SheepConnection.connect(gw, { connectTimeoutMs: this.connectTimeoutMs });
+          const c = await SheepConnection.connect(gw, this.connectOptions());
           if (this.closed) {
             c.close();
             throw new SheepNetError('ECLOSED', gatewayText(gw), 'sheep client is closed');

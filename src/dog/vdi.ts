@@ -14,6 +14,9 @@ import {
   type InodeHeader,
 } from '../proto/sheepdog/index.js';
 import { SheepError, describeVdi, lockStateText, type VdiSelector } from '../client/index.js';
+import { breakLock, targetLocks } from '../client/hello.js';
+import { isTargetNodeId } from '../proto/sheepdog/target-id.js';
+import type { NodeId } from '../proto/sheepdog/node.js';
 import { parseSize } from '../util/size.js';
 import { checkVdi, progressLine, summarize } from './check.js';
 import { parseCopies, parseShift } from './cluster.js';
@@ -353,6 +356,12 @@ export async function vdiLockList(ctx: DogContext): Promise<void> {
   const states = await c.getVdiCopies();
   const byVid = new Map(states.map((s) => [s.vid, s]));
   const vdis = await listVdis(c, false);
+  // Holders that are targets (HELLO, docs/fencing.md §3) have synthetic node ids: print their target id.
+  const targets = new Map((await targetLocks(c))?.map((t) => [`${t.vid}/${t.nid.addr.toString('hex')}`, t.targetId]) ?? []);
+  const holder = (vid: number, nid: NodeId): { text: string; target?: string } => {
+    const id = isTargetNodeId(nid) ? targets.get(`${vid}/${nid.addr.toString('hex')}`) : undefined;
+    return id !== undefined ? { text: `target:${id}`, target: id } : { text: nodeIdToStr(nid) };
+  };
   const locked = vdis.flatMap((e) => {
     const st = byVid.get(e.vid);
     return st === undefined || st.lockState === C.LOCK_STATE_UNLOCKED || st.lockState === C.LOCK_STATE_INIT ? [] : [{ e, st }];
@@ -363,15 +372,22 @@ export async function vdiLockList(ctx: DogContext): Promise<void> {
     vid: e.vid,
     tag: e.header.tag,
     state: st.lockState === C.LOCK_STATE_LOCKED ? 'locked' : 'shared',
-    owner: st.lockState === C.LOCK_STATE_LOCKED ? nodeIdToStr(st.lockOwner) : null,
-    participants: st.lockState === C.LOCK_STATE_SHARED ? st.participants.map((p) => ({ node: nodeIdToStr(p.nid), state: PARTICIPANT_STATE[p.state] ?? `unknown ${p.state}` })) : [],
+    owner: st.lockState === C.LOCK_STATE_LOCKED ? holder(e.vid, st.lockOwner).text : null,
+    ...(st.lockState === C.LOCK_STATE_LOCKED && holder(e.vid, st.lockOwner).target !== undefined ? { ownerTarget: holder(e.vid, st.lockOwner).target } : {}),
+    participants:
+      st.lockState === C.LOCK_STATE_SHARED
+        ? st.participants.map((p) => {
+            const h = holder(e.vid, p.nid);
+            return { node: h.text, ...(h.target !== undefined ? { target: h.target } : {}), state: PARTICIPANT_STATE[p.state] ?? `unknown ${p.state}` };
+          })
+        : [],
   }));
   ctx.output(json, () => {
     let s = '  Name         Id  VDI id  Tag            Owner node(s)\n';
     for (const { e, st } of locked) {
       s += `${flagChar(e.header)} ${lpad(e.header.name, 8)}  ${rpad(e.header.snapId, 5)}  ${rpad(e.vid.toString(16), 6)}  ${lpad(e.header.tag, 13)} `;
-      if (st.lockState === C.LOCK_STATE_LOCKED) s += ` ${nodeIdToStr(st.lockOwner)}\n`;
-      else s += st.participants.map((p) => ` ${nodeIdToStr(p.nid)}(${PARTICIPANT_STATE[p.state] ?? `UNKNOWN ${p.state}, BUG!`})`).join('') + '\n';
+      if (st.lockState === C.LOCK_STATE_LOCKED) s += ` ${holder(e.vid, st.lockOwner).text}\n`;
+      else s += st.participants.map((p) => ` ${holder(e.vid, p.nid).text}(${PARTICIPANT_STATE[p.state] ?? `UNKNOWN ${p.state}, BUG!`})`).join('') + '\n';
     }
     return s;
   });
@@ -394,10 +410,11 @@ export async function vdiLockUnlock(ctx: DogContext, name: string, snap: string 
   const lines: string[] = [];
   const report = await checkVdi(c, vid, inode, (l) => lines.push(l), progressFor(ctx));
   const type = state === C.LOCK_STATE_LOCKED ? C.LOCK_TYPE_NORMAL : C.LOCK_TYPE_SHARED;
-  if (type === C.LOCK_TYPE_NORMAL) await c.releaseVdi(vid, type);
-  else {
-    // A shared lock is one participant per gateway sheep; each can only be released through its own sheep.
-    for (const p of st?.participants ?? []) await c.forNode(p.nid).releaseVdi(vid, type);
+  // A Sheepfold sheep releases every holder at once (targets included, whose writes are then fenced).
+  if (!(await breakLock(c, vid))) {
+    if (type === C.LOCK_TYPE_NORMAL) await c.releaseVdi(vid, type);
+    // Sheep without BREAK_LOCK: a shared participant is a gateway sheep, released only through itself.
+    else for (const p of st?.participants ?? []) await c.forNode(p.nid).releaseVdi(vid, type);
   }
   const after = (await c.getVdiCopies()).find((s) => s.vid === vid)?.lockState ?? C.LOCK_STATE_UNLOCKED;
   if (after !== C.LOCK_STATE_UNLOCKED) throw new DogError(`VDI ${describeVdi(name, sel)} is still ${lockStateText(after)} after the release`, EXIT_FAILURE);

@@ -3,6 +3,8 @@
 // replicas in order (local first) until one answers. It also owns the object-level protocol rules:
 // the inode-coherence checks for TGT requests, READONLY for snapshot data, copy-on-write creation, and the
 // side effects of index-area inode writes (coherence invalidation, reclaim of objects no longer referenced).
+// A request's lock identity is its target's (HELLO, io.who) or else this gateway sheep's; requests of a target
+// incarnation that no longer holds its lock record are fenced with SF_RES_FENCED (docs/fencing.md §4).
 // With one node the Placement returns only the local store; the cluster adds peer replicas behind ReplicaIo.
 import {
   SD_FLAG_CMD_COW,
@@ -30,7 +32,8 @@ import { isDataOid, isVdiOid, objectSize, oidHex, oidToIndex, oidToVid, vidToDat
 import type { NodeId } from '../proto/sheepdog/node.js';
 import type { Logger } from '../obs/log.js';
 import { SdError, resultOf } from './errors.js';
-import type { LockTable } from './lock.js';
+import { SF_RES_FENCED } from '../proto/sheepdog/target-id.js';
+import type { LockTable, TargetIdentity } from './lock.js';
 import type { Mutex } from './mutex.js';
 import type { ObjectStore } from './store/store.js';
 import type { VdiNamespace } from './vdi.js';
@@ -88,8 +91,8 @@ export interface GatewayDeps {
   epoch: () => number;
   /** Cluster defaults for VDIs the namespace does not know. */
   defaults: () => { copies: number; blockSizeShift: number };
-  /** Run INODE_COHERENCE(vid, validate) as a cluster op from this node (§7.2). */
-  coherence: (vid: number, validate: boolean) => Promise<number>;
+  /** Run INODE_COHERENCE(vid, validate) as a cluster op from this node for `sender` (default: this node, §7.2). */
+  coherence: (vid: number, validate: boolean, sender?: NodeId) => Promise<number>;
   /** Serializes reclaim with VDI namespace work (snapshot copies the index under it). */
   namespaceMutex: Mutex;
   log: Logger;
@@ -127,6 +130,8 @@ export interface ObjIo {
   copies: number;
   offset: number;
   flags: number;
+  /** The client's target identity (HELLO); absent: the lock identity is this gateway sheep. */
+  who?: TargetIdentity;
 }
 
 const INDEX_START = SD_INODE_HEADER_SIZE;
@@ -166,12 +171,34 @@ export class Gateway {
     return size;
   }
 
+  /** The lock identity of a request: its target's synthetic node id, else this gateway sheep. */
+  private idOf(io: Pick<ObjIo, 'who'>): NodeId {
+    return io.who?.nid ?? this.d.self;
+  }
+
+  /**
+   * The fence (docs/fencing.md §4): a request of a target incarnation that does not hold its lock record on the
+   * object's VDI (taken over by a newer incarnation, released, broken by `dog vdi lock unlock`) is refused
+   * before any replica is touched. The cluster log is applied first, so a takeover acknowledged through another
+   * gateway is seen here.
+   */
+  private async checkFence(io: ObjIo): Promise<void> {
+    const who = io.who;
+    if (!who) return;
+    const vid = oidToVid(io.oid);
+    if (!this.d.locks.hasRecord(vid, who.targetId)) return;
+    if (this.d.syncCluster) await this.d.syncCluster();
+    if (this.d.locks.fenced(vid, who.targetId, who.incarnation)) {
+      throw new SdError(SF_RES_FENCED, `target ${who.targetId} incarnation ${who.incarnation} no longer holds the lock of ${vid.toString(16)}`);
+    }
+  }
+
   /** §7.1: a TGT request from a node whose copy of the inode is INVALIDATED must reload first. */
   private async checkCoherence(io: ObjIo): Promise<void> {
     if ((io.flags & SD_FLAG_CMD_TGT) === 0) return;
     const vid = oidToVid(io.oid);
     if (this.d.syncCluster && this.d.locks.get(vid).state === LOCK_STATE_SHARED) await this.d.syncCluster();
-    if (this.d.locks.refreshRequired(vid, this.d.self)) {
+    if (this.d.locks.refreshRequired(vid, this.idOf(io))) {
       throw new SdError(SD_RES_INODE_INVALIDATED, `inode of ${oidToVid(io.oid).toString(16)} invalidated`);
     }
   }
@@ -242,10 +269,12 @@ export class Gateway {
     const vid = oidToVid(io.oid);
     const refresh = isVdiOid(io.oid) && io.offset === 0 && length === TGT_INODE_SIZE;
     if (!refresh) await this.checkCoherence(io);
+    // A refresh read validates its participant: a fenced incarnation must not validate its successor's state.
+    else await this.checkFence(io);
     this.checkRange(io.oid, io.offset, length);
     const data = await this.readReplicas(io.oid, io.offset, length, this.copiesFor(io.oid, io.copies));
-    if (refresh && this.d.locks.participantState(vid, this.d.self) === SHARED_LOCK_STATE_INVALIDATED) {
-      await this.d.coherence(vid, true);
+    if (refresh && this.d.locks.participantState(vid, this.idOf(io)) === SHARED_LOCK_STATE_INVALIDATED) {
+      await this.d.coherence(vid, true, this.idOf(io));
     }
     return data;
   }
@@ -255,6 +284,7 @@ export class Gateway {
     await this.checkCoherence(io);
     this.checkWritable(io.oid);
     const size = this.checkRange(io.oid, io.offset, data.length);
+    await this.checkFence(io);
     const copies = this.copiesFor(io.oid, io.copies);
     let base: Buffer | undefined;
     if ((io.flags & SD_FLAG_CMD_COW) !== 0 && io.cowOid !== 0n && data.length !== size) {
@@ -269,24 +299,25 @@ export class Gateway {
     await this.checkCoherence(io);
     this.checkWritable(io.oid);
     this.checkRange(io.oid, io.offset, data.length);
+    await this.checkFence(io);
     const copies = this.copiesFor(io.oid, io.copies);
     const end = io.offset + data.length;
     if (!isVdiOid(io.oid) || io.offset >= INDEX_END || end <= INDEX_START || data.length === 0) {
       await this.allReplicas(io.oid, copies, (r) => r.write(io.oid, data, io.offset, this.d.epoch()));
       return;
     }
-    await this.writeIndex(io.oid, io.offset, data, copies);
+    await this.writeIndex(io.oid, io.offset, data, copies, this.idOf(io));
   }
 
   /**
    * An inode write that touches data_vdi_id (§5.3): invalidate the other participants first, then write,
    * then reclaim every data object whose entry changed and that nothing references any more.
    */
-  private async writeIndex(oid: bigint, offset: number, data: Buffer, copies: number): Promise<void> {
+  private async writeIndex(oid: bigint, offset: number, data: Buffer, copies: number, writer: NodeId): Promise<void> {
     const vid = oidToVid(oid);
-    const st = this.d.locks.participantState(vid, this.d.self);
+    const st = this.d.locks.participantState(vid, writer);
     if (st !== null && st !== SHARED_LOCK_STATE_MODIFIED) {
-      await this.d.coherence(vid, false);
+      await this.d.coherence(vid, false, writer);
     }
     const first = Math.floor((Math.max(offset, INDEX_START) - INDEX_START) / 4);
     const last = Math.ceil((Math.min(offset + data.length, INDEX_END) - INDEX_START) / 4);
@@ -343,13 +374,13 @@ export class Gateway {
   }
 
   /** DISCARD_OBJ (§2.3): unmap index entry i of the data oid's VDI; the object goes when unreferenced. */
-  async discard(oid: bigint): Promise<void> {
+  async discard(oid: bigint, who?: TargetIdentity): Promise<void> {
     if (!isDataOid(oid)) throw new SdError(SD_RES_INVALID_PARMS, `discard of non-data object ${oidHex(oid)}`);
     const vid = oidToVid(oid);
     const idx = oidToIndex(oid);
     const inode = vidToVdiOid(vid);
     const entry = await this.readReplicas(inode, INDEX_START + 4 * idx, 4, 0);
     if (entry.readUInt32LE(0) === 0) return;
-    await this.write({ oid: inode, cowOid: 0n, copies: 0, offset: INDEX_START + 4 * idx, flags: 0 }, Buffer.alloc(4));
+    await this.write({ oid: inode, cowOid: 0n, copies: 0, offset: INDEX_START + 4 * idx, flags: 0, ...(who ? { who } : {}) }, Buffer.alloc(4));
   }
 }

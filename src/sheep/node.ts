@@ -54,7 +54,7 @@ import { SingleClusterDriver } from './cluster/single.js';
 import { NodeStateFiles, type SheepConfig } from './config.js';
 import { SdError } from './errors.js';
 import { Gateway, SinglePlacement, type Placement } from './gateway.js';
-import { LockTable } from './lock.js';
+import { LockTable, type TargetIdentity } from './lock.js';
 import { Mutex } from './mutex.js';
 import { PlainStore } from './store/plain.js';
 import type { ObjectStore } from './store/store.js';
@@ -79,6 +79,23 @@ export interface VdiReply {
   vid: number;
   copies: number;
   blockSizeShift: number;
+}
+
+/** The target identity of a lock message, if it has one. */
+function targetOf(m: Extract<ClusterMsg, { t: 'lock' | 'release' }>): TargetIdentity | undefined {
+  if (!m.target || !/^\d+$/.test(m.target.inc)) return undefined;
+  return { targetId: m.target.id, incarnation: BigInt(m.target.inc), nid: fromWireNodeId(m.sender) };
+}
+
+/** The `target` field of a lock message. */
+function wireTarget(t: TargetIdentity | undefined): { target?: { id: string; inc: string } } {
+  return t ? { target: { id: t.targetId, inc: t.incarnation.toString() } } : {};
+}
+
+/** Sees every delivered cluster event around its application (events are applied one at a time). */
+export interface ClusterEventObserver {
+  before(e: ClusterEvent): void;
+  after(e: ClusterEvent): void;
 }
 
 export class SheepNode extends EventEmitter {
@@ -166,7 +183,7 @@ export class SheepNode extends EventEmitter {
         copies: this.config?.copies || SD_DEFAULT_COPIES,
         blockSizeShift: this.config?.blockSizeShift || SD_DEFAULT_BLOCK_SIZE_SHIFT,
       }),
-      coherence: (vid, validate) => this.clusterOp({ t: 'coherence', token: '', vid, validate, sender: toWireNodeId(this.nid) }),
+      coherence: (vid, validate, sender = this.nid) => this.clusterOp({ t: 'coherence', token: '', vid, validate, sender: toWireNodeId(sender) }),
       namespaceMutex: this.namespaceMutex,
       log: this.log.child({ component: 'gateway' }),
     });
@@ -411,11 +428,14 @@ export class SheepNode extends EventEmitter {
         this.vdis.applyDelete(m.vid);
         return SD_RES_SUCCESS;
       case 'lock':
-        return this.locks.lock(m.vid, m.type, fromWireNodeId(m.sender));
+        return this.locks.lock(m.vid, m.type, fromWireNodeId(m.sender), targetOf(m));
       case 'release':
-        if (!this.locks.release(m.vid, m.type, fromWireNodeId(m.sender))) {
-          this.log.warn({ vdi: m.vid.toString(16), type: m.type }, 'release_without_lock');
+        if (!this.locks.release(m.vid, m.type, fromWireNodeId(m.sender), targetOf(m))) {
+          this.log.warn({ vdi: m.vid.toString(16), type: m.type, target: m.target?.id }, 'release_without_lock');
         }
+        return SD_RES_SUCCESS;
+      case 'break_lock':
+        this.locks.breakLock(m.vid);
         return SD_RES_SUCCESS;
       case 'coherence':
         return this.locks.coherence(m.vid, m.validate, fromWireNodeId(m.sender));
@@ -609,19 +629,30 @@ export class SheepNode extends EventEmitter {
     });
   }
 
-  /** LOCK_VDI (§6.3): the lookup here, the state change as an ordered cluster op. */
-  async lockVdi(name: string, tag: string, snapid: number, type: number): Promise<VdiReply> {
+  /**
+   * LOCK_VDI (§6.3): the lookup here, the state change as an ordered cluster op. The holder is this gateway
+   * sheep, or the target the connection said HELLO for (docs/fencing.md §3).
+   */
+  async lockVdi(name: string, tag: string, snapid: number, type: number, target?: TargetIdentity): Promise<VdiReply> {
     const info = await this.getVdiInfo(name, tag, snapid);
     if (info.result !== SD_RES_SUCCESS || !this.useLock) return info;
-    const result = await this.clusterOp({ t: 'lock', token: '', vid: info.vid, type, sender: toWireNodeId(this.nid) });
+    const sender = toWireNodeId(target?.nid ?? this.nid);
+    const result = await this.clusterOp({ t: 'lock', token: '', vid: info.vid, type, sender, ...wireTarget(target) });
     return result === SD_RES_SUCCESS ? info : this.vdiReply(result, 0);
   }
 
   /** RELEASE_VDI (§6.3): always SUCCESS. */
-  async releaseVdi(vid: number, type: number, sender: NodeId = this.nid): Promise<number> {
+  async releaseVdi(vid: number, type: number, sender: NodeId = this.nid, target?: TargetIdentity): Promise<number> {
     if (!this.useLock) return SD_RES_SUCCESS;
-    await this.clusterOp({ t: 'release', token: '', vid, type, sender: toWireNodeId(sender) });
+    await this.clusterOp({ t: 'release', token: '', vid, type, sender: toWireNodeId(sender), ...wireTarget(target) });
     return SD_RES_SUCCESS;
+  }
+
+  /** SF_OP_BREAK_LOCK (`dog vdi lock unlock`): release every holder; NO_VDI for an unknown vid. */
+  async breakLock(vid: number): Promise<number> {
+    if (!this.vdis.get(vid)) return SD_RES_NO_VDI;
+    if (!this.useLock) return SD_RES_SUCCESS;
+    return this.clusterOp({ t: 'break_lock', token: '', vid });
   }
 
   /** Break a lock whatever its holder (dog vdi lock unlock): NORMAL owner, or every SHARED participant. */

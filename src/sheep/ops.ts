@@ -8,10 +8,20 @@ import { readCString } from '../proto/sheepdog/cstring.js';
 import { type ObjReqArgs, type RspArgs, type SdRequest } from '../proto/sheepdog/header.js';
 import { encodeNodes, nodeIdEquals } from '../proto/sheepdog/node.js';
 import { encodeVdiStates } from '../proto/sheepdog/vdi-state.js';
-import { oidHex } from '../proto/sheepdog/oid.js';
+import { oidHex, oidToVid } from '../proto/sheepdog/oid.js';
+import {
+  SF_OP_BREAK_LOCK,
+  SF_OP_HELLO,
+  SF_OP_TARGET_LOCKS,
+  SF_TARGET_LOCK_SIZE,
+  decodeHello,
+  encodeTargetLocks,
+  targetNodeId,
+} from '../proto/sheepdog/target-id.js';
 import { getVdiAttr as lookupVdiAttr } from './attr.js';
 import { SdError, resultOf } from './errors.js';
 import type { ObjIo } from './gateway.js';
+import type { TargetIdentity } from './lock.js';
 import type { SheepNode, VdiReply } from './node.js';
 import { fetchFromPeer } from './peer.js';
 import { encodeDirtyReport } from './cluster/dirty.js';
@@ -26,7 +36,12 @@ export interface OpResult {
   args?: RspArgs;
 }
 
-export type OpHandler = (node: SheepNode, req: SdRequest, data: Buffer | null) => Promise<OpResult>;
+/** Per-connection state requests may use: the target identity bound by HELLO (docs/fencing.md §3). */
+export interface ConnContext {
+  target?: TargetIdentity;
+}
+
+export type OpHandler = (node: SheepNode, req: SdRequest, data: Buffer | null, conn: ConnContext) => Promise<OpResult>;
 
 export interface OpDef {
   name: string;
@@ -44,9 +59,12 @@ function objArgs(req: SdRequest): ObjReqArgs {
   return req.args;
 }
 
-function objIo(req: SdRequest): ObjIo {
+/** The object I/O of a request; `conn` adds the client's target identity (coherence, fence). */
+function objIo(req: SdRequest, conn?: ConnContext): ObjIo {
   const a = objArgs(req);
-  return { oid: a.oid, cowOid: a.cowOid, copies: a.copies, offset: a.offset, flags: req.flags };
+  const io: ObjIo = { oid: a.oid, cowOid: a.cowOid, copies: a.copies, offset: a.offset, flags: req.flags };
+  if (conn?.target) io.who = conn.target;
+  return io;
 }
 
 function vdiArgs(req: SdRequest): Extract<SdRequest['args'], { kind: 'vdi' }> {
@@ -87,13 +105,13 @@ function u32(n: number): Buffer {
 
 // ---- gateway and peer object ops ----
 
-const readObj: OpHandler = async (node, req) => ok(await node.gateway.read(objIo(req), req.dataLength));
-const createObj: OpHandler = async (node, req, data) => {
-  await node.gateway.create(objIo(req), payload(req, data));
+const readObj: OpHandler = async (node, req, _data, conn) => ok(await node.gateway.read(objIo(req, conn), req.dataLength));
+const createObj: OpHandler = async (node, req, data, conn) => {
+  await node.gateway.create(objIo(req, conn), payload(req, data));
   return ok();
 };
-const writeObj: OpHandler = async (node, req, data) => {
-  await node.gateway.write(objIo(req), payload(req, data));
+const writeObj: OpHandler = async (node, req, data, conn) => {
+  await node.gateway.write(objIo(req, conn), payload(req, data));
   return ok();
 };
 const removeObj: OpHandler = async (node, req) => {
@@ -172,15 +190,37 @@ const getVdiInfo: OpHandler = async (node, req, data) => {
   const { name, tag } = nameTag(req, data);
   return vdiRsp(await node.getVdiInfo(name, tag, vdiArgs(req).snapid));
 };
-const lockVdi: OpHandler = async (node, req, data) => {
+const lockVdi: OpHandler = async (node, req, data, conn) => {
   const { name, tag } = nameTag(req, data);
   const a = vdiArgs(req);
-  return vdiRsp(await node.lockVdi(name, tag, a.snapid, a.type));
+  return vdiRsp(await node.lockVdi(name, tag, a.snapid, a.type, conn.target));
 };
-const releaseVdi: OpHandler = async (node, req) => {
+const releaseVdi: OpHandler = async (node, req, _data, conn) => {
   const a = vdiArgs(req);
-  return { result: await node.releaseVdi(a.baseVdiId, a.type) };
+  return { result: await node.releaseVdi(a.baseVdiId, a.type, conn.target?.nid ?? node.nid, conn.target) };
 };
+
+// ---- target identity (Sheepfold extension, docs/fencing.md §3-4) ----
+
+/** HELLO: bind this connection to a target id and incarnation; later lock and object requests act as it. */
+const hello: OpHandler = (_node, req, data, conn) => {
+  let h;
+  try {
+    h = decodeHello(payload(req, data));
+  } catch (err) {
+    throw new SdError(C.SD_RES_INVALID_PARMS, err instanceof Error ? err.message : String(err));
+  }
+  conn.target = { targetId: h.targetId, incarnation: h.incarnation, nid: targetNodeId(h.targetId) };
+  return Promise.resolve(ok());
+};
+/** TARGET_LOCKS: every (VDI, target) lock record of this node's (cluster-ordered) lock table. */
+const targetLocks: OpHandler = (node, req) => {
+  const list = node.locks.targetLocks();
+  if (req.dataLength < list.length * SF_TARGET_LOCK_SIZE) return Promise.resolve(fail(C.SD_RES_BUFFER_SMALL));
+  return Promise.resolve(ok(encodeTargetLocks(list)));
+};
+/** BREAK_LOCK: release every holder of the VDI's lock (obj.oid = its inode oid), as a cluster op. */
+const breakLock: OpHandler = async (node, req) => ({ result: await node.breakLock(oidToVid(objArgs(req).oid)) });
 const delVdi: OpHandler = async (node, req, data) => {
   const { name, tag } = nameTag(req, data);
   return vdiRsp(await node.delVdi(name, tag, vdiArgs(req).snapid));
@@ -399,8 +439,8 @@ const flushVdi: OpHandler = () => Promise.resolve(fail(C.SD_RES_INVALID_PARMS));
 const success: OpHandler = () => Promise.resolve(ok());
 const noSupport: OpHandler = () => Promise.resolve(fail(C.SD_RES_NO_SUPPORT));
 
-const discardObj: OpHandler = async (node, req) => {
-  await node.gateway.discard(objArgs(req).oid);
+const discardObj: OpHandler = async (node, req, _data, conn) => {
+  await node.gateway.discard(objArgs(req).oid, conn.target);
   return ok();
 };
 
@@ -508,10 +548,13 @@ export const OPS: ReadonlyMap<number, OpDef> = new Map<number, OpDef>([
   [C.SD_OP_SET_RECOVERY, def('SET_RECOVERY', 'local', true, setRecovery)],
   [SF_OP_GET_DIRTY, def('GET_DIRTY', 'local', false, getDirty)],
   [C.SD_OP_GET_VNODES, def('GET_VNODES', 'local', false, getVnodes)],
+  [SF_OP_HELLO, def('HELLO', 'local', true, hello)],
+  [SF_OP_TARGET_LOCKS, def('TARGET_LOCKS', 'local', true, targetLocks)],
+  [SF_OP_BREAK_LOCK, def('BREAK_LOCK', 'cluster', false, breakLock)],
 ]);
 
 /** Validate and run one request; never throws (every failure becomes a result code). */
-export async function dispatch(node: SheepNode, req: SdRequest, data: Buffer | null): Promise<OpResult> {
+export async function dispatch(node: SheepNode, req: SdRequest, data: Buffer | null, conn: ConnContext = {}): Promise<OpResult> {
   if (req.opcode >= 0x80 ? req.protoVer !== C.SD_SHEEP_PROTO_VER : req.protoVer > C.SD_PROTO_VER) {
     return fail(C.SD_RES_VER_MISMATCH);
   }
@@ -532,7 +575,7 @@ export async function dispatch(node: SheepNode, req: SdRequest, data: Buffer | n
     if (req.epoch < node.epoch) return fail(C.SD_RES_OLD_NODE_VER);
   }
   try {
-    return await op.handler(node, req, data);
+    return await op.handler(node, req, data, conn);
   } catch (err) {
     const result = resultOf(err);
     if (result !== null) {

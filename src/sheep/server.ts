@@ -16,7 +16,7 @@ import { SdRequestDecoder } from '../proto/sheepdog/frame.js';
 import { emptyRspArgs, encodeResponseHeader, makeResponse, responseVariant, type SdRequest } from '../proto/sheepdog/header.js';
 import type { Logger } from '../obs/log.js';
 import type { SheepNode } from './node.js';
-import { dispatch, type OpResult } from './ops.js';
+import { dispatch, type ConnContext, type OpResult } from './ops.js';
 import type { ProcessMetrics } from '../obs/metrics.js';
 
 export interface ServerLimits {
@@ -133,6 +133,8 @@ export class SheepServer {
     this.opts.metrics?.connections.inc({ proto: 'sheepdog' });
     if (sock.remoteAddress !== undefined) sock.setNoDelay(true);
     const dec = new SdRequestDecoder({ maxPayload: this.limits.maxPayloadBytes });
+    /** Connection state shared by its requests (the target identity a HELLO binds). */
+    const ctx: ConnContext = {};
     let inflight = 0;
     let waitingDrain = false;
     let waitingBudget = false;
@@ -206,7 +208,7 @@ export class SheepServer {
       const metrics = this.opts.metrics;
       const done = metrics?.time('sheepdog', opName(req.opcode));
       if (metrics && data) metrics.bytes.inc({ proto: 'sheepdog', dir: 'write' }, data.length);
-      void dispatch(this.node, req, data)
+      void dispatch(this.node, req, data, ctx)
         .then(
           (res) => {
             done?.(resultName(res.result));

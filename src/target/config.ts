@@ -5,6 +5,8 @@
 // the iSCSI engineer: declare keys in ISCSI_KEYS and read them from `TargetConfig.iscsi.values`).
 import fs from 'node:fs';
 import path from 'node:path';
+import { defaultTargetId } from '../client/hello.js';
+import { checkTargetId } from '../proto/sheepdog/target-id.js';
 import type { NbdTlsOptions } from '../nbd/server.js';
 import { parseSize } from '../util/size.js';
 import { ISCSI_CONFIG_KEYS } from '../iscsi/frontend.js';
@@ -16,7 +18,8 @@ export type KeyType = 'string' | 'integer' | 'boolean' | 'size' | 'address' | 'p
 /** Keys allowed per section, with their types. */
 export type SectionSchema = Readonly<Record<string, KeyType>>;
 
-export const ROOT_KEYS: SectionSchema = { sheep: 'address', 'log-level': 'string' };
+/** `target-id`: this target's lock identity in the cluster (docs/fencing.md §3); default: targetIdOf(). */
+export const ROOT_KEYS: SectionSchema = { sheep: 'address', 'log-level': 'string', 'target-id': 'string' };
 
 export const NBD_KEYS: SectionSchema = {
   enabled: 'boolean',
@@ -56,6 +59,8 @@ export interface NbdConfig {
 
 export interface TargetConfig {
   sheep?: string;
+  /** Lock identity announced to sheep (HELLO); a restart with the same id takes this target's locks back. */
+  targetId?: string;
   logLevel?: string;
   nbd: NbdConfig;
   /** `[iscsi]` as validated values, for the iSCSI front end to interpret. */
@@ -66,6 +71,22 @@ export interface TargetConfig {
 /** A config with defaults and no exports (what the CLI starts from without --config). */
 export function defaultTargetConfig(): TargetConfig {
   return { nbd: { enabled: true, listen: NBD_DEFAULT_LISTEN, tls: { mode: 'off' } }, exports: [] };
+}
+
+/**
+ * The target id of a config: `target-id` if set, else the host name plus a digest of the listen addresses,
+ * the sheep gateways and the exports — the same after a restart with the same configuration, different for
+ * two targets on one host (they cannot listen on the same addresses).
+ */
+export function targetIdOf(cfg: TargetConfig): string {
+  if (cfg.targetId !== undefined) return cfg.targetId;
+  const iscsi = cfg.iscsi?.values;
+  return defaultTargetId([
+    `nbd=${cfg.nbd.enabled ? cfg.nbd.listen : ''}`,
+    `iscsi=${iscsi?.enabled === true ? String(iscsi.listen ?? '') : ''}`,
+    `sheep=${cfg.sheep ?? ''}`,
+    ...cfg.exports.map((e) => `export=${e.name}=${e.kind === 'vdi' ? `${e.vdi}:${e.tag ?? ''}` : e.kind}`),
+  ]);
 }
 
 /** Check HOST:PORT; returns it unchanged. */
@@ -113,6 +134,13 @@ export function parseTargetConfig(text: string, file: string): TargetConfig {
   const root = readSection(doc.root, ROOT_KEYS, '', file, base);
   if (typeof root.sheep === 'string') cfg.sheep = root.sheep;
   if (typeof root['log-level'] === 'string') cfg.logLevel = root['log-level'];
+  if (typeof root['target-id'] === 'string') {
+    try {
+      cfg.targetId = checkTargetId(root['target-id']);
+    } catch (err) {
+      throw new TomlError(file, doc.root.entries.get('target-id')?.line ?? 0, `target-id: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
 
   const nbdT = doc.tables.get('nbd');
   if (nbdT !== undefined) {

@@ -20,6 +20,8 @@ export type ExportKind = ExportSpec['kind'];
 export interface OpenContext {
   /** HOST:PORT of a sheep gateway (`--sheep`), if given. */
   sheep?: string;
+  /** This target's lock identity (HELLO, docs/fencing.md §3), announced by VDI exports. */
+  targetId?: string;
 }
 
 export type ExportOpener<K extends ExportKind = ExportKind> = (

@@ -5,7 +5,7 @@
 import { componentLogger, type Logger } from '../obs/log.js';
 import { NbdServer } from '../nbd/server.js';
 import { iscsiFrontend } from '../iscsi/frontend.js';
-import { splitAddress, type TargetConfig } from './config.js';
+import { splitAddress, targetIdOf, type TargetConfig } from './config.js';
 import { openExport } from './exports.js';
 import { MeteredDevice } from '../block/metered.js';
 import type { ProcessMetrics } from '../obs/metrics.js';
@@ -55,7 +55,7 @@ export class Target {
     try {
       for (const spec of cfg.exports) {
         if (table.has(spec.name)) throw new Error(`export '${spec.name}' given twice`);
-        const opened = await openExport(spec, cfg.sheep !== undefined ? { sheep: cfg.sheep } : {});
+        const opened = await openExport(spec, cfg.sheep !== undefined ? { sheep: cfg.sheep, targetId: targetIdOf(cfg) } : {});
         const e = metrics ? { ...opened, device: new MeteredDevice(opened.device, metrics) } : opened;
         table.set(spec.name, e);
         log.info({ export: e.name, size: e.device.size, readOnly: e.readOnly, description: e.description }, 'target.export_open');

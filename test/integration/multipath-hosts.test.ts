@@ -46,6 +46,7 @@ async function startHost(i: number, vdi: string): Promise<Host> {
   if (!peer) throw new Error('no peer');
   const toml = [
     `sheep = "127.0.0.1:${h.sheepPort}"`,
+    `target-id = "${holder(i)}"`,
     'log-level = "warn"',
     '[nbd]',
     'enabled = false',
@@ -69,6 +70,11 @@ async function startHost(i: number, vdi: string): Promise<Host> {
   h.proc = start(process.execPath, [SHEEPFOLD_BIN, 'target', '--config', h.config, '--json']);
   await waitForOutput(h.proc, /"ready":true/, 60_000);
   return h;
+}
+
+/** Host i's lock identity (docs/fencing.md §3): `dog vdi lock list` shows it as `target:ID`. */
+function holder(i: number): string {
+  return `mp-host-${i}`;
 }
 
 async function killHost(i: number): Promise<void> {
@@ -129,8 +135,8 @@ describe('multipath across two target hosts (ours, shared VDI, ALUA)', () => {
       const x = crypto.randomBytes(12 * MiB);
       await a.write((8 * MiB) / 512, x, { fua: true }); // allocates objects 2, 3, 4
       let locks = await lockList();
-      expect(locks).toContain(`port:${ha.sheepPort}(modified)`);
-      expect(locks).toContain(`port:${hb.sheepPort}(invalidated)`);
+      expect(locks).toContain(`target:${holder(0)}(modified)`);
+      expect(locks).toContain(`target:${holder(1)}(invalidated)`);
       // Copy on write: a snapshot, then A overwrites part of object 3 and allocates object 6.
       const v1 = (await indexOf('seed'))[2] ?? 0;
       expect((await cluster.dog(['vdi', 'snapshot', '-s', 'before', 'seed'])).code).toBe(0);
@@ -146,8 +152,8 @@ describe('multipath across two target hosts (ours, shared VDI, ALUA)', () => {
       expect([afterA[2], afterA[3], afterA[4], afterA[6]]).toEqual([v1, v2, v1, v2]);
       expect([...afterA.entries()].filter(([, v]) => v !== 0).map(([i]) => i)).toEqual([2, 3, 4, 6]);
       locks = await lockList();
-      expect(locks).toContain(`port:${ha.sheepPort}(modified)`);
-      expect(locks).toContain(`port:${hb.sheepPort}(invalidated)`);
+      expect(locks).toContain(`target:${holder(0)}(modified)`);
+      expect(locks).toContain(`target:${holder(1)}(invalidated)`);
 
       await killHost(0); // A dies; B still holds the inode from before A's allocations
       a.close().catch(() => undefined);
@@ -155,7 +161,7 @@ describe('multipath across two target hosts (ours, shared VDI, ALUA)', () => {
       expect((await b.read((8 * MiB) / 512, (12 * MiB) / 512)).equals(x)).toBe(true);
       expect((await b.read((24 * MiB) / 512, (2 * MiB) / 512)).equals(w)).toBe(true);
       locks = await lockList();
-      expect(locks).toContain(`port:${hb.sheepPort}(shared)`);
+      expect(locks).toContain(`target:${holder(1)}(shared)`);
       // B writes into the objects A allocated or copied (3 and 6): they land there, the index does not change.
       const z3 = crypto.randomBytes(MiB);
       const z6 = crypto.randomBytes(MiB);

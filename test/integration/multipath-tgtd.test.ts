@@ -23,7 +23,7 @@ async function ours(vdi: string, sheepPort: number): Promise<{ proc: Proc; sessi
   const cfg = path.join(dir, `ours-${vdi}.toml`);
   fs.writeFileSync(
     cfg,
-    [`sheep = "127.0.0.1:${sheepPort}"`, 'log-level = "warn"', '[nbd]', 'enabled = false', '[iscsi]', 'enabled = true',
+    [`sheep = "127.0.0.1:${sheepPort}"`, `target-id = "ours-${vdi}"`, 'log-level = "warn"', '[nbd]', 'enabled = false', '[iscsi]', 'enabled = true',
       `listen = "127.0.0.1:${port}"`, '[[export]]', `name = "${vdi}"`, 'type = "vdi"', `vdi = "${vdi}"`, 'shared = true', ''].join('\n'),
   );
   const proc = start(process.execPath, [SHEEPFOLD_BIN, 'target', '--config', cfg, '--json']);
@@ -59,7 +59,8 @@ async function lockLine(vdi: string): Promise<string> {
 
 interface Path {
   session: IscsiSession;
-  sheepPort: number;
+  /** How `dog vdi lock list` names this path's lock holder: `port:N` (tgtd: its gateway) or `target:ID` (ours). */
+  holder: string;
   kill(): Promise<void>;
 }
 
@@ -70,8 +71,8 @@ async function seed001(vdi: string, writer: Path, survivor: Path): Promise<void>
   const x = crypto.randomBytes(8 * MiB);
   await writer.session.write(blk(8 * MiB), x, { fua: true });
   const line = await lockLine(vdi);
-  expect(line).toContain(`port:${writer.sheepPort}(modified)`);
-  expect(line).toContain(`port:${survivor.sheepPort}(invalidated)`);
+  expect(line).toContain(`${writer.holder}(modified)`);
+  expect(line).toContain(`${survivor.holder}(invalidated)`);
   expect((await cluster.dog(['vdi', 'snapshot', '-s', 'snap', vdi])).code).toBe(0);
   const y = crypto.randomBytes(MiB);
   await writer.session.write(blk(9 * MiB), y, { fua: true }); // copy on write of object 2
@@ -116,8 +117,8 @@ describe.skipIf(!haveCommand('tgtd'))('multipath with our target and the real tg
     try {
       await seed001(
         'mixa',
-        { session: a.session, sheepPort: s0, kill: async () => { a.proc.kill('SIGKILL'); await a.proc.exited; await a.session.close().catch(() => undefined); } },
-        { session: b.session, sheepPort: s1, kill: async () => undefined },
+        { session: a.session, holder: 'target:ours-mixa', kill: async () => { a.proc.kill('SIGKILL'); await a.proc.exited; await a.session.close().catch(() => undefined); } },
+        { session: b.session, holder: `port:${s1}`, kill: async () => undefined },
       );
     } finally {
       await b.session.close().catch(() => undefined);
@@ -134,14 +135,14 @@ describe.skipIf(!haveCommand('tgtd'))('multipath with our target and the real tg
         'mixb',
         {
           session: a.session,
-          sheepPort: s1,
+          holder: `port:${s1}`,
           kill: async () => {
             a.tgtd.proc.kill('SIGKILL');
             await a.tgtd.proc.exited;
             await a.session.close().catch(() => undefined);
           },
         },
-        { session: b.session, sheepPort: s0, kill: async () => undefined },
+        { session: b.session, holder: 'target:ours-mixb', kill: async () => undefined },
       );
     } finally {
       await b.session.close().catch(() => undefined);

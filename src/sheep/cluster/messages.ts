@@ -8,6 +8,12 @@ export interface WireNodeId {
   port: number;
 }
 
+/** A target identity (HELLO) in a lock message. */
+export interface WireTarget {
+  id: string;
+  inc: string;
+}
+
 export type ClusterMsg =
   | {
       t: 'make_fs';
@@ -31,8 +37,11 @@ export type ClusterMsg =
       parentVid: number;
     }
   | { t: 'vdi_del'; token: string; vid: number }
-  | { t: 'lock'; token: string; vid: number; type: number; sender: WireNodeId }
-  | { t: 'release'; token: string; vid: number; type: number; sender: WireNodeId }
+  /** `target`: the sender is a target bound by HELLO (sender = its synthetic node id; inc = decimal incarnation). */
+  | { t: 'lock'; token: string; vid: number; type: number; sender: WireNodeId; target?: WireTarget }
+  | { t: 'release'; token: string; vid: number; type: number; sender: WireNodeId; target?: WireTarget }
+  /** SF_OP_BREAK_LOCK (`dog vdi lock unlock`): every holder of the VDI's lock is released. */
+  | { t: 'break_lock'; token: string; vid: number }
   | { t: 'coherence'; token: string; vid: number; validate: boolean; sender: WireNodeId }
   | { t: 'alter_vdi_copy'; token: string; vid: number; copies: number; blockSizeShift: number }
   /** ALTER_CLUSTER_COPY: the cluster's default copies (persisted in every node's config). */
