@@ -153,6 +153,14 @@ export const SD_RES_GATEWAY_MODE = 0x97;
 export const SD_RES_INVALID_VNODES_STRATEGY = 0x98;
 export const SD_RES_NO_CHECKPOINT_ENTRY = 0x99;
 
+/** Sheepfold target identity (docs/fencing.md §3–4; payload codecs in target-id.ts): HELLO binds a connection to a
+ * target id and incarnation, TARGET_LOCKS lists the (VDI, target) lock records, BREAK_LOCK releases every holder
+ * (`dog vdi lock unlock`), FENCED refuses a request of an incarnation that no longer holds its lock. */
+export const SF_OP_HELLO = 0xf0;
+export const SF_OP_TARGET_LOCKS = 0xf1;
+export const SF_OP_BREAK_LOCK = 0xf2;
+export const SF_RES_FENCED = 0xf0;
+
 /** Human text for each result code, as dog prints it (sd_strerror). */
 const RESULT_TEXT: Record<number, [string, string]> = {
   [SD_RES_SUCCESS]: ['SUCCESS', 'Success'],
@@ -207,6 +215,7 @@ const RESULT_TEXT: Record<number, [string, string]> = {
   [SD_RES_GATEWAY_MODE]: ['GATEWAY_MODE', 'Targeted node is gateway mode'],
   [SD_RES_INVALID_VNODES_STRATEGY]: ['INVALID_VNODES_STRATEGY', 'Invalid cluster vnodes strategy'],
   [SD_RES_NO_CHECKPOINT_ENTRY]: ['NO_CHECKPOINT_ENTRY', 'Checkpoint entry not found'],
+  [SF_RES_FENCED]: ['FENCED', 'The lock of this target incarnation was taken over, released or broken'],
 };
 
 /** Symbolic name of a result code (`NO_OBJ`), or `0x..` when unknown. */
@@ -362,4 +371,7 @@ const OP_NAMES = new Map<number, string>([
   [SD_OP_SET_RECOVERY, 'SET_RECOVERY'],
   [SD_OP_SET_VNODES, 'SET_VNODES'],
   [SD_OP_GET_VNODES, 'GET_VNODES'],
+  [SF_OP_HELLO, 'HELLO'],
+  [SF_OP_TARGET_LOCKS, 'TARGET_LOCKS'],
+  [SF_OP_BREAK_LOCK, 'BREAK_LOCK'],
 ]);

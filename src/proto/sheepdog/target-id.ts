@@ -3,19 +3,17 @@
 // `vdi_state` wire struct, `dog vdi lock list` and the cluster log keep their formats), the FENCED result code,
 // and the TARGET_LOCKS listing. Sheepdog and tgt never send these opcodes (internal range, proto_ver 0x0a);
 // a sheepdog sheep answers them with INVALID_PARMS, which a client takes as "no target identity".
-import { SD_NODE_ID_SIZE } from './constants.js';
+import { SD_NODE_ID_SIZE, SF_OP_BREAK_LOCK, SF_OP_HELLO, SF_OP_TARGET_LOCKS, SF_RES_FENCED } from './constants.js';
 import { readCString, writeCString } from './cstring.js';
 import { FNV1A_64_INIT, fnv1a64 } from './hash.js';
 import { readNodeId, writeNodeId, type NodeId } from './node.js';
 
-/** HELLO: payload `SF_HELLO_SIZE` bytes (below); binds the connection, no reply payload. */
-export const SF_OP_HELLO = 0xf0;
-/** TARGET_LOCKS: reply = `SF_TARGET_LOCK_SIZE`-byte entries, one per (VDI, target) lock record; BUFFER_SMALL. */
-export const SF_OP_TARGET_LOCKS = 0xf1;
-/** BREAK_LOCK: obj.oid = the VDI's inode oid; releases every holder (NORMAL owner, all SHARED participants). */
-export const SF_OP_BREAK_LOCK = 0xf2;
-/** A request from a connection whose incarnation no longer holds the VDI's lock (released, broken or taken over). */
-export const SF_RES_FENCED = 0xf0;
+// The opcodes and result code live in constants.ts (names for logs and errors) and are re-exported here:
+// HELLO (0xf0): payload `SF_HELLO_SIZE` bytes (below); binds the connection, no reply payload.
+// TARGET_LOCKS (0xf1): reply = `SF_TARGET_LOCK_SIZE`-byte entries, one per (VDI, target) record; BUFFER_SMALL.
+// BREAK_LOCK (0xf2): obj.oid = the VDI's inode oid; releases every holder (NORMAL owner, all SHARED participants).
+// FENCED (0xf0): a request of a connection whose incarnation no longer holds the VDI's lock record.
+export { SF_OP_BREAK_LOCK, SF_OP_HELLO, SF_OP_TARGET_LOCKS, SF_RES_FENCED };
 
 /** Longest target id, in UTF-8 bytes. */
 export const SF_TARGET_ID_MAX = 64;

@@ -4,6 +4,10 @@ import * as C from '../../../../src/proto/sheepdog/constants.js';
 import { nodeIdToStr } from '../../../../src/proto/sheepdog/node.js';
 import {
   SF_HELLO_SIZE,
+  SF_OP_BREAK_LOCK,
+  SF_OP_HELLO,
+  SF_OP_TARGET_LOCKS,
+  SF_RES_FENCED,
   SF_TARGET_LOCK_SIZE,
   checkTargetId,
   decodeHello,
@@ -44,6 +48,12 @@ describe('target identity extension', () => {
     expect(isTargetNodeId(a)).toBe(true);
     expect(nodeIdToStr(a)).toMatch(/^IPv6 ip:fd53:4674:[0-9a-f:]+ port:0$/);
     expect(isTargetNodeId({ ...a, port: 7000 })).toBe(false);
+  });
+
+  it('names the ops and the FENCED result for logs and errors', () => {
+    expect([C.opName(SF_OP_HELLO), C.opName(SF_OP_TARGET_LOCKS), C.opName(SF_OP_BREAK_LOCK)]).toEqual(['HELLO', 'TARGET_LOCKS', 'BREAK_LOCK']);
+    expect(C.resultName(SF_RES_FENCED)).toBe('FENCED');
+    expect(SF_RES_FENCED).toBe(0xf0);
   });
 
   it('orders incarnations by start time, then random bits', () => {
