@@ -9,7 +9,9 @@
 //   index-area WRITE_OBJ covers the updated entries (built from the cache at send time; index writes are
 //   serialized so a later one never reverts an earlier entry). A write to an object whose index entry is not
 //   yet durable waits for it before it is acknowledged.
-// - INODE_INVALIDATED: reload the inode (refresh read), keep our not-yet-durable entries, retry. READONLY: a
+// - INODE_INVALIDATED: reload the inode (refresh read), keep our not-yet-durable entries, retry. Under a SHARED
+//   lock the device also subscribes to its gateway's event feed: an invalidation of its own participant pushed
+//   there makes the next request reload first (the refusal stays the safety net). READONLY: a
 //   snapshot was taken under us; re-resolve the working VDI, move the lock, reload, retry (COW follows).
 // - Sheep acknowledges writes only once durable on every replica, so FUA is free and flush() only waits for
 //   the writes in flight. Discard zeroes index entries (serialized like allocations) and removes owned
@@ -24,7 +26,9 @@ import {
   type Inode,
 } from '../proto/sheepdog/index.js';
 import { SheepClient, SheepError, SheepNetError, describeVdi, type SheepClientOptions } from '../client/index.js';
+import { FeedClient, type FeedEvent } from '../client/feed.js';
 import { componentLogger, type Logger } from '../obs/log.js';
+import { feedInvalidations, inodeReloads } from '../obs/metrics.js';
 import { BlockError, checkRange, identityFor } from './device.js';
 import type { BlockDevice, BlockIdentity, Extent, WriteOptions, ZeroOptions } from './device.js';
 
@@ -53,6 +57,9 @@ export interface VdiDeviceOptions {
   /** Write fence for multipath (docs/fencing.md): a write that cannot start its sheep I/O within this many ms of
    * being submitted fails with EIO instead of landing after the initiator gave up on it (default: no fence). */
   writeFenceMs?: number;
+  /** With a SHARED lock: subscribe to the gateway's event feed so a pushed invalidation of our inode copy makes
+   * the next request reload it first, instead of being refused with INODE_INVALIDATED (default true). */
+  feed?: boolean;
   logger?: Logger;
 }
 
@@ -112,6 +119,11 @@ export class VdiDevice implements BlockDevice {
   private readonly inflight = new Set<Promise<unknown>>();
   private closed = false;
   private closing: Promise<void> | null = null;
+  /** Event feed subscription (SHARED lock): pushed invalidations set feedStale; the next request reloads first. */
+  private feed: FeedClient | null = null;
+  private feedStale = false;
+  private feedRefresh: Promise<void> | null = null;
+  private unfollow: (() => void) | null = null;
 
   private constructor(opts: VdiDeviceOptions, client: SheepClient, ownsClient: boolean, vid: number, inode: Inode, lockType: number | null, ctime: bigint) {
     this.opts = opts;
@@ -163,6 +175,7 @@ export class VdiDevice implements BlockDevice {
       const ci = await client.clusterInfo();
       if (inode.storePolicy !== C.STORE_POLICY_FLAT) throw new BlockError('ENOTSUP', `VDI ${opts.vdi} is a hyper volume (B-tree index), which is not supported`);
       const dev = new VdiDevice(opts, client, own, vid, inode, lockType, ci.ctime);
+      if (lockType === C.LOCK_TYPE_SHARED && opts.feed !== false) dev.startFeed();
       dev.log.info({ size: dev.size, objectSize: dev.objectSize, lock: lockType, readOnly: dev.readOnly }, 'vdi.open');
       return dev;
     } catch (err) {
@@ -535,18 +548,86 @@ export class VdiDevice implements BlockDevice {
         await this.client.releaseVdi(this.vid, this.lockType).catch((err: unknown) => this.log.warn({ err: String(err) }, 'vdi.release_failed'));
       }
       this.log.info({}, 'vdi.close');
+      this.unfollow?.();
       if (this.ownsClient) this.client.close();
     })();
     return this.closing;
   }
 
-  // ---- coherence: reload on INODE_INVALIDATED / READONLY ----
+  // ---- coherence: reload on INODE_INVALIDATED / READONLY, or first when the event feed said so ----
+
+  /**
+   * Subscribe to the current gateway's event feed for this VDI's lock events (with a snapshot at every connect,
+   * so an invalidation during a reconnect is not missed); follow the client to another gateway on failover.
+   */
+  private startFeed(): void {
+    const feed = new FeedClient({
+      gateway: () => this.client.transport.gateway,
+      query: () => ({ types: ['lock', 'invalidate'], vids: [this.vid], snapshot: true }),
+      logger: this.log,
+    });
+    this.feed = feed;
+    feed.on('event', (e) => this.onFeedEvent(e));
+    const follow = (): void => feed.reconnect();
+    this.client.transport.on('failover', follow);
+    this.client.transport.on('reconnect', follow);
+    this.unfollow = () => {
+      this.client.transport.off('failover', follow);
+      this.client.transport.off('reconnect', follow);
+      feed.close();
+    };
+    feed.start();
+  }
+
+  /**
+   * True if a participant named by the feed is this device's lock identity: its target id when the participant
+   * is a target (HELLO), else the gateway sheep the feed (like our I/O) is connected to.
+   */
+  private ownParticipant(p: { node: string; target?: string }): boolean {
+    if (p.target !== undefined) return p.target === (this.opts as { hello?: { targetId?: string } }).hello?.targetId;
+    return this.feed?.node !== null && p.node === this.feed?.node;
+  }
+
+  private onFeedEvent(e: FeedEvent): void {
+    if (this.closed) return;
+    const mine =
+      (e.type === 'invalidate' && e.vid === this.vid && this.ownParticipant({ node: e.participant, ...(e.target !== undefined ? { target: e.target } : {}) })) ||
+      (e.type === 'lock' && e.snapshot === true && e.vid === this.vid && e.participants.some((p) => p.state === 'invalidated' && this.ownParticipant(p)));
+    if (!mine) return;
+    feedInvalidations.inc();
+    this.log.debug({ seq: e.seq }, 'vdi.feed_invalidated');
+    this.feedStale = true;
+  }
+
+  /**
+   * Reload the inode because the feed said our copy is invalidated; requests wait for it instead of being
+   * refused. A reload already running may have read before the invalidation: wait for it, then reload again.
+   * Failures are left to the INODE_INVALIDATED path.
+   */
+  private refreshFromFeed(): Promise<void> {
+    this.feedRefresh ??= (async () => {
+      try {
+        while (this.feedStale && !this.closed) {
+          this.feedStale = false;
+          if (this.reloading) await this.reloading.catch(() => undefined);
+          await this.reload(this.generation, false, false, 'feed');
+        }
+      } catch (err) {
+        this.log.debug({ err: String(err) }, 'vdi.feed_reload_failed');
+      } finally {
+        this.feedRefresh = null;
+      }
+    })();
+    return this.feedRefresh;
+  }
+
 
   /**
    * Run one step, reloading the inode and retrying on INODE_INVALIDATED or READONLY. `inChain` is true for
    * steps that already run inside the index chain (index writes), which then reload directly.
    */
   private async retrying<T>(step: () => Promise<T>, inChain = false): Promise<T> {
+    if (this.feedStale && !inChain) await this.refreshFromFeed();
     const max = this.opts.maxReloads ?? 8;
     for (let attempt = 0; ; attempt++) {
       const gen = this.generation;
@@ -556,7 +637,7 @@ export class VdiDevice implements BlockDevice {
         const r = err instanceof SheepError ? err.result : -1;
         if ((r !== C.SD_RES_INODE_INVALIDATED && r !== C.SD_RES_READONLY) || attempt >= max) throw toBlockError(err, `VDI ${this.opts.vdi} I/O failed`);
         if (r === C.SD_RES_READONLY && this.readOnly) throw toBlockError(err, `VDI ${this.opts.vdi} is read-only`);
-        await this.reload(gen, r === C.SD_RES_READONLY, inChain);
+        await this.reload(gen, r === C.SD_RES_READONLY, inChain, r === C.SD_RES_READONLY ? 'snapshot' : 'invalidated');
       }
     }
   }
@@ -566,20 +647,21 @@ export class VdiDevice implements BlockDevice {
    * no index write (nor trim) completes while the inode is being read: every local change made meanwhile is
    * still in `dirty` and survives the merge.
    */
-  private async reload(seenGen: number, snapshotTaken: boolean, inChain: boolean): Promise<void> {
+  private async reload(seenGen: number, snapshotTaken: boolean, inChain: boolean, reason: ReloadReason): Promise<void> {
     if (this.generation !== seenGen) return;
     if (inChain) {
-      await this.reloadOnce(seenGen, snapshotTaken);
+      await this.reloadOnce(seenGen, snapshotTaken, reason);
       return;
     }
-    this.reloading ??= this.indexOp(() => this.reloadOnce(seenGen, snapshotTaken)).finally(() => {
+    this.reloading ??= this.indexOp(() => this.reloadOnce(seenGen, snapshotTaken, reason)).finally(() => {
       this.reloading = null;
     });
     await this.reloading;
   }
 
-  private async reloadOnce(seenGen: number, snapshotTaken: boolean): Promise<void> {
+  private async reloadOnce(seenGen: number, snapshotTaken: boolean, reason: ReloadReason): Promise<void> {
     if (this.generation !== seenGen) return;
+    inodeReloads.inc({ reason });
     try {
       await this.doReload(snapshotTaken);
     } finally {
@@ -595,6 +677,8 @@ export class VdiDevice implements BlockDevice {
       const info = this.lockType !== null ? await this.client.lockVdi(this.opts.vdi, { type: this.lockType }) : await this.client.getVdiInfo(this.opts.vdi);
       if (this.lockType !== null && info.vid !== old) await this.client.releaseVdi(old, this.lockType).catch(() => undefined);
       this.vid = info.vid;
+      // The feed subscription follows the working VDI.
+      this.feed?.reconnect();
       const snap = ino;
       ino = decodeInode(await this.client.readObj(vidToVdiOid(this.vid), C.TGT_INODE_SIZE, { flags: IO_FLAGS }));
       // An index write of ours that landed in the old inode just after the snapshot copied it is missing from
@@ -619,6 +703,8 @@ export class VdiDevice implements BlockDevice {
     this.inode = ino;
   }
 }
+
+type ReloadReason = 'feed' | 'invalidated' | 'snapshot';
 
 /** Map client failures to BlockError codes (one table, at the device edge). */
 export function toBlockError(err: unknown, context: string): BlockError {

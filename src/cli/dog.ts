@@ -28,6 +28,7 @@ import {
   type CreateOptions,
 } from '../dog/vdi.js';
 import { vdiRead, vdiWrite } from '../dog/vdi-io.js';
+import { eventWatch } from '../dog/event.js';
 
 type Opts = CommonOptions & Record<string, unknown>;
 
@@ -206,11 +207,21 @@ function buildVdi(dog: Command): void {
     .action((name: string, o: Opts) => run(o, (ctx) => vdiLockUnlock(ctx, name, o.snapshot as string | undefined)));
 }
 
+function buildEvent(dog: Command): void {
+  const event = dog.command('event').description('event feed commands: watch');
+  leaf(event, 'watch', 'print the sheep\'s events (locks, invalidations, nodes, epochs, recovery, VDIs) as JSON lines')
+    .option('--vdi <name>', 'only this VDI\'s lock, invalidate and vdi events')
+    .option('--type <types>', 'comma-separated event types: lock,invalidate,node,epoch,recovery,vdi')
+    .option('--count <n>', 'exit after n events')
+    .action((o: Opts) => run(o, (ctx) => eventWatch(ctx, { vdi: o.vdi as string | undefined, type: o.type as string | undefined, count: o.count as string | undefined })));
+}
+
 export function buildDogProgram(name = 'dog'): Command {
   const dog = new Command(name).description('Sheepdog administration: cluster, node, vdi');
   buildCluster(dog);
   buildNode(dog);
   buildVdi(dog);
+  buildEvent(dog);
   const usage = (cmd: Command): void => {
     cmd.exitOverride((err) => {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help' || err.code === 'commander.version') process.exit(0);

@@ -7,6 +7,25 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 /** Latency buckets in seconds: 50 µs .. 10 s. */
 const LATENCY_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10];
 
+/**
+ * Inode reloads of shared VDI devices in this process (target), by reason: `feed` (an invalidation pushed by
+ * the event feed, reloaded before the next request), `invalidated` (a request refused with INODE_INVALIDATED),
+ * `snapshot` (READONLY: a snapshot moved the working VDI). Process-wide: devices do not see the registry.
+ */
+export const inodeReloads = new Counter({
+  name: 'sheepfold_inode_reloads_total',
+  help: 'Inode reloads of shared VDIs, by reason (feed|invalidated|snapshot)',
+  labelNames: ['reason'] as const,
+  registers: [],
+});
+
+/** Invalidations of this process's own lock participant received on the event feed (target). */
+export const feedInvalidations = new Counter({
+  name: 'sheepfold_feed_invalidations_total',
+  help: 'Invalidations of our own inode cache pushed by the event feed',
+  registers: [],
+});
+
 export interface ProcessMetrics {
   registry: Registry;
   requests: Counter<'proto' | 'op' | 'result'>;
@@ -16,6 +35,9 @@ export interface ProcessMetrics {
   connections: Gauge<'proto'>;
   recoveryObjects: Gauge<'state'>;
   locks: Gauge<'state'>;
+  /** Event feed (sheep): open subscriptions and events published, by type. */
+  feedSubscribers: Gauge;
+  feedEvents: Counter<'type'>;
   /** Time one request: returns a function to call with its result label. */
   time(proto: string, op: string): (result: string) => void;
 }
@@ -68,6 +90,19 @@ export function createMetrics(component: string, labels: Record<string, string> 
     labelNames: ['state'] as const,
     registers: [registry],
   });
+  const feedSubscribers = new Gauge({
+    name: 'sheepfold_feed_subscribers',
+    help: 'Open event feed subscriptions (WebSocket)',
+    registers: [registry],
+  });
+  const feedEvents = new Counter({
+    name: 'sheepfold_feed_events_total',
+    help: 'Events published on the event feed, by type',
+    labelNames: ['type'] as const,
+    registers: [registry],
+  });
+  registry.registerMetric(inodeReloads);
+  registry.registerMetric(feedInvalidations);
   const time = (proto: string, op: string): ((result: string) => void) => {
     const start = process.hrtime.bigint();
     inflight.inc({ proto });
@@ -77,7 +112,7 @@ export function createMetrics(component: string, labels: Record<string, string> 
       latency.observe({ proto, op }, Number(process.hrtime.bigint() - start) / 1e9);
     };
   };
-  return { registry, requests, latency, bytes, inflight, connections, recoveryObjects, locks, time };
+  return { registry, requests, latency, bytes, inflight, connections, recoveryObjects, locks, feedSubscribers, feedEvents, time };
 }
 
 /** Serve `/metrics` on host:port; resolves with the bound address once listening. */

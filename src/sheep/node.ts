@@ -98,6 +98,12 @@ export interface ClusterEventObserver {
   after(e: ClusterEvent): void;
 }
 
+/** Sees every delivered cluster event around its application (events are applied one at a time). */
+export interface ClusterEventObserver {
+  before(e: ClusterEvent): void;
+  after(e: ClusterEvent): void;
+}
+
 export class SheepNode extends EventEmitter {
   readonly dir: string;
   readonly files: NodeStateFiles;
@@ -122,6 +128,8 @@ export class SheepNode extends EventEmitter {
   readonly tracker = new DirtyTracker();
   readonly peers: PeerPool;
   readonly recovery: Recovery;
+  /** Called before and after this node applies each delivered cluster event (the event feed, feed.ts). */
+  eventObserver: ClusterEventObserver | null = null;
   readonly history = new EpochHistory();
   /** Node set of the current epoch (cluster mode). */
   private nodeSet: NodeSet = { nodes: [], reps: new Map() };
@@ -335,7 +343,18 @@ export class SheepNode extends EventEmitter {
     this.vdis.rebuild(headers);
   }
 
+  /** Delivered cluster events, with this node's observer (the event feed) called around each application. */
   private async onClusterEvent(e: ClusterEvent): Promise<void> {
+    const observer = this.eventObserver;
+    observer?.before(e);
+    try {
+      await this.applyClusterEvent(e);
+    } finally {
+      observer?.after(e);
+    }
+  }
+
+  private async applyClusterEvent(e: ClusterEvent): Promise<void> {
     if (this.clustered) {
       if (e.type === 'expelled') {
         // Removed while alive (stopped or hung past the failure timeout): come back as a new incarnation, which

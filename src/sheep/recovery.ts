@@ -81,6 +81,8 @@ export class Recovery {
   /** Local copies known not to be current (refreshed or removed by a later run). */
   private readonly suspect = new Set<bigint>();
   throttle: Throttle = { maxExecCount: 0, intervalMs: 0 };
+  /** Progress observer (the event feed): called when a run starts, is planned, finishes an object, ends. */
+  onProgress: ((s: RecoveryStatus) => void) | null = null;
   private lastStatus: RecoveryStatus = { epoch: 0, inRecovery: false, state: 2, finished: 0, total: 0, transferred: 0 };
 
   constructor(private readonly h: RecoveryHost) {}
@@ -108,6 +110,7 @@ export class Recovery {
       status: { epoch, inRecovery: true, state: 0, finished: 0, total: 0, transferred: 0 },
     };
     this.run = run;
+    this.progress(run);
     void this.execute(run, lastMember, ready).catch((err: unknown) => this.h.log.error({ err, epoch }, 'recovery_failed'));
   }
 
@@ -135,11 +138,18 @@ export class Recovery {
     const run = this.run;
     if (run) {
       await run.planned;
-      if (run.pending.delete(oid)) run.status.finished++;
+      if (run.pending.delete(oid)) {
+        run.status.finished++;
+        this.progress(run);
+      }
     }
     const f = this.inflight.get(oid);
     if (f) await f;
     this.suspect.delete(oid);
+  }
+
+  private progress(run: Run): void {
+    if (this.onProgress && this.run === run) this.onProgress({ ...run.status });
   }
 
   private current(run: Run): boolean {
@@ -207,6 +217,7 @@ export class Recovery {
       run.status.total = run.pending.size;
       run.status.state = 1;
       ready();
+      this.progress(run);
     }
     h.log.info({ epoch: run.epoch, total: run.pending.size, lastMember }, 'recovery_started');
     const queue = [...run.pending];
@@ -225,6 +236,7 @@ export class Recovery {
     run.status.state = 2;
     run.status.inRecovery = false;
     this.lastStatus = { ...run.status };
+    this.progress(run);
     h.log.info({ epoch: run.epoch, transferred: run.status.transferred, total: run.status.total }, 'recovery_finished');
     await h.announceDone(run.epoch).catch((err: unknown) => h.log.warn({ err }, 'recovery_announce_failed'));
     if (this.run === run) this.run = null;
@@ -254,7 +266,10 @@ export class Recovery {
       } catch (err) {
         this.h.log.warn({ oid: oidHex(oid), err }, 'recovery_object_failed');
       } finally {
-        if (run.pending.delete(oid)) run.status.finished++;
+        if (run.pending.delete(oid)) {
+          run.status.finished++;
+          this.progress(run);
+        }
       }
     });
     const tracked = p.finally(() => {

@@ -2,7 +2,8 @@
 // headers and payloads. Per connection: an incremental decoder (payload limit checked before allocation),
 // pipelined dispatch, and replies written in completion order, matched by id. A reply never carries more
 // payload than the client asked for (tgt and dog do not drain). Limits: payload size, requests in flight per
-// connection (reading pauses at the limit), connections (extra ones are closed at accept).
+// connection (reading pauses at the limit), connections (extra ones are closed at accept). A connection whose
+// first bytes are `GET ` is the WebSocket event feed instead (feed.ts), on the same port.
 import fs from 'node:fs';
 import net from 'node:net';
 import {
@@ -18,6 +19,7 @@ import type { Logger } from '../obs/log.js';
 import type { SheepNode } from './node.js';
 import { dispatch, type ConnContext, type OpResult } from './ops.js';
 import type { ProcessMetrics } from '../obs/metrics.js';
+import { EventFeed, routeConnection, type FeedLimits } from './feed.js';
 
 export interface ServerLimits {
   /** Largest request payload and largest reply buffer a client may ask for (bytes). */
@@ -47,6 +49,8 @@ export interface SheepServerOptions {
   log: Logger;
   /** Prometheus instruments (requests and latency per op, bytes, connections); optional. */
   metrics?: ProcessMetrics;
+  /** The event feed on the same port (feed.ts): on unless `false`; limits may be given. */
+  feed?: false | Partial<FeedLimits>;
 }
 
 let connCounter = 0;
@@ -61,6 +65,8 @@ export class SheepServer {
   private inflightBytes = 0;
   /** Connections waiting for the global byte budget. */
   private readonly budgetWaiters = new Set<() => void>();
+  /** WebSocket event feed; connections starting with `GET ` are handed to it (after listen()). */
+  feed: EventFeed | null = null;
 
   constructor(
     private readonly node: SheepNode,
@@ -93,6 +99,10 @@ export class SheepServer {
   }
 
   async listen(): Promise<void> {
+    if (this.opts.feed !== false && this.feed === null) {
+      this.feed = new EventFeed(this.node, { log: this.log, ...(this.opts.metrics ? { metrics: this.opts.metrics } : {}), ...(this.opts.feed ? { limits: this.opts.feed } : {}) });
+      this.feed.attach();
+    }
     const tcp = net.createServer((s) => this.accept(s));
     await listenOn(tcp, { host: this.opts.host, port: this.opts.port });
     this.servers.push(tcp);
@@ -115,6 +125,7 @@ export class SheepServer {
 
   async close(): Promise<void> {
     this.closing = true;
+    this.feed?.close();
     const closed = Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     for (const c of this.conns) c.destroy();
     this.conns.clear();
@@ -226,10 +237,13 @@ export class SheepServer {
         });
       return true;
     };
-    sock.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer): void => {
       dec.push(chunk);
       pump();
-    });
+    };
+    const feed = this.feed;
+    if (feed) routeConnection(sock, onData, (head) => feed.handleHttp(sock, head));
+    else sock.on('data', onData);
     sock.on('error', (err) => log.debug({ err: err.message }, 'conn_error'));
     sock.on('close', () => {
       this.conns.delete(sock);
