@@ -231,8 +231,13 @@ export class VdiDevice implements BlockDevice {
   async read(offset: number, length: number): Promise<Buffer> {
     this.checkOpen();
     checkRange(this, offset, length);
-    const out = Buffer.alloc(length);
     const list = this.pieces(offset, length);
+    const one = list.length === 1 ? list[0] : undefined;
+    if (one !== undefined && (this.inode.dataVdiId[one.idx] ?? 0) !== 0) {
+      // Inside one allocated object: the reply's own buffer is the result, no gathering copy.
+      return this.track(this.retrying(() => this.readWhole(one)));
+    }
+    const out = Buffer.allocUnsafe(length);
     await this.track(
       (async () => {
         // Under a shared lock another target may have allocated what we cache as holes: one probe per request
@@ -280,6 +285,13 @@ export class VdiDevice implements BlockDevice {
     }
     const data = await this.client.readObj(vidToDataOid(owner, p.idx), p.len, { offset: p.off, copies: this.inode.nrCopies, flags: IO_FLAGS });
     data.copy(out, p.pos);
+  }
+
+  /** One piece as its own buffer: readObj's reply (always exactly p.len bytes). */
+  private async readWhole(p: Piece): Promise<Buffer> {
+    const owner = this.inode.dataVdiId[p.idx] ?? 0;
+    if (owner === 0) return Buffer.alloc(p.len);
+    return this.client.readObj(vidToDataOid(owner, p.idx), p.len, { offset: p.off, copies: this.inode.nrCopies, flags: IO_FLAGS });
   }
 
   // ---- writes ----

@@ -8,7 +8,6 @@ import {
   SD_INODE_SIZE,
   SD_REQ_SIZE,
   SdProtocolError,
-  SdResponseDecoder,
   opName,
   writeRequestHeader,
   type SdRequest,
@@ -16,6 +15,7 @@ import {
 } from '../proto/sheepdog/index.js';
 import { gatewayText, type GatewayAddr } from './address.js';
 import { SheepNetError, describeSocketError } from './errors.js';
+import { ReplyReceiver } from './receiver.js';
 import { sayHello, type Hello } from './hello.js';
 
 /** A decoded reply: header plus payload (null when data_length is 0). */
@@ -45,7 +45,6 @@ export class SheepConnection {
   readonly gateway: GatewayAddr;
   readonly label: string;
   private readonly socket: net.Socket;
-  private readonly decoder = new SdResponseDecoder({ maxPayload: MAX_REPLY_PAYLOAD });
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private dead: SheepNetError | null = null;
@@ -53,12 +52,12 @@ export class SheepConnection {
   /** True when a HELLO bound this connection to a target identity (false: none asked, or the sheep lacks it). */
   targetBound = false;
 
-  private constructor(gateway: GatewayAddr, socket: net.Socket) {
+  private constructor(gateway: GatewayAddr, socket: net.Socket, rx: ReplyReceiver) {
     this.gateway = gateway;
     this.label = gatewayText(gateway);
     this.socket = socket;
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    rx.onReply = (rsp, data) => this.onReply(rsp, data);
     socket.on('error', (err) => this.fail(new SheepNetError('ECONNLOST', this.label, `connection to ${this.label} lost: ${describeSocketError(err)}`, { cause: err })));
     socket.on('close', () => this.fail(new SheepNetError('ECONNLOST', this.label, `connection to ${this.label} closed by peer`)));
   }
@@ -79,8 +78,27 @@ export class SheepConnection {
   private static open(gateway: GatewayAddr, opts: ConnectOptions): Promise<SheepConnection> {
     const label = gatewayText(gateway);
     return new Promise((resolve, reject) => {
+      // Replies are read into buffers the receiver chooses (no fresh 64 KiB buffer per read, payloads in place).
+      const rx = new ReplyReceiver(MAX_REPLY_PAYLOAD);
+      let conn: SheepConnection | undefined;
+      const onread = {
+        buffer: () => rx.nextBuffer(),
+        callback: (n: number, buf: Uint8Array): boolean => {
+          try {
+            rx.consume(buf as Buffer, n);
+          } catch (err) {
+            const text = err instanceof SdProtocolError ? err.message : String(err);
+            conn?.fail(new SheepNetError('EPROTO', label, `protocol error from ${label}: ${text}`, { cause: err }));
+            if (conn === undefined) socket.destroy();
+            return false;
+          }
+          return true;
+        },
+      };
       const socket =
-        gateway.kind === 'unix' ? net.createConnection({ path: gateway.path }) : net.createConnection({ host: gateway.host, port: gateway.port });
+        gateway.kind === 'unix'
+          ? net.createConnection({ path: gateway.path, onread })
+          : net.createConnection({ host: gateway.host, port: gateway.port, onread });
       const timer = setTimeout(() => {
         socket.destroy();
         reject(new SheepNetError('ECONNECT', label, `cannot connect to ${label}: connection timed out`));
@@ -93,7 +111,8 @@ export class SheepConnection {
       socket.once('connect', () => {
         clearTimeout(timer);
         socket.removeAllListeners('error');
-        resolve(new SheepConnection(gateway, socket));
+        conn = new SheepConnection(gateway, socket, rx);
+        resolve(conn);
       });
     });
   }
@@ -150,25 +169,14 @@ export class SheepConnection {
     }
   }
 
-  private onData(chunk: Buffer): void {
-    this.decoder.push(chunk);
-    for (;;) {
-      let msg;
-      try {
-        msg = this.decoder.next();
-      } catch (err) {
-        const text = err instanceof SdProtocolError ? err.message : String(err);
-        this.fail(new SheepNetError('EPROTO', this.label, `protocol error from ${this.label}: ${text}`, { cause: err }));
-        return;
-      }
-      if (msg === null) return;
-      const p = this.pending.get(msg.header.id);
-      if (p === undefined) continue;
-      this.pending.delete(msg.header.id);
-      if (p.timer) clearTimeout(p.timer);
-      // The payload may be a view of a socket chunk; callers keep it, which is safe (chunks are never reused).
-      p.resolve({ rsp: msg.header, data: msg.payload });
-    }
+  private onReply(rsp: SdResponse, data: Buffer | null): void {
+    if (this.dead) return;
+    const p = this.pending.get(rsp.id);
+    if (p === undefined) return;
+    this.pending.delete(rsp.id);
+    if (p.timer) clearTimeout(p.timer);
+    // The payload is its own buffer (ReplyReceiver never reuses it): callers may keep it.
+    p.resolve({ rsp, data });
   }
 
   private fail(err: SheepNetError): void {
