@@ -12,7 +12,7 @@ import type { CheckResult } from './history.js';
 import { FaultProxy } from './faultproxy.js';
 import { ioRate, type FaultMarker, type ScenarioResult } from './report.js';
 import { Workload, type IoTarget } from './workload.js';
-import { HOST, dog, waitFor, type Deployment } from './deploy.js';
+import { HOST, TARGET_READY, dog, startChild, targetArgs, waitFor, type Deployment } from './deploy.js';
 import { SHARED_WRITE_FENCE_MS } from '../target/vdi-export.js';
 
 export const SCENARIO_NAMES = ['target-failover', 'sheep-kill', 'gateway-restart', 'stale-lock', 'partition'] as const;
@@ -477,13 +477,19 @@ async function staleLock(env: DrillEnv): Promise<ScenarioResult> {
     const locks = JSON.parse(await dog(p, ['vdi', 'lock', 'list', '--json'])) as LockListEntry[];
     const stale = locks.find((l) => l.name === env.exclVdi);
     r.check(stale?.state === 'locked', `the dead target's exclusive lock is detected by dog vdi lock list (${stale ? `owner ${stale.owner}` : 'not listed'})`);
+    // Target C restarted with its own target id would take its lock back (docs/fencing.md §3): the stale lock
+    // must refuse a different target, one with another target id.
     let refused = false;
+    const other = env.deploy.logFile('targetC-other');
     try {
-      await env.deploy.restart('targetC', 30_000);
+      const args = targetArgs({ sheep: [`${HOST}:${p}`], exports: [`${env.exclVdi}=${env.exclVdi}`], nbd: `${HOST}:0`, logLevel: 'warn' });
+      const intruder = await startChild('targetC-other', [...args, '--target-id', 'drill-other-target'], other, TARGET_READY, 30_000);
+      intruder.proc.kill('SIGKILL');
+      await intruder.exited;
     } catch {
-      refused = /already locked/i.test(fs.readFileSync(env.deploy.logFile('targetC'), 'utf8'));
+      refused = /already locked/i.test(fs.readFileSync(other, 'utf8'));
     }
-    r.check(refused, 'a new target is refused while the stale lock is held');
+    r.check(refused, 'a different target is refused while the stale lock is held');
     r.mark('reopen refused: VDI locked', 'info');
     const unlock = JSON.parse(await dog(p, ['vdi', 'lock', 'unlock', env.exclVdi, '--json'])) as {
       released: boolean;
