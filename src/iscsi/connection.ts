@@ -88,6 +88,8 @@ export class Connection {
   session: Session | undefined;
   private readonly tasks = new Map<number, Task>();
   private outq: Buffer[] = [];
+  /** Release functions of pooled Data-In buffers queued in outq: run once the socket has written them. */
+  private outDone: (() => void)[] = [];
   private flushScheduled = false;
   private pendingWriteBytes = 0;
   private nextTtt = 1;
@@ -263,13 +265,21 @@ export class Connection {
   private flush(): void {
     this.flushScheduled = false;
     if (this.closed || this.outq.length === 0) {
+      // Buffers whose release is dropped here are left to the GC (the pool simply makes new ones).
       this.outq = [];
+      this.outDone = [];
       return;
     }
     const q = this.outq;
     this.outq = [];
+    const done = this.outDone;
+    this.outDone = [];
     this.socket.cork();
-    for (const b of q) this.socket.write(b);
+    const last = q.length - 1;
+    for (let i = 0; i < last; i++) this.socket.write(q[i] as Buffer);
+    // Write callbacks run in order: the last one means every queued buffer has been written.
+    if (done.length === 0) this.socket.write(q[last] as Buffer);
+    else this.socket.write(q[last] as Buffer, () => { for (const f of done) f(); });
     this.socket.uncork();
     if (this.socket.writableLength > MAX_QUEUED_OUTPUT_BYTES && !this.socket.isPaused()) {
       this.socket.pause();
@@ -795,6 +805,7 @@ export class Connection {
         off += n;
       }
       if (collapse) {
+        if (r.release) this.outDone.push(r.release);
         this.send(pdus);
         return;
       }
@@ -821,6 +832,7 @@ export class Connection {
       },
       data: senseData,
     });
+    if (r.release) this.outDone.push(r.release);
     this.send(pdus);
   }
 

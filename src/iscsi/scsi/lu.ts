@@ -3,6 +3,7 @@
 // protection), executed on the device, and answered with status + sense (fixed or descriptor format, per the
 // Control mode page D_SENSE bit). BlockError codes map to sense in one table (BLOCK_ERROR_SENSE).
 import { BlockError, type BlockDevice, type BlockErrorCode } from '../../block/device.js';
+import { BufferPool } from '../../nbd/pool.js';
 import * as C from '../../proto/scsi/constants.js';
 import { parseCdb, type BlockCdb, type OtherCdb } from '../../proto/scsi/cdb.js';
 import { encodeSense, type Sense } from '../../proto/scsi/sense.js';
@@ -31,7 +32,13 @@ export interface ScsiResult {
   data?: Buffer;
   /** Bytes of Data-Out the command asked for (for iSCSI residuals on writes). */
   dataOutWanted?: number;
+  /** Gives `data`'s pooled buffer back; the front end calls it once the transport is done with the bytes. */
+  release?: () => void;
 }
+
+/** Idle READ buffers kept for reuse across every LU of the process (bytes). */
+export const LU_READ_POOL_BYTES = 64 * 1024 * 1024;
+const readPool = new BufferPool(LU_READ_POOL_BYTES);
 
 export interface LogicalUnitOptions {
   /** Range lock shared by all sessions on this device (default: a new in-process one). */
@@ -350,6 +357,19 @@ export class LogicalUnit {
     return d.length === want ? d : d.subarray(0, want);
   }
 
+  /** READ data: into a pooled buffer when the device reads into ours (no allocation per command). */
+  private async readData(off: number, len: number): Promise<ScsiResult> {
+    if (this.device.readInto === undefined) return { status: C.SAM_STAT_GOOD, data: await this.device.read(off, len) };
+    const buf = readPool.get(len);
+    try {
+      await this.device.readInto(off, buf);
+    } catch (err) {
+      readPool.release(buf);
+      throw err;
+    }
+    return { status: C.SAM_STAT_GOOD, data: buf, release: () => readPool.release(buf) };
+  }
+
   private async blockCommand(c: BlockCdb, req: ScsiRequest): Promise<ScsiResult> {
     const op = c.opcode;
     const bs = this.blockSize;
@@ -359,7 +379,7 @@ export class LogicalUnit {
       this.checkTransfer(c);
       if (c.blocks === 0) return this.good();
       const [off, len] = this.byteRange(c.lba, c.blocks);
-      return { status: C.SAM_STAT_GOOD, data: await this.device.read(off, len) };
+      return this.readData(off, len);
     }
     if (WRITES.has(op) || WRITE_VERIFIES.has(op)) {
       if (c.protect) throw invalidCdb(1, 7);

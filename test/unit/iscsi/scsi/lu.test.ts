@@ -63,6 +63,7 @@ describe('LogicalUnit data path', () => {
     const dev = new MemoryDevice({ name: 'bad', size: 64 * BS });
     const broken: BlockDevice = Object.assign(Object.create(dev) as BlockDevice, {
       read: () => Promise.reject(new BlockError('EIO', 'boom')),
+      readInto: () => Promise.reject(new BlockError('EIO', 'boom')),
       write: () => Promise.reject(new BlockError('EIO', 'boom')),
     });
     const l = new LogicalUnit(broken);
