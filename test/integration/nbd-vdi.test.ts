@@ -40,7 +40,7 @@ beforeAll(async () => {
   await dogOk(sheep.port, ['vdi', 'create', 'disk', '64M']);
   await dogOk(sheep.port, ['vdi', 'write', 'disk', '1000'], early);
   await dogOk(sheep.port, ['vdi', 'snapshot', '-s', 'before', 'disk']);
-  target = await startTarget(['--sheep', sheep.addr, '--export', 'disk=disk', '--export', 'snap=disk:before']);
+  target = await startTarget(['--sheep', sheep.addr, '--export', 'disk=disk', '--export', 'snap=disk:before', '--target-id', 'nbd-disk']);
 });
 afterAll(async () => {
   await killAll();
@@ -56,7 +56,8 @@ describe.skipIf(!peers)('NBD export of a VDI (real sheep, real NBD peers)', () =
     const s = JSON.parse((await run('nbdinfo', ['--json', target.uri('snap')])).stdout) as typeof info;
     expect(s.exports[0]).toMatchObject({ 'export-size': 64 * MiB, is_read_only: true });
     const locks = await dogOk(sheep.port, ['vdi', 'lock', 'list']);
-    expect(locks).toMatch(new RegExp(`^ {2}disk {10}2 .* IPv4 ip:127\\.0\\.0\\.1 port:${sheep.port}$`, 'm'));
+    // The holder is the target (its --target-id, docs/fencing.md §3), not its gateway sheep.
+    expect(locks).toMatch(/^ {2}disk {10}2 .* target:nbd-disk$/m);
   });
 
   it('nbdcopy in and out is byte-identical and qemu-img compare agrees', async () => {
@@ -99,11 +100,11 @@ describe.skipIf(!peers)('two targets exporting one VDI with ,shared through two 
     const nodes = await startCluster(2);
     await dogOk(nodes[0]!.port, ['cluster', 'format', '-c', '2']);
     await dogOk(nodes[0]!.port, ['vdi', 'create', 'mp', '32M']);
-    const a = await startTarget(['--sheep', nodes[0]!.addr, '--export', 'mp=mp,shared']);
-    const b = await startTarget(['--sheep', nodes[1]!.addr, '--export', 'mp=mp,shared']);
+    const a = await startTarget(['--sheep', nodes[0]!.addr, '--export', 'mp=mp,shared', '--target-id', 'nbd-mp-a']);
+    const b = await startTarget(['--sheep', nodes[1]!.addr, '--export', 'mp=mp,shared', '--target-id', 'nbd-mp-b']);
     const locks = await dogOk(nodes[0]!.port, ['vdi', 'lock', 'list']);
-    expect(locks).toContain(`port:${nodes[0]!.port}(`);
-    expect(locks).toContain(`port:${nodes[1]!.port}(`);
+    expect(locks).toContain('target:nbd-mp-a(');
+    expect(locks).toContain('target:nbd-mp-b(');
     const src = path.join(dir, 'mp.bin');
     const back = path.join(dir, 'mp-back.bin');
     const data = crypto.randomBytes(32 * MiB);
@@ -116,7 +117,7 @@ describe.skipIf(!peers)('two targets exporting one VDI with ,shared through two 
     // INODE_COHERENCE is applied by B's sheep asynchronously (cluster log): wait until it knows B's cache is
     // stale before reading through B (see the report: the ack through A does not wait for the other nodes).
     await waitFor("B's invalidation on its sheep", async () =>
-      (await dogOk(nodes[1]!.port, ['vdi', 'lock', 'list'])).includes(`port:${nodes[1]!.port}(invalidated)`),
+      (await dogOk(nodes[1]!.port, ['vdi', 'lock', 'list'])).includes('target:nbd-mp-b(invalidated)'),
     );
     r = await run('nbdcopy', [b.uri('mp'), back], { timeoutMs: 240_000 });
     expect(r.code, r.stderr).toBe(0);
@@ -140,7 +141,8 @@ describe.skipIf(!peers)('a crashed target leaves its lock; dog vdi lock unlock r
     t1.proc.kill('SIGKILL');
     await t1.proc.exited;
     expect(await dogOk(sh.port, ['vdi', 'lock', 'list'])).toMatch(/^ {2}crash {9}1 /m);
-    const refused = await run(process.execPath, [SHEEPFOLD_BIN, 'target', '--nbd', '127.0.0.1:0', '--sheep', sh.addr, '--export', 'crash=crash', '--log-level', 'warn']);
+    // The same target restarted would take its own lock back (docs/fencing.md §3): another target is refused.
+    const refused = await run(process.execPath, [SHEEPFOLD_BIN, 'target', '--nbd', '127.0.0.1:0', '--sheep', sh.addr, '--export', 'crash=crash', '--log-level', 'warn', '--target-id', 'another-target']);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toContain('cannot open VDI crash: cannot lock VDI crash: VDI is already locked');
     const unlock = await dogOk(sh.port, ['vdi', 'lock', 'unlock', 'crash']);
