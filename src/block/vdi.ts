@@ -8,7 +8,9 @@
 //   ancestor's object when inherited. Allocation is serialized per object; after a request's creates, ONE
 //   index-area WRITE_OBJ covers the updated entries (built from the cache at send time; index writes are
 //   serialized so a later one never reverts an earlier entry). A write to an object whose index entry is not
-//   yet durable waits for it before it is acknowledged.
+//   yet durable waits for it before it is acknowledged. Under a SHARED lock a creation is exclusive
+//   cluster-wide (SF_OP_CREATE_EXCL, decided by the object's primary replica): when another host created the
+//   object first, the write lands in that object instead of replacing it.
 // - INODE_INVALIDATED: reload the inode (refresh read), keep our not-yet-durable entries, retry. Under a SHARED
 //   lock the device also subscribes to its gateway's event feed: an invalidation of its own participant pushed
 //   there makes the next request reload first (the refusal stays the safety net). READONLY: a
@@ -29,6 +31,7 @@ import { SheepClient, SheepError, SheepNetError, describeVdi, type SheepClientOp
 import { FeedClient, type FeedEvent } from '../client/feed.js';
 import { componentLogger, type Logger } from '../obs/log.js';
 import { feedInvalidations, inodeReloads } from '../obs/metrics.js';
+import { firstDifference } from '../util/bytes.js';
 import { BlockError, checkRange, identityFor } from './device.js';
 import type { BlockDevice, BlockIdentity, Extent, WriteOptions, ZeroOptions } from './device.js';
 
@@ -337,7 +340,7 @@ export class VdiDevice implements BlockDevice {
   private async writePiece(idx: number, off: number, buf: Buffer, notAfter?: number): Promise<{ created: boolean; wait?: Promise<void> }> {
     const fence = notAfter !== undefined ? { notAfter } : {};
     if ((this.inode.dataVdiId[idx] ?? 0) === this.vid) {
-      await this.client.writeObj(vidToDataOid(this.vid, idx), buf, { offset: off, copies: this.inode.nrCopies, flags: IO_FLAGS | C.SD_FLAG_CMD_CACHE, ...fence });
+      await this.writeData(this.vid, idx, off, buf, fence);
       const d = this.dirty.get(idx);
       return d ? { created: false, wait: d.promise } : { created: false };
     }
@@ -345,23 +348,111 @@ export class VdiDevice implements BlockDevice {
       const owner = this.inode.dataVdiId[idx] ?? 0;
       const vid = this.vid;
       if (owner === vid) {
-        await this.client.writeObj(vidToDataOid(vid, idx), buf, { offset: off, copies: this.inode.nrCopies, flags: IO_FLAGS | C.SD_FLAG_CMD_CACHE, ...fence });
+        await this.writeData(vid, idx, off, buf, fence);
         const d = this.dirty.get(idx);
         return d ? { created: false, wait: d.promise } : { created: false };
       }
-      await this.client.createAndWriteObj(vidToDataOid(vid, idx), buf, {
+      const create = {
         offset: off,
         copies: this.inode.nrCopies,
         flags: IO_FLAGS | C.SD_FLAG_CMD_CACHE,
         ...(owner !== 0 ? { cowOid: vidToDataOid(owner, idx) } : {}),
         ...fence,
-      });
+      };
+      if (this.lockType !== C.LOCK_TYPE_SHARED) {
+        await this.client.createAndWriteObj(vidToDataOid(vid, idx), buf, create);
+      } else if (!(await this.client.createObjExcl(vidToDataOid(vid, idx), buf, create))) {
+        // Another host created this object first (its primary replica decided): write into it instead of
+        // replacing it, and record the same index entry it records.
+        await this.writeData(vid, idx, off, buf, fence);
+      }
       // A snapshot moved us to a new working vid while creating: redo the piece there (COW from the cache).
       if (vid !== this.vid) throw new SheepError(C.SD_OP_CREATE_AND_WRITE_OBJ, C.SD_RES_READONLY);
       this.inode.dataVdiId[idx] = vid;
       if (!this.dirty.has(idx)) this.dirty.set(idx, deferred());
       return { created: true };
     });
+  }
+
+  /**
+   * Write into data object (vid, idx), which exists. Under a SHARED lock the write is ordered at the object's
+   * primary replica (SF_OP_WRITE_SERIAL) against the other hosts' writes and COMPARE AND WRITEs, so every
+   * replica applies overlapping writes of different hosts in one order.
+   */
+  private async writeData(vid: number, idx: number, off: number, buf: Buffer, fence: { notAfter?: number }): Promise<void> {
+    const o = { offset: off, copies: this.inode.nrCopies, flags: IO_FLAGS | C.SD_FLAG_CMD_CACHE, ...fence };
+    if (this.lockType === C.LOCK_TYPE_SHARED) await this.client.writeObjSerial(vidToDataOid(vid, idx), buf, o);
+    else await this.client.writeObj(vidToDataOid(vid, idx), buf, o);
+  }
+
+  /**
+   * COMPARE AND WRITE (SBC-4): write `data` at `offset` only if the device holds `expected` there. Resolves
+   * null when written, else the offset of the first differing byte (nothing written). Within one object it is
+   * atomic across every host sharing the VDI: the object's primary replica compares and writes (SF_OP_CMP_WRITE)
+   * in order with every serialized write; an object not yet allocated is compared with what it reads as and
+   * created exclusively with the new bytes. A range across two objects is compared and written by this host
+   * only (atomic against this host's own writes through the caller's range lock).
+   */
+  async compareAndWrite(offset: number, expected: Buffer, data: Buffer, opts?: WriteOptions): Promise<number | null> {
+    this.checkWritable();
+    if (expected.length !== data.length) throw new BlockError('EINVAL', 'compare and write needs two buffers of one length');
+    checkRange(this, offset, data.length);
+    const fenceMs = this.opts.writeFenceMs;
+    const notAfter = opts?.notAfter ?? (fenceMs !== undefined && fenceMs > 0 ? Date.now() + fenceMs : undefined);
+    const list = this.pieces(offset, data.length);
+    const one = list[0];
+    if (list.length !== 1 || one === undefined) {
+      const cur = await this.read(offset, data.length);
+      const at = firstDifference(cur, expected);
+      if (at >= 0) return at;
+      await this.write(offset, data, notAfter !== undefined ? { notAfter } : {});
+      return null;
+    }
+    return this.track(this.compareAndWritePiece(one, expected, data, notAfter));
+  }
+
+  private async compareAndWritePiece(p: Piece, expected: Buffer, data: Buffer, notAfter: number | undefined): Promise<number | null> {
+    const fence = notAfter !== undefined ? { notAfter } : {};
+    if (this.lockType === C.LOCK_TYPE_SHARED) await this.probeCoherence();
+    let created = false;
+    const at = await this.retrying(() =>
+      this.withObjectLock(p.idx, async (): Promise<number | null> => {
+        this.fence(notAfter);
+        const vid = this.vid;
+        const owner = this.inode.dataVdiId[p.idx] ?? 0;
+        const o = { offset: p.off, copies: this.inode.nrCopies, flags: IO_FLAGS | C.SD_FLAG_CMD_CACHE, ...fence };
+        if (owner !== vid) {
+          // Not ours yet: what it reads as now (zeros, or the ancestor's bytes) is what is compared.
+          const cur = Buffer.alloc(p.len);
+          await this.readPiece({ ...p, pos: 0 }, cur);
+          const diff = firstDifference(cur, expected);
+          if (diff >= 0) return diff;
+          const cow = owner !== 0 ? { cowOid: vidToDataOid(owner, p.idx) } : {};
+          const made =
+            this.lockType === C.LOCK_TYPE_SHARED
+              ? await this.client.createObjExcl(vidToDataOid(vid, p.idx), data, { ...o, ...cow })
+              : (await this.client.createAndWriteObj(vidToDataOid(vid, p.idx), data, { ...o, ...cow }), true);
+          if (vid !== this.vid) throw new SheepError(C.SD_OP_CREATE_AND_WRITE_OBJ, C.SD_RES_READONLY);
+          this.inode.dataVdiId[p.idx] = vid;
+          if (!this.dirty.has(p.idx)) this.dirty.set(p.idx, deferred());
+          created = true;
+          // Created by another host meanwhile: compare against what it holds, at its primary.
+          if (made) return null;
+        }
+        if (this.lockType !== C.LOCK_TYPE_SHARED) {
+          const cur = await this.client.readObj(vidToDataOid(vid, p.idx), p.len, { offset: p.off, copies: this.inode.nrCopies, flags: IO_FLAGS });
+          const diff = firstDifference(cur, expected);
+          if (diff >= 0) return diff;
+          await this.client.writeObj(vidToDataOid(vid, p.idx), data, o);
+          return null;
+        }
+        return this.client.cmpWriteObj(vidToDataOid(vid, p.idx), expected, data, o);
+      }),
+    );
+    if (created) await this.writeIndex(p.idx, p.idx);
+    const d = this.dirty.get(p.idx);
+    if (d) await d.promise;
+    return at;
   }
 
   /** Take object idx's allocation lock; resolves with its release function. */
@@ -632,7 +723,6 @@ export class VdiDevice implements BlockDevice {
     })();
     return this.feedRefresh;
   }
-
 
   /**
    * Run one step, reloading the inode and retrying on INODE_INVALIDATED or READONLY. `inChain` is true for

@@ -193,6 +193,53 @@ export class SheepClient {
     });
   }
 
+  /**
+   * SF_OP_CREATE_EXCL: create the object (as createAndWriteObj) unless it exists, decided by the object's
+   * primary replica for the whole cluster. Resolves true when this call created it, false when it existed
+   * (nothing written).
+   */
+  async createObjExcl(oid: bigint, data: Buffer, o: CreateOptions = {}): Promise<boolean> {
+    const cow = o.cowOid !== undefined && o.cowOid !== 0n;
+    const args = { ...emptyReqArgs('obj'), oid, cowOid: cow ? (o.cowOid ?? 0n) : 0n, copies: o.copies ?? 0, offset: o.offset ?? 0 };
+    const flags = C.SD_FLAG_CMD_WRITE | (cow ? C.SD_FLAG_CMD_COW : 0) | (o.flags ?? 0);
+    const r = await this.call(makeRequest(C.SF_OP_CREATE_EXCL, args, { flags, dataLength: data.length }), {
+      payload: data,
+      timeoutMs: o.timeoutMs,
+      notAfter: o.notAfter,
+      ok: [C.SD_RES_OID_EXIST],
+    });
+    return r.rsp.result === C.SD_RES_SUCCESS;
+  }
+
+  /**
+   * SF_OP_CMP_WRITE: write `data` at `offset` only if the object holds `expected` there, atomically against
+   * every other serialized op on the object (decided by its primary replica). Resolves null when written,
+   * else the offset (from `offset`) of the first byte that differs.
+   */
+  async cmpWriteObj(oid: bigint, expected: Buffer, data: Buffer, o: ObjIoOptions = {}): Promise<number | null> {
+    if (expected.length !== data.length || data.length === 0) throw new RangeError('compare and write needs two buffers of one non-zero length');
+    const args = { ...emptyReqArgs('obj'), oid, copies: o.copies ?? 0, offset: o.offset ?? 0 };
+    const payload = Buffer.concat([expected, data]);
+    const r = await this.call(makeRequest(C.SF_OP_CMP_WRITE, args, { flags: C.SD_FLAG_CMD_WRITE | C.SD_FLAG_CMD_PIGGYBACK | (o.flags ?? 0), dataLength: payload.length }), {
+      payload,
+      timeoutMs: o.timeoutMs,
+      notAfter: o.notAfter,
+      ok: [C.SF_RES_MISCOMPARE],
+    });
+    if (r.rsp.result === C.SD_RES_SUCCESS) return null;
+    return r.data && r.data.length >= 4 ? r.data.readUInt32LE(0) : 0;
+  }
+
+  /** SF_OP_WRITE_SERIAL: WRITE_OBJ ordered at the object's primary against the other serialized ops. */
+  async writeObjSerial(oid: bigint, data: Buffer, o: ObjIoOptions = {}): Promise<void> {
+    const args = { ...emptyReqArgs('obj'), oid, copies: o.copies ?? 0, offset: o.offset ?? 0 };
+    await this.call(makeRequest(C.SF_OP_WRITE_SERIAL, args, { flags: C.SD_FLAG_CMD_WRITE | (o.flags ?? 0), dataLength: data.length }), {
+      payload: data,
+      timeoutMs: o.timeoutMs,
+      notAfter: o.notAfter,
+    });
+  }
+
   /** REMOVE_OBJ; `missingOk` turns NO_OBJ into success (e.g. after a re-send). */
   async removeObj(oid: bigint, o: { copies?: number; missingOk?: boolean } = {}): Promise<void> {
     const args = { ...emptyReqArgs('obj'), oid, copies: o.copies ?? 0 };

@@ -65,6 +65,8 @@ const NON_IDEMPOTENT = new Set<number>([
   C.SD_OP_FORCE_RECOVER,
   C.SD_OP_ALTER_CLUSTER_COPY,
   C.SD_OP_ALTER_VDI_COPY,
+  // A lost reply leaves it unknown whether the compare matched; a re-send would compare against its own data.
+  C.SF_OP_CMP_WRITE,
 ]);
 
 /** True if re-sending the request after a lost reply cannot change the outcome. */

@@ -158,7 +158,8 @@ export class Gateway {
     return objectSize(oid, rec?.blockSizeShift || this.d.defaults().blockSizeShift);
   }
 
-  private copiesFor(oid: bigint, requested: number): number {
+  /** Copies of an object: the request's, else its VDI's, else the cluster default. */
+  copiesFor(oid: bigint, requested: number): number {
     if (requested > 0) return requested;
     return this.d.vdis.get(oidToVid(oid))?.nrCopies || this.d.defaults().copies;
   }
@@ -281,10 +282,24 @@ export class Gateway {
 
   /** CREATE_AND_WRITE_OBJ (§2.3, §5.4): replaces the object; COW fills it from cow_oid first. */
   async create(io: ObjIo, data: Buffer): Promise<void> {
+    await this.checkClientWrite(io, data.length);
+    await this.createUnchecked(io, data);
+  }
+
+  /**
+   * The checks a client's object write passes before any replica is touched: coherence (§7.1), snapshot
+   * data is read-only, range, the fence. Serialized ops (serial.ts) run them at the gateway the client talks to.
+   */
+  async checkClientWrite(io: ObjIo, length: number): Promise<void> {
     await this.checkCoherence(io);
     this.checkWritable(io.oid);
-    const size = this.checkRange(io.oid, io.offset, data.length);
+    this.checkRange(io.oid, io.offset, length);
     await this.checkFence(io);
+  }
+
+  /** CREATE_AND_WRITE_OBJ on the replicas, after checkClientWrite. */
+  async createUnchecked(io: ObjIo, data: Buffer): Promise<void> {
+    const size = this.checkRange(io.oid, io.offset, data.length);
     const copies = this.copiesFor(io.oid, io.copies);
     let base: Buffer | undefined;
     if ((io.flags & SD_FLAG_CMD_COW) !== 0 && io.cowOid !== 0n && data.length !== size) {
@@ -296,10 +311,12 @@ export class Gateway {
 
   /** WRITE_OBJ (§2.3, §5.3): the object must exist. */
   async write(io: ObjIo, data: Buffer): Promise<void> {
-    await this.checkCoherence(io);
-    this.checkWritable(io.oid);
-    this.checkRange(io.oid, io.offset, data.length);
-    await this.checkFence(io);
+    await this.checkClientWrite(io, data.length);
+    await this.writeUnchecked(io, data);
+  }
+
+  /** WRITE_OBJ on the replicas (with the index-area side effects), after checkClientWrite. */
+  async writeUnchecked(io: ObjIo, data: Buffer): Promise<void> {
     const copies = this.copiesFor(io.oid, io.copies);
     const end = io.offset + data.length;
     if (!isVdiOid(io.oid) || io.offset >= INDEX_END || end <= INDEX_START || data.length === 0) {

@@ -39,7 +39,7 @@ import {
   sdTimestamp,
   type Inode,
 } from '../proto/sheepdog/inode.js';
-import { compareNodeId, encodeNodes, makeNodeId, nodeAddr, type NodeId, type SdNode } from '../proto/sheepdog/node.js';
+import { addrBytes, compareNodeId, encodeNodes, makeNodeId, nodeAddr, nodeIdEquals, type NodeId, type SdNode } from '../proto/sheepdog/node.js';
 import { isVdiOid, oidToVid, vidToVdiOid } from '../proto/sheepdog/oid.js';
 import { componentLogger, type Logger } from '../obs/log.js';
 import { Ring } from '../proto/sheepdog/ring.js';
@@ -54,6 +54,7 @@ import { SingleClusterDriver } from './cluster/single.js';
 import { NodeStateFiles, type SheepConfig } from './config.js';
 import { SdError } from './errors.js';
 import { Gateway, SinglePlacement, type Placement } from './gateway.js';
+import { SerialIo } from './serial.js';
 import { LockTable, type TargetIdentity } from './lock.js';
 import { Mutex } from './mutex.js';
 import { PlainStore } from './store/plain.js';
@@ -72,6 +73,8 @@ export interface SheepNodeOptions {
   store?: ObjectStore;
   placement?: (node: SheepNode) => Placement;
   log?: Logger;
+  /** Address other sheep reach this node's I/O at (node_id io_addr/io_port), e.g. a proxy; identity is unchanged. */
+  advertise?: { host: string; port: number };
 }
 
 export interface VdiReply {
@@ -98,12 +101,6 @@ export interface ClusterEventObserver {
   after(e: ClusterEvent): void;
 }
 
-/** Sees every delivered cluster event around its application (events are applied one at a time). */
-export interface ClusterEventObserver {
-  before(e: ClusterEvent): void;
-  after(e: ClusterEvent): void;
-}
-
 export class SheepNode extends EventEmitter {
   readonly dir: string;
   readonly files: NodeStateFiles;
@@ -116,6 +113,8 @@ export class SheepNode extends EventEmitter {
   readonly zone: number;
   readonly log: Logger;
   readonly gateway: Gateway;
+  /** Object I/O serialized at each object's primary replica (CREATE_EXCL, CMP_WRITE, WRITE_SERIAL). */
+  readonly serial: SerialIo;
   config: SheepConfig | null = null;
   epoch = 0;
   status = SD_STATUS_WAIT;
@@ -155,6 +154,7 @@ export class SheepNode extends EventEmitter {
     this.rawStore = opts.store ?? new PlainStore(opts.dir, this.log.child({ component: 'store' }));
     this.store = this.clustered ? new TrackedStore(this.rawStore, this.tracker, () => this.epoch) : this.rawStore;
     this.nid = makeNodeId(opts.addr, opts.port);
+    if (opts.advertise) this.nid = { ...this.nid, ioAddr: addrBytes(opts.advertise.host), ioPort: opts.advertise.port };
     this.zone = opts.zone ?? this.nid.addr.readUInt32LE(12);
     this.peers = new PeerPool(this.log.child({ component: 'peer' }));
     this.recovery = new Recovery({
@@ -194,6 +194,20 @@ export class SheepNode extends EventEmitter {
       coherence: (vid, validate, sender = this.nid) => this.clusterOp({ t: 'coherence', token: '', vid, validate, sender: toWireNodeId(sender) }),
       namespaceMutex: this.namespaceMutex,
       log: this.log.child({ component: 'gateway' }),
+    });
+    this.serial = new SerialIo({
+      gateway: this.gateway,
+      primary: (oid) => {
+        if (!this.clustered) return null;
+        const first = this.ring().oidToNodes(oid, 1)[0];
+        return first === undefined || nodeIdEquals(first.nid, this.nid) ? null : first.nid;
+      },
+      peers: this.peers,
+      epoch: () => this.epoch,
+      waitEpoch: this.clustered ? (seen, ms) => this.waitEpoch(seen, ms) : undefined,
+      waitEpochAtLeast: this.clustered ? (e, ms) => this.waitEpochAtLeast(e, ms) : undefined,
+      sync: this.driver.sync ? () => this.driver.sync!() : undefined,
+      log: this.log.child({ component: 'serial' }),
     });
   }
 
@@ -283,7 +297,8 @@ export class SheepNode extends EventEmitter {
       this.status = SD_STATUS_OK;
     }
     this.driver.onEvent((e) => this.onClusterEvent(e));
-    const info: MemberInfo = { addr: this.nid.addr.toString('hex'), port: this.nid.port, zone: this.zone, space: this.space.toString() };
+    const io = this.nid.ioPort > 0 ? { ioAddr: this.nid.ioAddr.toString('hex'), ioPort: this.nid.ioPort } : {};
+    const info: MemberInfo = { addr: this.nid.addr.toString('hex'), port: this.nid.port, zone: this.zone, space: this.space.toString(), ...io };
     await this.driver.join(nodeAddr(this.nid), info);
     this.log.info({ epoch: this.epoch, formatted: this.formatted, vdis: this.vdis.all().length }, 'sheep_started');
   }

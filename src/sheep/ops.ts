@@ -114,6 +114,11 @@ const writeObj: OpHandler = async (node, req, data, conn) => {
   await node.gateway.write(objIo(req, conn), payload(req, data));
   return ok();
 };
+/** SF_OP_CREATE_EXCL / CMP_WRITE / WRITE_SERIAL: serialized at the object's primary (serial.ts). */
+const serialObj: OpHandler = async (node, req, data, conn) => {
+  const r = await node.serial.handle(req, objIo(req, conn), payload(req, data));
+  return { result: r.result, data: r.data ?? null };
+};
 const removeObj: OpHandler = async (node, req) => {
   await node.gateway.remove(objArgs(req).oid, objArgs(req).copies);
   return ok();
@@ -490,6 +495,9 @@ export const OPS: ReadonlyMap<number, OpDef> = new Map<number, OpDef>([
   [C.SD_OP_READ_OBJ, def('READ_OBJ', 'gateway', false, readObj)],
   [C.SD_OP_WRITE_OBJ, def('WRITE_OBJ', 'gateway', false, writeObj)],
   [C.SD_OP_REMOVE_OBJ, def('REMOVE_OBJ', 'gateway', false, removeObj)],
+  [C.SF_OP_CREATE_EXCL, def('CREATE_EXCL', 'gateway', false, serialObj)],
+  [C.SF_OP_CMP_WRITE, def('CMP_WRITE', 'gateway', false, serialObj)],
+  [C.SF_OP_WRITE_SERIAL, def('WRITE_SERIAL', 'gateway', false, serialObj)],
   [C.SD_OP_DISCARD_OBJ, def('DISCARD_OBJ', 'local', false, discardObj)],
   [C.SD_OP_NEW_VDI, def('NEW_VDI', 'cluster', false, newVdi)],
   [C.SD_OP_LOCK_VDI, def('LOCK_VDI', 'cluster', false, lockVdi)],

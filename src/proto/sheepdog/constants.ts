@@ -153,6 +153,21 @@ export const SD_RES_GATEWAY_MODE = 0x97;
 export const SD_RES_INVALID_VNODES_STRATEGY = 0x98;
 export const SD_RES_NO_CHECKPOINT_ENTRY = 0x99;
 
+/**
+ * Sheepfold extensions (opcodes 0xf8–0xfa, never used by sheepdog or tgt; internal proto_ver 0x0a): object
+ * I/O serialized at the object's primary replica (the first node the ring names), so two gateways serving two
+ * target hosts agree on one order. Object request layout; see docs/fencing.md.
+ * - CREATE_EXCL: CREATE_AND_WRITE_OBJ that fails with OID_EXIST, writing nothing, when the object exists.
+ * - CMP_WRITE: payload = expected bytes then new bytes (2 x length at `offset`); writes the new bytes only if
+ *   the object holds the expected ones, else fails with SF_RES_MISCOMPARE and a 4-byte LE reply: the offset
+ *   (from `offset`) of the first differing byte.
+ * - WRITE_SERIAL: WRITE_OBJ ordered at the primary against CREATE_EXCL/CMP_WRITE/WRITE_SERIAL of the object.
+ */
+export const SF_OP_CREATE_EXCL = 0xf8;
+export const SF_OP_CMP_WRITE = 0xf9;
+export const SF_OP_WRITE_SERIAL = 0xfa;
+export const SF_RES_MISCOMPARE = 0xfa;
+
 /** Sheepfold target identity (docs/fencing.md §3–4; payload codecs in target-id.ts): HELLO binds a connection to a
  * target id and incarnation, TARGET_LOCKS lists the (VDI, target) lock records, BREAK_LOCK releases every holder
  * (`dog vdi lock unlock`), FENCED refuses a request of an incarnation that no longer holds its lock. */
@@ -205,6 +220,7 @@ const RESULT_TEXT: Record<number, [string, string]> = {
   [SD_RES_NODE_IN_RECOVERY]: ['NODE_IN_RECOVERY', 'Targeted node is in recovery'],
   [SD_RES_KILLED]: ['KILLED', 'Node is killed'],
   [SD_RES_OID_EXIST]: ['OID_EXIST', 'Object ID exists already'],
+  [SF_RES_MISCOMPARE]: ['MISCOMPARE', 'The object does not hold the expected bytes'],
   [SD_RES_AGAIN]: ['AGAIN', 'Ask to try again'],
   [SD_RES_STALE_OBJ]: ['STALE_OBJ', 'Object may be stale'],
   [SD_RES_CLUSTER_ERROR]: ['CLUSTER_ERROR', 'Cluster driver error'],
@@ -371,6 +387,9 @@ const OP_NAMES = new Map<number, string>([
   [SD_OP_SET_RECOVERY, 'SET_RECOVERY'],
   [SD_OP_SET_VNODES, 'SET_VNODES'],
   [SD_OP_GET_VNODES, 'GET_VNODES'],
+  [SF_OP_CREATE_EXCL, 'CREATE_EXCL'],
+  [SF_OP_CMP_WRITE, 'CMP_WRITE'],
+  [SF_OP_WRITE_SERIAL, 'WRITE_SERIAL'],
   [SF_OP_HELLO, 'HELLO'],
   [SF_OP_TARGET_LOCKS, 'TARGET_LOCKS'],
   [SF_OP_BREAK_LOCK, 'BREAK_LOCK'],
