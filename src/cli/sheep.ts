@@ -43,6 +43,7 @@ interface SheepCliOptions {
   storeCapacity?: string;
   scrubInterval?: string;
   metrics?: string;
+  advertise?: string;
 }
 
 /** A positive integer option, or undefined when absent. */
@@ -72,6 +73,7 @@ export function registerSheepCommand(program: Command): void {
     .option('--store-capacity <size>', 'largest total size of the stored objects (e.g. 10G); beyond it writes get NO_SPACE')
     .option('--scrub-interval <seconds>', 'verify every object against its checksums this often (default: never)')
     .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics')
+    .option('--advertise <host:port>', 'address other sheep use for peer I/O to this node (node_id io_addr/io_port, e.g. a proxy); the node identity stays --bind:--port')
     .action(async (o: SheepCliOptions) => {
       const log = initLogger({ level: o.logLevel as LevelWithSilent, name: 'sheep' });
       const port = Number(o.port);
@@ -93,7 +95,9 @@ export function registerSheepCommand(program: Command): void {
       });
       const driver = clusterDriver(o.cluster, log);
       const metrics = o.metrics ? createMetrics('sheep', { node: `${o.bind}:${port}` }) : undefined;
-      const sheep = await startSheep({ dir, port, bind: o.bind, unixPath: o.unix, zone, log, limits, store, driver, metrics });
+      const advertise = o.advertise ? parseHostPort(o.advertise, '--advertise') : undefined;
+      if (advertise && advertise.port === 0) throw new Error(`bad --advertise ${o.advertise}: the port must not be 0`);
+      const sheep = await startSheep({ dir, port, bind: o.bind, unixPath: o.unix, zone, log, limits, store, driver, metrics, advertise });
       const listen = o.metrics ? parseHostPort(o.metrics, '--metrics') : undefined;
       const metricsAddr = metrics && listen ? (await serveMetrics(metrics.registry, listen.host, listen.port)).address : undefined;
       const ready = {

@@ -9,9 +9,16 @@
 //   writes, CREATE_AND_WRITE (fact sheet §8.2: a create of the same bytes twice is harmless), lookups, stats.
 // - Non-idempotent requests (LOCK_VDI, NEW_VDI, DEL_VDI, MAKE_FS, SHUTDOWN, ...) whose reply was lost are
 //   NOT re-sent: they fail with SheepNetError EUNCERTAIN and the caller decides (re-check state, tell a human).
+// - A gateway that accepts connections but does not answer (blackhole, one-way partition, frozen process) is
+//   found by a probe: once a request has waited `probeAfterMs`, a fresh connection asks the gateway for
+//   GET_NODE_LIST (answered from memory); no answer within `probeTimeoutMs` — or any request timing out — makes
+//   the gateway *suspect* (`suspect` event): its connections are closed, idempotent requests in flight are
+//   re-sent on the next gateway of the list (write fences still apply), and suspect gateways are skipped when
+//   reconnecting until a background probe finds them answering again. With a single gateway, requests fail
+//   fast with ECONNECT while it is suspect.
 import { EventEmitter } from 'node:events';
 import * as C from '../proto/sheepdog/constants.js';
-import { opName, type SdRequest } from '../proto/sheepdog/index.js';
+import { emptyReqArgs, makeRequest, opName, type SdRequest } from '../proto/sheepdog/index.js';
 import { componentLogger, type Logger } from '../obs/log.js';
 import { gatewayText, type GatewayAddr } from './address.js';
 import { SheepConnection, type ConnectOptions, type SdReply } from './connection.js';
@@ -36,6 +43,10 @@ export interface TransportOptions {
   maxResends?: number;
   /** Target identity every connection announces first (HELLO, docs/fencing.md §3). */
   hello?: Hello;
+  /** Probe the gateway once a request has waited this long (default 1500 ms; 0 = never probe). */
+  probeAfterMs?: number;
+  /** A probe not answered within this long makes the gateway suspect (default 2000 ms). */
+  probeTimeoutMs?: number;
   logger?: Logger;
 }
 
@@ -78,7 +89,14 @@ export interface TransportEvents {
   disconnect: [{ gateway: string; error: Error }];
   reconnect: [{ gateway: string }];
   failover: [{ from: string; to: string }];
+  /** A gateway stopped answering (probe or request timeout); `ms` = how long the oldest request had waited. */
+  suspect: [{ gateway: string; reason: string; ms: number }];
+  /** A suspect gateway answered a probe again. */
+  alive: [{ gateway: string }];
 }
+
+/** Probes run at most this often. */
+const PROBE_TICK_MS = 250;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -102,6 +120,16 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
   private closed = false;
   private active = 0;
   private readonly waiters: (() => void)[] = [];
+  private readonly probeAfterMs: number;
+  private readonly probeTimeoutMs: number;
+  /** Requests on the wire: their gateway and when they were sent. */
+  private readonly sent = new Set<{ gw: GatewayAddr; at: number }>();
+  /** Gateways that stopped answering → since when. */
+  private readonly suspects = new Map<GatewayAddr, number>();
+  private readonly probing = new Set<GatewayAddr>();
+  /** When each suspect gateway was last probed (suspects are re-probed at most once a second). */
+  private readonly lastProbe = new Map<GatewayAddr, number>();
+  private probeTimer: NodeJS.Timeout | null = null;
 
   constructor(opts: TransportOptions) {
     super();
@@ -115,7 +143,14 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
     this.initialConnectTimeoutMs = opts.initialConnectTimeoutMs ?? this.reconnectTimeoutMs;
     this.maxResends = opts.maxResends ?? 5;
     this.hello = opts.hello;
+    this.probeAfterMs = opts.probeAfterMs ?? 1500;
+    this.probeTimeoutMs = opts.probeTimeoutMs ?? 2000;
     this.log = opts.logger ?? componentLogger('sheep-client');
+  }
+
+  /** Gateways currently suspected dead. */
+  get suspectGateways(): string[] {
+    return [...this.suspects.keys()].map(gatewayText);
   }
 
   /** The gateway currently in use. */
@@ -145,6 +180,7 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
     const idempotent = opts.idempotent ?? isIdempotent(req.opcode);
     const timeoutMs = opts.timeoutMs ?? this.requestTimeoutMs;
     await this.enter();
+    let freeResends = 2 * this.gateways.length;
     try {
       for (let attempt = 0; ; attempt++) {
         const conn = await this.acquire();
@@ -152,10 +188,17 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
         if (left !== undefined && left <= 0) {
           throw new SheepNetError('ETIMEDOUT', conn.label, `${opName(req.opcode)} not sent: past its write fence`);
         }
+        const mark = { gw: conn.gateway, at: Date.now() };
+        this.sent.add(mark);
+        this.startProbing();
         try {
           return await conn.send(r, payload, left === undefined ? timeoutMs : timeoutMs > 0 ? Math.min(timeoutMs, left) : left);
         } catch (err) {
           if (!(err instanceof SheepNetError) || this.closed) throw err;
+          // A request that timed out (not one cut short by its own write fence) condemns its gateway.
+          if (err.code === 'ETIMEDOUT' && (opts.notAfter === undefined || Date.now() < opts.notAfter)) {
+            this.suspect(conn.gateway, 'request timed out', Date.now() - mark.at);
+          }
           if (!idempotent) {
             throw new SheepNetError(
               'EUNCERTAIN',
@@ -164,8 +207,12 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
               { cause: err },
             );
           }
-          if (attempt >= this.maxResends) throw err;
+          // Cut short because its gateway became suspect: the re-send on the next gateway is not a failed attempt.
+          if (err.code === 'ECLOSED' && this.suspects.has(mark.gw) && freeResends-- > 0) attempt--;
+          else if (attempt >= this.maxResends) throw err;
           this.log.debug({ op: opName(req.opcode), gateway: conn.label, attempt, err: err.message }, 'client.resend');
+        } finally {
+          this.sent.delete(mark);
         }
       }
     } finally {
@@ -173,9 +220,76 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
     }
   }
 
+  /** Run probes while requests are on the wire or a gateway is suspect. */
+  private startProbing(): void {
+    if (this.probeTimer !== null || this.probeAfterMs <= 0 || this.closed) return;
+    this.probeTimer = setInterval(() => this.probeTick(), PROBE_TICK_MS);
+    this.probeTimer.unref();
+  }
+
+  private probeTick(): void {
+    if (this.closed || (this.sent.size === 0 && this.suspects.size === 0)) {
+      if (this.probeTimer !== null) clearInterval(this.probeTimer);
+      this.probeTimer = null;
+      return;
+    }
+    const now = Date.now();
+    const waited = new Map<GatewayAddr, number>();
+    for (const m of this.sent) waited.set(m.gw, Math.max(waited.get(m.gw) ?? 0, now - m.at));
+    for (const [gw, ms] of waited) if (ms >= this.probeAfterMs && !this.suspects.has(gw)) this.probe(gw, ms);
+    for (const gw of this.suspects.keys()) {
+      if (now - (this.lastProbe.get(gw) ?? 0) < 1000) continue;
+      this.lastProbe.set(gw, now);
+      this.probe(gw, 0);
+    }
+  }
+
+  /** One probe of `gw` on a fresh connection: GET_NODE_LIST, answered from memory by any live sheep. */
+  private probe(gw: GatewayAddr, waitedMs: number): void {
+    if (this.probing.has(gw)) return;
+    this.probing.add(gw);
+    const t0 = Date.now();
+    const ask = async (): Promise<void> => {
+      const c = await SheepConnection.connect(gw, { connectTimeoutMs: this.probeTimeoutMs });
+      try {
+        await c.send(makeRequest(C.SD_OP_GET_NODE_LIST, emptyReqArgs('obj'), { dataLength: C.SD_NODE_SIZE }), null, this.probeTimeoutMs);
+      } finally {
+        c.close();
+      }
+    };
+    ask()
+      .then(() => {
+        if (this.suspects.delete(gw)) {
+          this.log.info({ gateway: gatewayText(gw) }, 'client.gateway_alive');
+          this.emit('alive', { gateway: gatewayText(gw) });
+        }
+      })
+      .catch((err: unknown) => {
+        if (!this.closed) this.suspect(gw, `probe failed: ${err instanceof Error ? err.message : String(err)}`, waitedMs + (Date.now() - t0));
+      })
+      .finally(() => this.probing.delete(gw));
+  }
+
+  /**
+   * `gw` stopped answering: remember it, and if it is the gateway in use, close its connections (idempotent
+   * requests in flight are re-sent, on the next gateway when there is one).
+   */
+  private suspect(gw: GatewayAddr, reason: string, ms: number): void {
+    if (this.closed || this.suspects.has(gw)) return;
+    this.suspects.set(gw, Date.now());
+    this.log.warn({ gateway: gatewayText(gw), reason, ms }, 'client.gateway_suspect');
+    this.emit('suspect', { gateway: gatewayText(gw), reason, ms });
+    this.startProbing();
+    if (gw !== this.gateway) return;
+    // The next connect skips suspect gateways (and announces the failover).
+    for (const c of this.conns.splice(0)) c.close();
+  }
+
   /** Close every connection; pending and future requests fail with ECLOSED. */
   close(): void {
     this.closed = true;
+    if (this.probeTimer !== null) clearInterval(this.probeTimer);
+    this.probeTimer = null;
     for (const c of this.conns.splice(0)) c.close();
     for (const w of this.waiters.splice(0)) w();
   }
@@ -197,6 +311,11 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
   /** A live connection: the least loaded one, growing the pool in the background when all are busy. */
   private async acquire(): Promise<SheepConnection> {
     if (this.closed) throw new SheepNetError('ECLOSED', gatewayText(this.gateway), 'sheep client is closed');
+    // A one-pass client (reconnectTimeoutMs 0, e.g. sheep-to-sheep) fails fast while its gateway is suspect.
+    if (this.reconnectTimeoutMs === 0 && this.suspects.size >= this.gateways.length) {
+      const gw = gatewayText(this.gateway);
+      throw new SheepNetError('ECONNECT', gw, `cannot connect to ${gw}: it does not answer (suspect; probing)`);
+    }
     const live = this.conns.filter((c) => !c.closed);
     if (live.length > 0) {
       let best = live[0] as SheepConnection;
@@ -252,6 +371,7 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
         if (this.closed) throw new SheepNetError('ECLOSED', gatewayText(this.gateway), 'sheep client is closed');
         const idx = (this.gwIndex + k) % this.gateways.length;
         const gw = this.gateways[idx] as GatewayAddr;
+        if (this.suspects.has(gw) && this.suspects.size < this.gateways.length) continue;
         try {
           const c = await SheepConnection.connect(gw, this.connectOptions());
           if (this.closed) {

@@ -14,6 +14,15 @@ export interface MemberInfo {
   port: number;
   zone: number;
   space: string;
+  /** Advertised I/O address (hex, 16 bytes) and port peers use for this node's peer traffic (`--advertise`). */
+  ioAddr?: string;
+  ioPort?: number;
+}
+
+/** The node id a member's info describes (the io address only when it is well-formed). */
+export function memberNodeId(i: MemberInfo): NodeId {
+  const io = typeof i.ioAddr === 'string' && /^[0-9a-f]{32}$/.test(i.ioAddr) && typeof i.ioPort === 'number' && i.ioPort > 0 && i.ioPort < 65536;
+  return { addr: Buffer.from(i.addr, 'hex'), port: i.port, ioAddr: io ? Buffer.from(i.ioAddr ?? '', 'hex') : Buffer.alloc(16), ioPort: io ? (i.ioPort ?? 0) : 0 };
 }
 
 export function isMemberInfo(x: unknown): x is MemberInfo {
@@ -41,7 +50,7 @@ export function nodeSetOf(members: readonly ClusterMember[]): NodeSet {
   const infos = picked.map((m) => m.info as MemberInfo);
   const vnodes = autoVnodes(infos.map((i) => BigInt(i.space)));
   const nodes: SdNode[] = infos.map((i, k) => ({
-    nid: { addr: Buffer.from(i.addr, 'hex'), port: i.port, ioAddr: Buffer.alloc(16), ioPort: 0 },
+    nid: memberNodeId(i),
     nrVnodes: vnodes[k] ?? 0,
     zone: i.zone >>> 0,
     space: BigInt(i.space),

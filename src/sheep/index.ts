@@ -20,6 +20,8 @@ export interface StartSheepOptions {
   store?: ObjectStore;
   log?: Logger;
   metrics?: ProcessMetrics;
+  /** HOST:PORT other sheep use for this node's peer I/O (node_id io_addr/io_port), e.g. a fault proxy. */
+  advertise?: { host: string; port: number };
 }
 
 export interface RunningSheep {
@@ -39,13 +41,13 @@ export async function startSheep(opts: StartSheepOptions): Promise<RunningSheep>
   const unixPaths = [sockPath, ...(opts.unixPath ? [opts.unixPath] : [])];
   // In a cluster, nodes on one host get distinct zones by default (the port), so copies land on distinct nodes.
   const zoneFor = (port: number): number | undefined => opts.zone ?? (opts.driver && opts.driver.name !== 'single' ? port : undefined);
-  let node = new SheepNode({ dir: opts.dir, addr: host === '0.0.0.0' ? '127.0.0.1' : host, port: probe, zone: zoneFor(probe), driver: opts.driver, store: opts.store, log });
+  let node = new SheepNode({ dir: opts.dir, addr: host === '0.0.0.0' ? '127.0.0.1' : host, port: probe, zone: zoneFor(probe), driver: opts.driver, store: opts.store, log, advertise: opts.advertise });
   let server = new SheepServer(node, { host, port: probe, unixPaths, limits: opts.limits, log, metrics: opts.metrics });
   if (probe === 0) {
     await server.listen();
     const port = server.port;
     await server.close();
-    node = new SheepNode({ dir: opts.dir, addr: host === '0.0.0.0' ? '127.0.0.1' : host, port, zone: zoneFor(port), driver: opts.driver, store: opts.store, log });
+    node = new SheepNode({ dir: opts.dir, addr: host === '0.0.0.0' ? '127.0.0.1' : host, port, zone: zoneFor(port), driver: opts.driver, store: opts.store, log, advertise: opts.advertise });
     server = new SheepServer(node, { host, port, unixPaths, limits: opts.limits, log, metrics: opts.metrics });
   }
   await node.start();

@@ -2,7 +2,10 @@
 // 127.0.0.1, ports in 7000–9999 (so real tgtd can reach them), one store dir per node under a temp dir.
 // Nodes are started, SIGKILLed, restarted and stopped by PID; `dog` runs against any node. Waits are on
 // conditions (epoch, recovery state, node count), never on fixed sleeps.
+// With `peerProxies`, each node gets a TCP fault proxy in front of it and advertises it (`--advertise`), so all
+// sheep-to-sheep traffic to node i passes through nodes[i].proxy (clients and dog still talk to the node).
 import path from 'node:path';
+import { FaultProxy } from '../../src/drill/faultproxy.js';
 import { portInRange } from './ports.js';
 import { DOG_BIN, SHEEPFOLD_BIN, run, runBinary, start, tempDir, waitForOutput, type Proc, type RunResult } from './proc.js';
 
@@ -11,6 +14,9 @@ export interface ClusterNode {
   port: number;
   store: string;
   proc: Proc | null;
+  /** The fault proxy peer traffic to this node goes through (with `peerProxies`). */
+  proxy?: FaultProxy;
+  proxyPort?: number;
 }
 
 export interface LocalCluster {
@@ -46,7 +52,10 @@ interface ClusterInfoJson {
   epoch: number;
 }
 
-export async function startLocalCluster(n: number, opts: { logLevel?: string; extraArgs?: string[] } = {}): Promise<LocalCluster> {
+export async function startLocalCluster(
+  n: number,
+  opts: { logLevel?: string; extraArgs?: string[]; peerProxies?: boolean } = {},
+): Promise<LocalCluster> {
   const dir = tempDir('sheepfold-cluster-');
   const clusterDir = path.join(dir, 'cluster');
   const nodes: ClusterNode[] = [];
@@ -76,6 +85,7 @@ export async function startLocalCluster(n: number, opts: { logLevel?: string; ex
       `local:${clusterDir}`,
       '--log-level',
       opts.logLevel ?? 'warn',
+      ...(node.proxyPort !== undefined ? ['--advertise', `127.0.0.1:${node.proxyPort}`] : []),
       ...(opts.extraArgs ?? []),
     ]);
     node.proc = proc;
@@ -86,6 +96,10 @@ export async function startLocalCluster(n: number, opts: { logLevel?: string; ex
   const addNode = async (): Promise<ClusterNode> => {
     const index = nodes.length;
     const node: ClusterNode = { index, port: await freePort(), store: path.join(dir, `n${index}`), proc: null };
+    if (opts.peerProxies) {
+      node.proxy = new FaultProxy({ targetHost: '127.0.0.1', targetPort: node.port });
+      node.proxyPort = await node.proxy.start();
+    }
     nodes.push(node);
     return startNode(index);
   };
@@ -154,6 +168,7 @@ export async function startLocalCluster(n: number, opts: { logLevel?: string; ex
 
   const stopAll = async (): Promise<void> => {
     for (const node of nodes) await killNode(node.index);
+    for (const node of nodes) await node.proxy?.stop();
   };
 
   const cluster: LocalCluster = { dir, clusterDir, nodes, startNode, addNode, killNode, stopNode, live, dog, dogBinary, dogJson, waitSettled, stopAll };

@@ -2,13 +2,14 @@
 // fault proxies (its gateway list is proxy A, then proxy B). A verifying NBD workload runs throughout while
 // the proxies inject delay with jitter, a bandwidth cap, RST of every connection, a blackhole (A) and a
 // one-way partition (B, replies dropped). The history checker must report zero violations, and the report
-// gives the time the sheep client needed to declare a blackholed / half-partitioned gateway dead (first
-// successful I/O after the fault, through the other path; -1 when it did not fail over within the bound).
+// gives the time the sheep client needed to declare a blackholed / half-partitioned gateway dead
+// (`client.gateway_suspect` in the target's log: its probe went unanswered) and the time until I/O flowed
+// again through the other path (-1 when it did not fail over within the bound).
 import { afterAll, describe, expect, it } from 'vitest';
 import { FaultProxy, type FaultSpec } from '../../src/drill/faultproxy.js';
 import { Workload } from '../../src/drill/workload.js';
 import { cleanupTempDirs, killAll } from '../helpers/proc.js';
-import { longMode, reliabilitySeconds, reportReliability } from '../helpers/reliability.js';
+import { finishWorkload, longMode, reliabilitySeconds, reportReliability } from '../helpers/reliability.js';
 import { nbdIo, sheepWithVdis, vdiTarget, waitFor } from './harness.js';
 
 const BS = 4096;
@@ -59,8 +60,20 @@ describe('network faults between target and sheep', () => {
      * recovers) and the time is reported as -1.
      */
     const boundMs = longMode() ? 300_000 : 90_000;
+    const suspectLines = (addr: string): number =>
+      t.proc
+        .output()
+        .split('\n')
+        .filter((l) => l.includes('"msg":"client.gateway_suspect"') && l.includes(`"gateway":"${addr}"`)).length;
+    const suspectMs: Record<string, number> = {};
     const deadTime = async (name: string, proxy: FaultProxy, spec: FaultSpec): Promise<number> => {
+      const addr = `127.0.0.1:${proxy === a ? pa : pb}`;
+      const seen = suspectLines(addr);
       const t0 = Date.now();
+      suspectMs[name] = -1;
+      const watch = setInterval(() => {
+        if (suspectMs[name] === -1 && suspectLines(addr) > seen) suspectMs[name] = Date.now() - t0;
+      }, 50);
       proxy.set(spec);
       // Ops already past the proxy may still finish; the stall is confirmed once 1 s passes without progress.
       let last = done();
@@ -79,6 +92,8 @@ describe('network faults between target and sheep', () => {
         proxy.heal();
         await waitFor(() => done() > stalled, `${name}: I/O after healing`, 300_000);
       }
+      clearInterval(watch);
+      if (suspectMs[name] === -1 && suspectLines(addr) > seen) suspectMs[name] = Date.now() - t0;
       phases.push({ name, opsDuring: done() - stalled });
       return ms;
     };
@@ -86,27 +101,22 @@ describe('network faults between target and sheep', () => {
     a.heal();
     // The one-way partition goes on the path now in use: B after a failover, else A again.
     const second = blackholeMs >= 0 ? b : a;
-    const oneWayMs = await deadTime(`one-way-${blackholeMs >= 0 ? 'B' : 'A'}`, second, { drop: 'down' });
+    const oneWayName = `one-way-${blackholeMs >= 0 ? 'B' : 'A'}`;
+    const oneWayMs = await deadTime(oneWayName, second, { drop: 'down' });
     second.heal();
     await sleep(phaseSeconds * 1000);
 
-    await wl.stop();
-    await wl.verify();
-    const r = wl.check();
+    const { check: r, fields } = await finishWorkload(wl);
     await nbd.close();
     reportReliability(
       'net-faults',
       {
         path: 'target-sheep',
         phases: phases.length,
-        acked_writes: r.acknowledgedWrites,
-        violations: r.violations.length,
-        lost: r.lostWrites,
-        stale_reads: r.staleReads,
-        corrupt: r.corrupt,
-        write_errors: wl.stats.writeErrors,
-        read_errors: wl.stats.readErrors,
+        ...fields,
+        blackhole_suspect_ms: suspectMs['blackhole-A'] ?? -1,
         blackhole_dead_ms: blackholeMs,
+        one_way_suspect_ms: suspectMs[oneWayName] ?? -1,
         one_way_dead_ms: oneWayMs,
         dropped_bytes: a.droppedBytes + b.droppedBytes,
         seed,
