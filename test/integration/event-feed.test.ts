@@ -70,10 +70,33 @@ describe('event feed', () => {
       await b.close().catch(() => undefined);
       await a.close().catch(() => undefined);
     }
+    // A second watcher on sheep 1 follows epochs and recovery until interrupted.
+    const watch2 = start(process.execPath, [DOG_BIN, 'event', 'watch', '-p', String(cluster.nodes[1]?.port), '--type', 'epoch,recovery']);
+    await waitForOutput(watch2, /watching 127\.0\.0\.1:\d+/, 30_000);
     await cluster.killNode(2);
     await cluster.waitSettled(2);
     await cluster.startNode(2);
     expect(await watch.exited).toBe(0);
+    await cluster.waitSettled(3);
+    watch2.kill('SIGINT');
+    expect(await watch2.exited).toBe(0);
+    const ev2 = watch2
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => decodeFeedEvent(l));
+    const epochs = ev2.filter((e): e is Extract<FeedEvent, { type: 'epoch' }> => e.type === 'epoch');
+    expect(epochs.map((e) => e.nodes.length)).toEqual([2, 3]);
+    expect(epochs[1]?.epoch).toBe((epochs[0]?.epoch ?? 0) + 1);
+    for (const e of epochs) {
+      // Each epoch's recovery on sheep 1: announced after the epoch, ends done with every planned object.
+      const rec = ev2.filter((r): r is Extract<FeedEvent, { type: 'recovery' }> => r.type === 'recovery' && r.recoveryEpoch === e.epoch);
+      expect(rec[0]).toMatchObject({ state: 'preparing', node: addr(1) });
+      expect(ev2.indexOf(rec[0] as FeedEvent)).toBeGreaterThan(ev2.indexOf(e));
+      const done = rec.at(-1);
+      expect(done).toMatchObject({ state: 'done', node: addr(1) });
+      expect(done?.type === 'recovery' ? done.done : -1).toBe(done?.type === 'recovery' ? done.total : -2);
+    }
     const lines = watch
       .output()
       .split('\n')
