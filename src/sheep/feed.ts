@@ -7,7 +7,8 @@
 //   applies the same ops, so a subscriber of any one sheep sees each event exactly once. Replayed history
 //   (`historical`) is never published. Lock events are the diff of the lock table around one applied event.
 // - Limits: subscribers (extra upgrades get 503), bytes buffered per subscriber (a slow one is closed with
-//   FEED_CLOSE_SLOW and gets nothing more), and a ping every heartbeat: a subscriber that missed a pong is ended.
+//   FEED_CLOSE_SLOW and gets nothing more), a ping every heartbeat (a subscriber that missed a pong is ended),
+//   and an idle timeout for HTTP exchanges that never complete.
 import http from 'node:http';
 import type net from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -51,6 +52,8 @@ export interface FeedLimits {
   heartbeatMs: number;
   /** Recovery progress is published at most this often (state changes at once). */
   progressIntervalMs: number;
+  /** An HTTP connection must complete its request (upgrade or not) within this time of becoming idle. */
+  httpTimeoutMs: number;
 }
 
 export const DEFAULT_FEED_LIMITS: FeedLimits = {
@@ -58,6 +61,7 @@ export const DEFAULT_FEED_LIMITS: FeedLimits = {
   maxBufferedBytes: 1024 * 1024,
   heartbeatMs: 15_000,
   progressIntervalMs: 500,
+  httpTimeoutMs: 30_000,
 };
 
 /** An event before the feed stamps it with seq, epoch and ts. */
@@ -198,6 +202,8 @@ export class EventFeed {
 
   /** Take over a new connection whose first bytes `head` were an HTTP request (the internal http.Server). */
   handleHttp(sock: net.Socket, head: Buffer): void {
+    // The internal server never listens, so it runs no header timers: an HTTP exchange that stalls is ended here.
+    sock.setTimeout(this.limits.httpTimeoutMs, () => sock.destroy());
     sock.pause();
     if (head.length > 0) sock.unshift(head);
     this.http.emit('connection', sock);
@@ -221,6 +227,7 @@ export class EventFeed {
     } catch (err) {
       return refuse(400, (err as Error).message);
     }
+    sock.setTimeout(0);
     this.wss.handleUpgrade(req, sock, head, (ws) => this.subscribe(ws, query));
   }
 

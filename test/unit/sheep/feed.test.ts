@@ -231,6 +231,19 @@ describe('limits', () => {
     }
   });
 
+  it('ends an HTTP exchange that never completes its request', async () => {
+    const feed = sheep.server.feed;
+    if (!feed) throw new Error('no feed');
+    const saved = feed.limits.httpTimeoutMs;
+    feed.limits.httpTimeoutMs = 100;
+    try {
+      const got = await raw(bytes('GET /events HTTP/1.1\r\nHost: x\r\n'), () => false); // resolves on close
+      expect(got.length).toBe(0);
+    } finally {
+      feed.limits.httpTimeoutMs = saved;
+    }
+  });
+
   it('ends a subscriber that stops answering pings', async () => {
     const feed = sheep.server.feed;
     if (!feed) throw new Error('no feed');
