@@ -1,7 +1,9 @@
 // NBD benchmark: our target (MemoryDevice, FileDevice) against nbdkit `memory` and qemu-nbd (raw file), with
 // fio's nbd engine (1M sequential read/write at QD16; 4k random read/write at QD1/16/32) and nbdcopy 1 GiB in
 // and out. Prints a markdown table with each of our figures as a ratio to its peer. Run after `npm run build`.
-// Usage: scripts/bench/nbd [--runtime SECONDS] [--reps N] [--size 1G] [--json FILE] [--dir DIR]
+// Also our target on a VDI of a local 3-node cluster (3 copies; nbdcopy of --vdi-size, fio cells the same), with
+// no peer of its own: its column is shown next to qemu-nbd's. --no-cluster leaves it out.
+// Usage: scripts/bench/nbd [--runtime SECONDS] [--reps N] [--size 1G] [--vdi-size 256M] [--no-cluster] [--json FILE] [--dir DIR]
 import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -13,6 +15,7 @@ import { URL } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 const BIN = path.join(process.env.DIST ?? path.join(ROOT, 'dist'), 'cli', 'sheepfold.js');
+const DOG = path.join(path.dirname(BIN), 'dog.js');
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
   const i = args.indexOf(name);
@@ -23,6 +26,8 @@ const REPS = Number(opt('--reps', '3'));
 const SIZE_G = Number(String(opt('--size', '1G')).replace(/G$/i, ''));
 const SIZE = SIZE_G * 1024 ** 3;
 const JSON_OUT = opt('--json', undefined);
+const CLUSTER = !args.includes('--no-cluster');
+const VDI_MB = Number(String(opt('--vdi-size', '256M')).replace(/M$/i, ''));
 const DIR = opt('--dir', undefined) ?? fs.mkdtempSync(path.join(os.tmpdir(), 'sheepfold-bench-nbd-'));
 const procs = [];
 
@@ -60,7 +65,8 @@ function startProc(cmd, argv) {
 }
 
 async function stopAll() {
-  for (const p of procs.splice(0)) {
+  // Reverse order: targets stop before the sheep they talk to.
+  for (const p of procs.splice(0).reverse()) {
     if (p.child.exitCode !== null || p.child.signalCode !== null) continue;
     const exited = new Promise((r) => p.child.once('exit', r));
     p.child.kill('SIGTERM');
@@ -68,6 +74,48 @@ async function stopAll() {
     await exited;
     clearTimeout(t);
   }
+}
+
+/** Resolves once the process prints `re` (on stdout or stderr). */
+function waitOutput(child, re) {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const on = (d) => {
+      out += d.toString();
+      if (re.test(out)) resolve();
+    };
+    child.stdout?.on('data', on);
+    child.stderr?.on('data', on);
+    child.once('exit', (c) => reject(new Error(`exited ${c}: ${out.slice(-2000)}`)));
+  });
+}
+
+function dog(argv, port) {
+  const r = spawnSync(process.execPath, [DOG, ...argv, '-p', String(port)], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`dog ${argv.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** A local 3-node cluster (3 copies) with one VDI, and our target exporting it. */
+async function startClusterTarget() {
+  const clusterDir = path.join(DIR, 'cluster');
+  const ports = [];
+  for (let i = 0; i < 3; i++) {
+    const port = await freePort();
+    ports.push(port);
+    const child = spawn(process.execPath, [BIN, 'sheep', '--store', path.join(DIR, `n${i}`), '--port', String(port), '--cluster', `local:${clusterDir}`, '--log-level', 'warn'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    procs.push({ child, err: () => '' });
+    await waitOutput(child, /sheep ready/);
+  }
+  dog(['cluster', 'format', '-c', '3'], ports[0]);
+  dog(['vdi', 'create', 'bench', `${VDI_MB}M`], ports[0]);
+  const port = await freePort();
+  const sheep = ports.map((p) => `127.0.0.1:${p}`).join(',');
+  startProc(process.execPath, [BIN, 'target', '--sheep', sheep, '--nbd', `127.0.0.1:${port}`, '--log-level', 'warn', '--export', 'vdi=bench']);
+  await waitPort(port);
+  return `nbd://127.0.0.1:${port}/vdi`;
 }
 
 function mkImage(file) {
@@ -96,6 +144,7 @@ const servers = {
     await waitPort(port);
     return `nbd://127.0.0.1:${port}/`;
   },
+  ...(CLUSTER ? { 'ours-vdi3': startClusterTarget } : {}),
   'ours-file': async () => {
     const port = await freePort();
     const img = path.join(DIR, 'ours.img');
@@ -155,6 +204,10 @@ async function main() {
   }
   // All four servers run at once and every cell is measured round-robin (peer, ours, peer, ours, ...) REPS
   // times; the median is reported. On a shared, noisy box this keeps drift from favouring either side.
+  const vdiSrc = path.join(DIR, 'random-vdi.img');
+  if (CLUSTER && (!fs.existsSync(vdiSrc) || fs.statSync(vdiSrc).size !== VDI_MB * 1024 * 1024)) {
+    fs.writeFileSync(vdiSrc, crypto.randomBytes(VDI_MB * 1024 * 1024));
+  }
   const uris = {};
   for (const [name, startServer] of Object.entries(servers)) uris[name] = await startServer();
   const samples = Object.fromEntries(Object.keys(servers).map((n) => [n, {}]));
@@ -163,8 +216,9 @@ async function main() {
     for (let rep = 0; rep < REPS; rep++) {
       for (const name of Object.keys(servers)) {
         // nbdcopy first: it also fills the device, so reads below hit data, not holes.
-        add(name, 'nbdcopy-in-1G', SIZE / 1024 ** 2 / timed('nbdcopy', [src, uris[name]]));
-        add(name, 'nbdcopy-out-1G', SIZE / 1024 ** 2 / timed('nbdcopy', [uris[name], 'null:']));
+        const [from, bytes] = name === 'ours-vdi3' ? [vdiSrc, VDI_MB * 1024 * 1024] : [src, SIZE];
+        add(name, 'nbdcopy-in-1G', bytes / 1024 ** 2 / timed('nbdcopy', [from, uris[name]]));
+        add(name, 'nbdcopy-out-1G', bytes / 1024 ** 2 / timed('nbdcopy', [uris[name], 'null:']));
       }
       for (const t of FIO_TESTS) {
         for (const name of Object.keys(servers)) add(name, t.key, fio(uris[name], t));
@@ -189,15 +243,17 @@ async function main() {
   const k = results['nbdkit-memory'];
   const f = results['ours-file'];
   const q = results['qemu-nbd-file'];
+  const v = results['ours-vdi3'];
   const lines = [
     `NBD benchmark: ${SIZE_G} GiB devices, median of ${REPS} round-robin runs, fio ${RUNTIME}s per cell (nbd engine, 1 job), nbdcopy default (multi-conn), load ${os.loadavg().map((x) => x.toFixed(1)).join('/')}, ${new Date().toISOString()}`,
     '',
-    '| test | unit | nbdkit memory | ours memory | ours/nbdkit | qemu-nbd file | ours file | ours/qemu-nbd | ours memory/qemu-nbd |',
-    '|---|---|---|---|---|---|---|---|---|',
+    `| test | unit | nbdkit memory | ours memory | ours/nbdkit | qemu-nbd file | ours file | ours/qemu-nbd | ours memory/qemu-nbd |${v ? ' ours VDI (3 nodes, 3 copies) |' : ''}`,
+    `|---|---|---|---|---|---|---|---|---|${v ? '---|' : ''}`,
     ...keys.map(
       (key) =>
-        `| ${key} | ${units[key]} | ${fmt(k[key])} | ${fmt(m[key])} | ${ratio(m[key], k[key])} | ${fmt(q[key])} | ${fmt(f[key])} | ${ratio(f[key], q[key])} | ${ratio(m[key], q[key])} |`,
+        `| ${key} | ${units[key]} | ${fmt(k[key])} | ${fmt(m[key])} | ${ratio(m[key], k[key])} | ${fmt(q[key])} | ${fmt(f[key])} | ${ratio(f[key], q[key])} | ${ratio(m[key], q[key])} |${v ? ` ${fmt(v[key])} |` : ''}`,
     ),
+    ...(v ? ['', `The VDI column's nbdcopy moves ${VDI_MB} MiB (--vdi-size), not the devices' size.`] : []),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
   if (JSON_OUT !== undefined) {
