@@ -14,8 +14,8 @@
 //   GET_NODE_LIST (answered from memory); no answer within `probeTimeoutMs` — or any request timing out — makes
 //   the gateway *suspect* (`suspect` event): its connections are closed, idempotent requests in flight are
 //   re-sent on the next gateway of the list (write fences still apply), and suspect gateways are skipped when
-//   reconnecting until a background probe finds them answering again. With a single gateway, requests fail
-//   fast with ECONNECT while it is suspect.
+//   reconnecting until a background probe finds them answering again. A one-pass client (reconnectTimeoutMs
+//   0, e.g. sheep-to-sheep) whose gateways are all suspect fails requests at once with ECONNECT.
 import { EventEmitter } from 'node:events';
 import * as C from '../proto/sheepdog/constants.js';
 import { emptyReqArgs, makeRequest, opName, type SdRequest } from '../proto/sheepdog/index.js';
@@ -43,7 +43,10 @@ export interface TransportOptions {
   maxResends?: number;
   /** Target identity every connection announces first (HELLO, docs/fencing.md §3). */
   hello?: Hello;
-  /** Probe the gateway once a request has waited this long (default 1500 ms; 0 = never probe). */
+  /**
+   * Probe the gateway once a request has waited this long (0 = never; default 1500 ms with two or more
+   * gateways, else 0: with nowhere to fail over to, a slow but live sheep is better waited for).
+   */
   probeAfterMs?: number;
   /** A probe not answered within this long makes the gateway suspect (default 2000 ms). */
   probeTimeoutMs?: number;
@@ -143,7 +146,7 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
     this.initialConnectTimeoutMs = opts.initialConnectTimeoutMs ?? this.reconnectTimeoutMs;
     this.maxResends = opts.maxResends ?? 5;
     this.hello = opts.hello;
-    this.probeAfterMs = opts.probeAfterMs ?? 1500;
+    this.probeAfterMs = opts.probeAfterMs ?? (opts.gateways.length > 1 ? 1500 : 0);
     this.probeTimeoutMs = opts.probeTimeoutMs ?? 2000;
     this.log = opts.logger ?? componentLogger('sheep-client');
   }
@@ -220,9 +223,9 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
     }
   }
 
-  /** Run probes while requests are on the wire or a gateway is suspect. */
+  /** Run probes while requests are on the wire (if probing is on) or a gateway is suspect. */
   private startProbing(): void {
-    if (this.probeTimer !== null || this.probeAfterMs <= 0 || this.closed) return;
+    if (this.probeTimer !== null || (this.probeAfterMs <= 0 && this.suspects.size === 0) || this.closed) return;
     this.probeTimer = setInterval(() => this.probeTick(), PROBE_TICK_MS);
     this.probeTimer.unref();
   }
@@ -236,7 +239,7 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
     const now = Date.now();
     const waited = new Map<GatewayAddr, number>();
     for (const m of this.sent) waited.set(m.gw, Math.max(waited.get(m.gw) ?? 0, now - m.at));
-    for (const [gw, ms] of waited) if (ms >= this.probeAfterMs && !this.suspects.has(gw)) this.probe(gw, ms);
+    if (this.probeAfterMs > 0) for (const [gw, ms] of waited) if (ms >= this.probeAfterMs && !this.suspects.has(gw)) this.probe(gw, ms);
     for (const gw of this.suspects.keys()) {
       if (now - (this.lastProbe.get(gw) ?? 0) < 1000) continue;
       this.lastProbe.set(gw, now);
