@@ -27,6 +27,7 @@ import { encodeSense } from '../proto/scsi/sense.js';
 import { ChapExchange, CHAP_MD5, type ChapAccount } from './chap.js';
 import { defaultParams, negotiate, type SessionParams, type TargetPreferences } from './params.js';
 import type { ScsiResult } from './scsi/lu.js';
+import { BufferPool } from '../nbd/pool.js';
 import type { Session, TargetRuntime, TargetRegistry } from './session.js';
 
 const LOGIN_MAX_DATA = 8192;
@@ -37,6 +38,12 @@ export const MAX_WRITE_EDTL = 64 * 1024 * 1024;
 export const MAX_PENDING_WRITE_BYTES = 256 * 1024 * 1024;
 /** Output queued on the socket above which the connection stops reading new PDUs until it drains. */
 export const MAX_QUEUED_OUTPUT_BYTES = 64 * 1024 * 1024;
+
+/** Idle Data-Out buffers of WRITE commands kept for reuse by every connection of the process (bytes). */
+export const WRITE_BUFFER_POOL_BYTES = 64 * 1024 * 1024;
+const writePool = new BufferPool(WRITE_BUFFER_POOL_BYTES);
+/** Commands whose Data-Out only goes to the device (nothing keeps a view of it after they complete). */
+const POOLED_WRITE_OPCODES = new Set([S.WRITE_6, S.WRITE_10, S.WRITE_12, S.WRITE_16]);
 
 /** Serial number arithmetic (RFC 1982, 32 bits): a < b. */
 export function snLess(a: number, b: number): boolean {
@@ -606,7 +613,7 @@ export class Connection {
       this.pendingWriteBytes += wantOut;
       if (p.data.length === wantOut) t.buf = p.data;
       else {
-        t.buf = Buffer.allocUnsafe(wantOut);
+        t.buf = POOLED_WRITE_OPCODES.has(t.cdb[0] ?? -1) ? writePool.get(wantOut) : Buffer.allocUnsafe(wantOut);
         p.data.copy(t.buf, 0);
       }
       t.received = Math.min(p.data.length, wantOut);
@@ -741,6 +748,8 @@ export class Connection {
     }
     this.tasks.delete(t.itt);
     t.finish();
+    // A pooled Data-Out buffer is reused only after a write that completed (a failed one may still be held).
+    if (t.buf !== undefined && result.status === S.SAM_STAT_GOOD) writePool.release(t.buf);
     if (t.aborted || this.closed) return;
     this.respond(t, result);
   }
