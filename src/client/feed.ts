@@ -32,6 +32,8 @@ export interface FeedClientEvents {
   /** A connection is up and said hello (`node` is the sheep's node id, `gateway` what we dialed). */
   connected: [{ gateway: string; node: string }];
   disconnected: [{ gateway: string; code: number; reason: string }];
+  /** A connection attempt failed (no hello); the next one is in `delayMs`. */
+  retry: [{ gateway: string; error: string; delayMs: number }];
 }
 
 /** The WebSocket URL of a gateway's feed. */
@@ -145,7 +147,11 @@ export class FeedClient extends EventEmitter<FeedClientEvents> {
       }
       this.emit('event', e);
     });
-    ws.on('error', (err) => this.log.debug({ gateway: label, err: err.message }, 'feed.error'));
+    let lastError = '';
+    ws.on('error', (err) => {
+      lastError = err.message;
+      this.log.debug({ gateway: label, err: err.message }, 'feed.error');
+    });
     ws.on('close', (code, reason) => {
       if (this.silenceTimer) clearTimeout(this.silenceTimer);
       this.silenceTimer = null;
@@ -157,6 +163,7 @@ export class FeedClient extends EventEmitter<FeedClientEvents> {
       if (this.closed) return;
       const delay = this.backoffMs;
       this.backoffMs = Math.min(this.backoffMs * 2, this.opts.maxBackoffMs ?? 5_000);
+      if (!wasUp) this.emit('retry', { gateway: label, error: lastError || `closed (${code})`, delayMs: delay });
       this.retryTimer = setTimeout(() => {
         this.retryTimer = null;
         if (!this.closed) this.connect();

@@ -51,7 +51,15 @@ export async function eventWatch(ctx: DogContext, o: WatchOptions, stop?: Promis
     process.once('SIGINT', finish);
     process.once('SIGTERM', finish);
     void stop?.then(finish);
-    feed.on('connected', (c) => ctx.err.write(`watching ${c.gateway} (node ${c.node})\n`));
+    let unreachable = false;
+    feed.on('connected', (c) => {
+      unreachable = false;
+      ctx.err.write(`watching ${c.gateway} (node ${c.node})\n`);
+    });
+    feed.on('retry', (r) => {
+      if (!unreachable) ctx.err.write(`cannot reach ${r.gateway} (${r.error}), retrying\n`);
+      unreachable = true;
+    });
     feed.on('disconnected', (d) => ctx.err.write(`disconnected from ${d.gateway} (${d.code}${d.reason ? ` ${d.reason}` : ''}), reconnecting\n`));
     feed.on('event', (e) => {
       if (e.type === 'hello' || (count !== undefined && printed >= count)) return;

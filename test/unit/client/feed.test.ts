@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { FeedClient, feedUrl, type FeedEvent } from '../../../src/client/feed.js';
 import { startSheep, type RunningSheep } from '../../../src/sheep/index.js';
+import { ephemeralPort } from '../../helpers/ports.js';
 
 const dirs: string[] = [];
 const running: RunningSheep[] = [];
@@ -66,5 +67,20 @@ describe('FeedClient', () => {
     await until(() => events.filter((e) => e.type === 'epoch').length === 2, 'epoch after reconnect');
     const last = events.at(-1);
     expect(last?.type === 'epoch' ? last.nodes : null).toEqual(['y:2']);
+  });
+
+  it('reports failed attempts (retry) while nothing listens, then connects once a sheep does', async () => {
+    const port = await ephemeralPort();
+    const retries: { error: string; delayMs: number }[] = [];
+    const c = new FeedClient({ gateway: { kind: 'tcp', host: '127.0.0.1', port }, minBackoffMs: 20, maxBackoffMs: 80 });
+    clients.push(c);
+    c.on('retry', (r) => retries.push(r));
+    c.start();
+    await until(() => retries.length >= 3, 'three retries');
+    expect(retries[0]?.error).toMatch(/ECONNREFUSED/);
+    expect(retries.slice(0, 3).map((r) => r.delayMs)).toEqual([20, 40, 80]);
+    await sheepOn(port);
+    await until(() => c.connected, 'connection');
+    expect(c.node).toBe(`127.0.0.1:${port}`);
   });
 });
