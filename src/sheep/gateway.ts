@@ -273,11 +273,13 @@ export class Gateway {
     // A refresh read validates its participant: a fenced incarnation must not validate its successor's state.
     else await this.checkFence(io);
     this.checkRange(io.oid, io.offset, length);
-    const data = await this.readReplicas(io.oid, io.offset, length, this.copiesFor(io.oid, io.copies));
+    // Validate BEFORE reading (docs/fencing.md §1): a writer whose index write is still landing then sees the
+    // validation when it re-checks after its write (writeIndex) and invalidates again, so a refresh that read
+    // the index just before that write can never leave its reader SHARED with a stale copy.
     if (refresh && this.d.locks.participantState(vid, this.idOf(io)) === SHARED_LOCK_STATE_INVALIDATED) {
       await this.d.coherence(vid, true, this.idOf(io));
     }
-    return data;
+    return this.readReplicas(io.oid, io.offset, length, this.copiesFor(io.oid, io.copies));
   }
 
   /** CREATE_AND_WRITE_OBJ (§2.3, §5.4): replaces the object; COW fills it from cow_oid first. */
@@ -328,7 +330,10 @@ export class Gateway {
 
   /**
    * An inode write that touches data_vdi_id (§5.3): invalidate the other participants first, then write,
-   * then reclaim every data object whose entry changed and that nothing references any more.
+   * then reclaim every data object whose entry changed and that nothing references any more. After the
+   * write, a writer that is no longer MODIFIED saw another participant validate while the write was landing
+   * (a refresh read validates before it reads, see read()): that reader may hold the index without this
+   * write, so the others are invalidated again before the write is acknowledged.
    */
   private async writeIndex(oid: bigint, offset: number, data: Buffer, copies: number, writer: NodeId): Promise<void> {
     const vid = oidToVid(oid);
@@ -348,6 +353,10 @@ export class Gateway {
         if (old !== 0 && old !== after.readUInt32LE(4 * i)) await this.reclaim(old, first + i);
       }
     });
+    if (st === null) return;
+    if (this.d.syncCluster) await this.d.syncCluster();
+    const now = this.d.locks.participantState(vid, writer);
+    if (now !== null && now !== SHARED_LOCK_STATE_MODIFIED) await this.d.coherence(vid, false, writer);
   }
 
   /**
