@@ -5,6 +5,8 @@
 // 2. Two target processes (NBD, shared export, different gateways): B caches a hole, A allocates the object;
 //    B's feed delivers the invalidation, and B's next read returns A's bytes after a reload counted as
 //    reason="feed" — B never received INODE_INVALIDATED (reason="invalidated" stays 0), read from its /metrics.
+// 3. The same after B's gateway sheep is SIGKILLed: B's client fails over to its second gateway and the feed
+//    subscription follows it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import crypto from 'node:crypto';
 import { VdiDevice } from '../../src/block/vdi.js';
@@ -20,7 +22,7 @@ let cluster: LocalCluster;
 beforeAll(async () => {
   cluster = await startLocalCluster(3);
   expect((await cluster.dog(['cluster', 'format', '-c', '2'])).code).toBe(0);
-  for (const v of ['ev', 'tg']) expect((await cluster.dog(['vdi', 'create', v, '64M'])).code).toBe(0);
+  for (const v of ['ev', 'tg', 'fo']) expect((await cluster.dog(['vdi', 'create', v, '64M'])).code).toBe(0);
 }, 300_000);
 
 afterAll(async () => {
@@ -157,5 +159,28 @@ describe('event feed', () => {
     expect(locks.stdout).not.toContain('(invalidated)');
     expect(locks.stdout).toMatch(/feed-a\(shared\)/);
     expect(locks.stdout).toMatch(/feed-b\(shared\)/);
+  }, 300_000);
+
+  it("follows its target's gateway failover: invalidations arrive through the new gateway's feed", async () => {
+    await cluster.waitSettled(3);
+    const common = ['--log-level', 'warn', '--metrics', '127.0.0.1:0'];
+    const ta = await startTarget(['--sheep', addr(0), '--export', 'mp=fo,shared', '--target-id', 'fo-a', ...common]);
+    const tb = await startTarget(['--sheep', `${addr(1)},${addr(2)}`, '--export', 'mp=fo,shared', '--target-id', 'fo-b', ...common]);
+    const mb = (JSON.parse(/\{"ready":true[^\n]*\}/.exec(tb.proc.output())?.[0] ?? '{}') as { metrics: string }).metrics;
+    const a = await tcpClient(ta, { exportName: 'mp' });
+    const b = await tcpClient(tb, { exportName: 'mp' });
+    expect((await b.read(12 * MiB, MiB)).equals(Buffer.alloc(MiB))).toBe(true);
+    // B's gateway dies; B's client fails over to sheep 2 (its next request at the latest) and its feed follows.
+    await cluster.killNode(1);
+    await cluster.waitSettled(2);
+    expect((await b.read(12 * MiB, MiB)).equals(Buffer.alloc(MiB))).toBe(true);
+    const data = crypto.randomBytes(MiB);
+    await a.write(12 * MiB, data); // allocates object 3
+    const deadline = Date.now() + 60_000;
+    while ((await counter(mb, 'sheepfold_feed_invalidations_total')) < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(await counter(mb, 'sheepfold_feed_invalidations_total')).toBeGreaterThanOrEqual(1);
+    expect((await b.read(12 * MiB, MiB)).equals(data)).toBe(true);
+    expect(await counter(mb, 'sheepfold_inode_reloads_total', 'reason="feed"')).toBeGreaterThanOrEqual(1);
+    expect(await counter(mb, 'sheepfold_inode_reloads_total', 'reason="invalidated"')).toBe(0);
   }, 300_000);
 });
