@@ -1,5 +1,5 @@
 // `sheepfold drill all --json --out FILE` (issue 7): the drill starts its own deployment (3 sheep, targets A/B/C),
-// runs every scenario with a verifying workload, and loses no acknowledged write (partition: see the skip); the JSON on
+// runs every scenario with a verifying workload, and loses no acknowledged write; the JSON on
 // stdout is the report in --out, the SVG timeline renders in headless Chromium (non-blank), and no process of
 // the deployment is left behind. The acceptance check (zero loss everywhere) is its own test, so a scenario that
 // finds a real fencing or availability bug fails exactly that test.
@@ -73,9 +73,7 @@ describe('sheepfold drill', () => {
       expect(colours).toBeGreaterThan(8);
     }, 180_000);
 
-    // KNOWN BUG (issue #7 open): in the last CI-like run one of these four scenarios also reported a data-safety
-    // violation; until it is found this check is skipped in CI (run `sheepfold drill all` to reproduce).
-    it.skip('loses nothing in target-failover, sheep-kill, gateway-restart and stale-lock (zero lost, stale, corrupt, ghost)', () => {
+    it('loses nothing in target-failover, sheep-kill, gateway-restart and stale-lock (zero lost, stale, corrupt, ghost)', () => {
       for (const s of report.scenarios.filter((x) => x.name !== 'partition')) {
         expect(s.lost_writes, summary).toBe(0);
         expect(s.stale_reads, summary).toBe(0);
@@ -84,11 +82,9 @@ describe('sheepfold drill', () => {
       }
     });
 
-    // KNOWN BUG (issues #6/#7 stay open): across a partition of target A from the cluster, writes A acknowledged
-    // just before the cut can read back as zeros through B after failover (the drill reports them as stale
-    // reads / ghost writes in about half the runs). Until the sheep-side fence of docs/fencing.md exists this
-    // check is skipped here; `sheepfold drill partition` still fails loudly when it happens.
-    it.skip('partition: fencing holds — zero lost, stale and ghost writes, and drill all exits 0', () => {
+    // Fixed by lock identity per target (a target that fails over to the other host's gateway stays its own
+    // coherence participant) and exclusive creation at the primary (docs/fencing.md §3, §6a).
+    it('partition: fencing holds — zero lost, stale and ghost writes, and drill all exits 0', () => {
       for (const s of report.scenarios) {
         expect(s.lost_writes, summary).toBe(0);
         expect(s.stale_reads, summary).toBe(0);
