@@ -107,13 +107,15 @@ describe('object I/O serialized across two target hosts', () => {
     const a = await VdiDevice.open({ gateways: nodes[0]!.addr, vdi: 'pr', shared: true });
     const b = await VdiDevice.open({ gateways: nodes[1]!.addr, vdi: 'pr', shared: true });
     try {
-      const storeA = new ClusterReservationStore(a.sharedRef()!.client, 'pr');
-      const storeB = new ClusterReservationStore(b.sharedRef()!.client, 'pr');
       const register = (key: number): Buffer => {
         const p = Buffer.alloc(24);
         p.writeBigUInt64BE(BigInt(key), 8);
         return p;
       };
+      const storeA = new ClusterReservationStore(a.sharedRef()!.client, 'pr');
+      expect(await storeA.prOut('iqn.a,i,0x100', SCSI.PROUT_REGISTER, 0, register(0x100))).toEqual({ ok: true });
+      // B finds the attribute only after A changed its value (the lookup matches name, tag and key).
+      const storeB = new ClusterReservationStore(b.sharedRef()!.client, 'pr');
       const PER_HOST = 12;
       const jobs: Promise<unknown>[] = [];
       for (let i = 0; i < PER_HOST; i++) {
@@ -124,10 +126,11 @@ describe('object I/O serialized across two target hosts', () => {
       expect(outcomes.every((o) => (o as { ok: boolean }).ok)).toBe(true);
       const keys = await storeB.prIn(SCSI.PRIN_READ_KEYS, 8192);
       if (!Buffer.isBuffer(keys)) throw new Error('READ KEYS failed');
-      expect(keys.readUInt32BE(4)).toBe(8 * 2 * PER_HOST);
-      expect(keys.readUInt32BE(0)).toBe(2 * PER_HOST); // PRgeneration: one per registration
+      expect(keys.readUInt32BE(4)).toBe(8 * (2 * PER_HOST + 1));
+      expect(keys.readUInt32BE(0)).toBe(2 * PER_HOST + 1); // PRgeneration: one per registration
       const seen = new Set<bigint>();
       for (let o = 8; o < keys.length; o += 8) seen.add(keys.readBigUInt64BE(o));
+      expect(seen.has(0x100n)).toBe(true);
       for (let i = 0; i < PER_HOST; i++) {
         expect(seen.has(BigInt(0x1000 + i))).toBe(true);
         expect(seen.has(BigInt(0x2000 + i))).toBe(true);

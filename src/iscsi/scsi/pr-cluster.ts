@@ -127,10 +127,13 @@ export class ClusterReservationStore implements ReservationStore {
   private async store(raw: Buffer, json: string): Promise<boolean> {
     const oid = await this.attrOid();
     const value = Buffer.from(json);
-    const region = Buffer.alloc(ATTR_OFF_VALUE - ATTR_OFF_VALUE_LEN + value.length);
+    // The length word and the value enclose the attribute's key (ATTR_OFF_KEY): keep those bytes as read.
+    const skip = ATTR_OFF_VALUE - ATTR_OFF_VALUE_LEN;
+    const region = Buffer.alloc(skip + value.length);
+    raw.copy(region, 0, 0, skip);
     region.writeUInt32LE(value.length, 0);
-    value.copy(region, ATTR_OFF_VALUE - ATTR_OFF_VALUE_LEN);
-    const oldEnd = ATTR_OFF_VALUE - ATTR_OFF_VALUE_LEN + Math.min(raw.readUInt32LE(0), SD.SD_MAX_VDI_ATTR_VALUE_LEN);
+    value.copy(region, skip);
+    const oldEnd = skip + Math.min(raw.readUInt32LE(0), SD.SD_MAX_VDI_ATTR_VALUE_LEN);
     const n = Math.max(region.length, oldEnd);
     if (raw.length < n) return false;
     const next = Buffer.alloc(n);
