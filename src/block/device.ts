@@ -109,6 +109,12 @@ export interface BlockDevice {
    * front end compares and writes under its own range lock (atomic on one host only).
    */
   compareAndWrite?(offset: number, expected: Buffer, data: Buffer, opts?: WriteOptions): Promise<number | null>;
+  /**
+   * Optional readiness check for path checkers (SCSI TEST UNIT READY): resolves when the device can serve I/O
+   * now, rejects with a BlockError when its backend cannot be reached (a VDI whose sheep do not answer), so an
+   * initiator does not put a path back in service that would only time out.
+   */
+  checkReady?(): Promise<void>;
 }
 
 /** Views lent by BlockDevice.readLent, and the function that gives them back. */

@@ -10,13 +10,15 @@ export class MeteredDevice implements BlockDevice {
   writev?: (offset: number, pieces: readonly Buffer[], opts?: WriteOptions) => Promise<void>;
   readLent?: (offset: number, length: number) => Promise<LentRead>;
   compareAndWrite?: (offset: number, expected: Buffer, data: Buffer, opts?: WriteOptions) => Promise<number | null>;
+  checkReady?: () => Promise<void>;
 
   constructor(
     private readonly inner: BlockDevice,
     private readonly metrics: ProcessMetrics,
   ) {
     // Keep the inner device's fast paths (front ends prefer them), metered like their plain twins.
-    const { readInto, writev, readLent, compareAndWrite } = inner;
+    const { readInto, writev, readLent, compareAndWrite, checkReady } = inner;
+    if (checkReady) this.checkReady = () => checkReady.call(inner);
     if (compareAndWrite) {
       this.compareAndWrite = async (offset, expected, data, opts) => {
         const at = await this.timed('compare_and_write', () => compareAndWrite.call(inner, offset, expected, data, opts));

@@ -93,6 +93,9 @@ function deferred(): Deferred {
 }
 
 const IO_FLAGS = C.SD_FLAG_CMD_TGT;
+/** checkReady: how long the sheep may take to answer the readiness probe, and how long an answer is reused. */
+const READY_PROBE_MS = 3_000;
+const READY_REUSE_MS = 1_000;
 
 export class VdiDevice implements BlockDevice {
   readonly size: number;
@@ -122,6 +125,7 @@ export class VdiDevice implements BlockDevice {
   private readonly inflight = new Set<Promise<unknown>>();
   private closed = false;
   private closing: Promise<void> | null = null;
+  private readyProbe: { at: number; done: Promise<void> } | null = null;
   /** Event feed subscription (SHARED lock): pushed invalidations set feedStale; the next request reloads first. */
   private feed: FeedClient | null = null;
   private feedStale = false;
@@ -372,6 +376,33 @@ export class VdiDevice implements BlockDevice {
       if (!this.dirty.has(idx)) this.dirty.set(idx, deferred());
       return { created: true };
     });
+  }
+
+  /**
+   * BlockDevice.checkReady: one 1-byte inode read that must be answered within READY_PROBE_MS (shared by
+   * concurrent callers and reused for READY_REUSE_MS, so a storm of TEST UNIT READYs costs one sheep read).
+   */
+  checkReady(): Promise<void> {
+    this.checkOpen();
+    const now = Date.now();
+    const last = this.readyProbe;
+    if (last && now - last.at < READY_REUSE_MS) return last.done;
+    // The client may re-send through other gateways; the answer is due within READY_PROBE_MS whatever it does.
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new BlockError('EIO', `VDI ${this.opts.vdi}: no answer from sheep within ${READY_PROBE_MS} ms`)), READY_PROBE_MS);
+    });
+    const read = this.client.readObj(vidToVdiOid(this.vid), 1, { timeoutMs: READY_PROBE_MS }).then(
+      () => undefined,
+      (err: unknown) => {
+        throw toBlockError(err, `VDI ${this.opts.vdi} is not reachable`);
+      },
+    );
+    read.catch(() => undefined);
+    const done = Promise.race([read, late]).finally(() => clearTimeout(timer));
+    done.catch(() => undefined);
+    this.readyProbe = { at: now, done };
+    return done;
   }
 
   /**

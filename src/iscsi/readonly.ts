@@ -26,6 +26,9 @@ export class ReadOnlyView implements BlockDevice {
   read(offset: number, length: number): Promise<Buffer> {
     return this.inner.read(offset, length);
   }
+  checkReady(): Promise<void> {
+    return this.inner.checkReady ? this.inner.checkReady() : Promise.resolve();
+  }
   private refuse(): Promise<never> {
     return Promise.reject(new BlockError('EROFS', 'export is read-only'));
   }

@@ -569,6 +569,15 @@ export class LogicalUnit {
     const cdb = c.cdb;
     switch (c.opcode) {
       case C.TEST_UNIT_READY:
+        // A device that cannot reach its backend (a VDI whose sheep do not answer) is NOT READY, so path
+        // checkers (dm-multipath's tur, our MultipathDevice) keep the path out of service until it can.
+        if (this.device.checkReady) {
+          try {
+            await this.device.checkReady();
+          } catch {
+            throw new CheckCondition({ key: C.NOT_READY, ascq: C.ASC_LUN_BECOMING_READY });
+          }
+        }
         return this.good();
       case C.INQUIRY: {
         const evpd = ((cdb[1] ?? 0) & 1) !== 0;

@@ -2,6 +2,7 @@
 // loopback port over MemoryDevices, and random data.
 import { randomBytes } from 'node:crypto';
 import { MemoryDevice } from '../../../src/block/memory.js';
+import type { LentRead } from '../../../src/block/device.js';
 import type { ChapAccount } from '../../../src/iscsi/chap.js';
 import type { IscsiServerOptions } from '../../../src/iscsi/config.js';
 import { IscsiServer } from '../../../src/iscsi/server.js';
@@ -123,5 +124,14 @@ export class GatedDevice extends MemoryDevice {
   override async read(offset: number, length: number): Promise<Buffer> {
     if (this.gate) await this.gate;
     return super.read(offset, length);
+  }
+  // Front ends prefer the fast paths: hold those too.
+  override async readInto(offset: number, target: Buffer): Promise<void> {
+    if (this.gate) await this.gate;
+    return super.readInto(offset, target);
+  }
+  override async readLent(offset: number, length: number): Promise<LentRead> {
+    if (this.gate) await this.gate;
+    return super.readLent(offset, length);
   }
 }
