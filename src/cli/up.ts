@@ -80,6 +80,7 @@ dog:
   dog vdi list -p ${p0}
   dog vdi lock list -p ${p0}
   dog cluster info -p ${p0}
+  dog event watch -p ${p0}      # lock, invalidation, node, epoch and recovery events as JSON lines
 
 Ctrl-C stops everything (targets flush and release their locks first).
 `;
