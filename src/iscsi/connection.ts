@@ -1027,12 +1027,16 @@ export class Connection {
     let response = I.ISCSI_LOGOUT_SUCCESS;
     if (p.reason === I.ISCSI_LOGOUT_REASON_RECOVERY) response = I.ISCSI_LOGOUT_RECOVERY_UNSUPPORTED;
     else if (p.reason === I.ISCSI_LOGOUT_REASON_CLOSE_CONNECTION && p.cid !== this.cid) response = I.ISCSI_LOGOUT_CID_NOT_FOUND;
-    void this.abortTasks([...this.tasks.values()]).then(() => {
-      this.send([{ pdu: { kind: 'logout-rsp', response, itt: p.itt, ...this.seq(true), time2Wait: 0, time2Retain: 0 } }]);
-      if (response === I.ISCSI_LOGOUT_SUCCESS) {
-        this.log.info({ tsih: this.session?.tsih }, 'iscsi.logout');
-        this.endSocket(() => this.close('logout'));
-      }
-    });
+    const session = this.session;
+    void this.abortTasks([...this.tasks.values()])
+      .then(() => (response === I.ISCSI_LOGOUT_SUCCESS && session ? this.registry.releaseNexus?.(session) : undefined))
+      .catch((err: unknown) => this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'iscsi.logout_release_failed'))
+      .then(() => {
+        this.send([{ pdu: { kind: 'logout-rsp', response, itt: p.itt, ...this.seq(true), time2Wait: 0, time2Retain: 0 } }]);
+        if (response === I.ISCSI_LOGOUT_SUCCESS) {
+          this.log.info({ tsih: this.session?.tsih }, 'iscsi.logout');
+          this.endSocket(() => this.close('logout'));
+        }
+      });
   }
 }

@@ -185,6 +185,10 @@ export class IscsiServer implements TargetRegistry, Frontend {
     for (const lu of s.target?.lus.values() ?? []) lu.nexusLost(s.nexus);
   }
 
+  async releaseNexus(session: Session): Promise<void> {
+    await Promise.all([...(session.target?.lus.values() ?? [])].map((lu) => lu.releaseNexus(session.nexus)));
+  }
+
   connectionClosed(session: Session, conn: Connection): void {
     if (session.conn !== conn) return;
     // ERL 0: the session does not outlive its only connection.

@@ -49,6 +49,11 @@ export interface TargetRegistry {
   sendTargets(session: Session, value: string, localAddress: string | undefined, localPort: number | undefined): TextPairs;
   lunReset(session: Session, lun: number): Promise<void>;
   targetReset(session: Session, cold: boolean): Promise<void>;
+  /**
+   * A session is logging out: release what its I_T nexus holds on every LU (the SCSI-2 reservation, kept in the
+   * cluster for shared exports) before the Logout Response, so another initiator may reserve as soon as it sees it.
+   */
+  releaseNexus?(session: Session): Promise<void>;
 }
 
 /** An iSCSI session (one connection: MaxConnections=1). */

@@ -268,6 +268,11 @@ export class LogicalUnit {
     this.preventers.clear();
   }
 
+  /** An I_T nexus is logging out: its SCSI-2 reservation is released (and durable) before the logout answers. */
+  async releaseNexus(nexus: string): Promise<void> {
+    await this.reservations.clearReserve2(nexus);
+  }
+
   /** An I_T nexus went away (logout, connection loss, session reinstatement). */
   nexusLost(nexus: string): void {
     void this.reservations.clearReserve2(nexus);
