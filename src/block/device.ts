@@ -33,6 +33,10 @@ export interface WriteOptions {
   /** Write fence (docs/fencing.md): no part of this write may start after this instant (ms since the epoch);
    * past it the write fails with EIO instead of landing late. Devices that cannot delay a write may ignore it. */
   notAfter?: number;
+  /** When the front end accepted the command carrying this write (ms since the epoch): a device with its own
+   * write fence counts its deadline from here, so time spent before the device call (reservation checks,
+   * range locks) is not granted twice. Default: when the device is called. */
+  issuedAt?: number;
 }
 
 export interface ZeroOptions {

@@ -307,8 +307,18 @@ export class VdiDevice implements BlockDevice {
     this.checkWritable();
     checkRange(this, offset, data.length);
     const fenceMs = this.opts.writeFenceMs;
-    const notAfter = opts?.notAfter ?? (fenceMs !== undefined && fenceMs > 0 ? Date.now() + fenceMs : undefined);
+    const notAfter = opts?.notAfter ?? (fenceMs !== undefined && fenceMs > 0 ? (opts?.issuedAt ?? Date.now()) + fenceMs : undefined);
     await this.track(this.writeRange(offset, data, notAfter));
+  }
+
+  /**
+   * The client options of a fenced write: its deadline, and when it was accepted (the deadline minus the
+   * device's fence), so the client's stall fence can tell writes accepted before a stall (docs/fencing.md §4).
+   */
+  private fenceOf(notAfter: number | undefined): { notAfter?: number; issuedAt?: number } {
+    if (notAfter === undefined) return {};
+    const ms = this.opts.writeFenceMs;
+    return ms !== undefined && ms > 0 ? { notAfter, issuedAt: notAfter - ms } : { notAfter };
   }
 
   /** The write fence: refuse to start sheep I/O for a write whose deadline has passed. */
@@ -342,7 +352,7 @@ export class VdiDevice implements BlockDevice {
 
   /** Write into one object: WRITE_OBJ if owned, else create it (COW if inherited) under the object's lock. */
   private async writePiece(idx: number, off: number, buf: Buffer, notAfter?: number): Promise<{ created: boolean; wait?: Promise<void> }> {
-    const fence = notAfter !== undefined ? { notAfter } : {};
+    const fence = this.fenceOf(notAfter);
     if ((this.inode.dataVdiId[idx] ?? 0) === this.vid) {
       await this.writeData(this.vid, idx, off, buf, fence);
       const d = this.dirty.get(idx);
@@ -429,7 +439,7 @@ export class VdiDevice implements BlockDevice {
     if (expected.length !== data.length) throw new BlockError('EINVAL', 'compare and write needs two buffers of one length');
     checkRange(this, offset, data.length);
     const fenceMs = this.opts.writeFenceMs;
-    const notAfter = opts?.notAfter ?? (fenceMs !== undefined && fenceMs > 0 ? Date.now() + fenceMs : undefined);
+    const notAfter = opts?.notAfter ?? (fenceMs !== undefined && fenceMs > 0 ? (opts?.issuedAt ?? Date.now()) + fenceMs : undefined);
     const list = this.pieces(offset, data.length);
     const one = list[0];
     if (list.length !== 1 || one === undefined) {
@@ -443,7 +453,7 @@ export class VdiDevice implements BlockDevice {
   }
 
   private async compareAndWritePiece(p: Piece, expected: Buffer, data: Buffer, notAfter: number | undefined): Promise<number | null> {
-    const fence = notAfter !== undefined ? { notAfter } : {};
+    const fence = this.fenceOf(notAfter);
     if (this.lockType === C.LOCK_TYPE_SHARED) await this.probeCoherence();
     let created = false;
     const at = await this.retrying(() =>

@@ -44,6 +44,8 @@ export interface ObjIoOptions {
   timeoutMs?: number;
   /** Write fence (Date.now() ms): never sent or re-sent after it (see RequestOptions.notAfter). */
   notAfter?: number;
+  /** When the write was accepted from the initiator (RequestOptions.issuedAt). */
+  issuedAt?: number;
 }
 
 export interface CreateOptions extends ObjIoOptions {
@@ -178,6 +180,7 @@ export class SheepClient {
       payload: data,
       timeoutMs: o.timeoutMs,
       notAfter: o.notAfter,
+      issuedAt: o.issuedAt,
     });
   }
 
@@ -190,6 +193,7 @@ export class SheepClient {
       payload: data.length > 0 ? data : null,
       timeoutMs: o.timeoutMs,
       notAfter: o.notAfter,
+      issuedAt: o.issuedAt,
     });
   }
 
@@ -206,6 +210,7 @@ export class SheepClient {
       payload: data,
       timeoutMs: o.timeoutMs,
       notAfter: o.notAfter,
+      issuedAt: o.issuedAt,
       ok: [C.SD_RES_OID_EXIST],
     });
     return r.rsp.result === C.SD_RES_SUCCESS;
@@ -224,6 +229,7 @@ export class SheepClient {
       payload,
       timeoutMs: o.timeoutMs,
       notAfter: o.notAfter,
+      issuedAt: o.issuedAt,
       ok: [C.SF_RES_MISCOMPARE],
     });
     if (r.rsp.result === C.SD_RES_SUCCESS) return null;
@@ -237,6 +243,7 @@ export class SheepClient {
       payload: data,
       timeoutMs: o.timeoutMs,
       notAfter: o.notAfter,
+      issuedAt: o.issuedAt,
     });
   }
 

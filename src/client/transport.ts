@@ -65,6 +65,8 @@ export interface RequestOptions {
    * over a newer write made through another path (docs/fencing.md).
    */
   notAfter?: number;
+  /** When the caller accepted the write (default: when it reached the transport); the stall fence compares it. */
+  issuedAt?: number;
 }
 
 /** Opcodes that must never be re-sent blindly after a lost reply. */
@@ -133,6 +135,14 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
   /** When each suspect gateway was last probed (suspects are re-probed at most once a second). */
   private readonly lastProbe = new Map<GatewayAddr, number>();
   private probeTimer: NodeJS.Timeout | null = null;
+  /**
+   * Write fence across requests (docs/fencing.md §4): set when a request with a deadline (`notAfter`) passed it
+   * unanswered. An initiator that timed out one write fails the whole path over and re-issues every write it had
+   * sent there, including younger ones whose own deadlines have not passed: so while stalled, and afterwards for
+   * every request that entered before the link answered again (`stallBefore`), fenced requests are not sent.
+   */
+  private stalled = false;
+  private stallBefore = 0;
 
   constructor(opts: TransportOptions) {
     super();
@@ -182,6 +192,11 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
     if (payload !== null && r.dataLength === 0) r = { ...r, dataLength: payload.length };
     const idempotent = opts.idempotent ?? isIdempotent(req.opcode);
     const timeoutMs = opts.timeoutMs ?? this.requestTimeoutMs;
+    const enteredAt = Math.min(Date.now(), opts.issuedAt ?? Date.now());
+    // Wherever it waits (in-flight limit, no usable gateway, on the wire), a fenced request still unanswered at
+    // its deadline stalls the fence for every fenced request that entered before the sheep answers again.
+    const fenceTimer =
+      opts.notAfter === undefined ? undefined : setTimeout(() => this.markStalled(gatewayText(this.gateway)), Math.max(0, opts.notAfter - enteredAt));
     await this.enter();
     let freeResends = 2 * this.gateways.length;
     try {
@@ -189,15 +204,22 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
         const conn = await this.acquire();
         const left = opts.notAfter === undefined ? undefined : opts.notAfter - Date.now();
         if (left !== undefined && left <= 0) {
+          this.markStalled(conn.label);
           throw new SheepNetError('ETIMEDOUT', conn.label, `${opName(req.opcode)} not sent: past its write fence`);
+        }
+        if (left !== undefined && (this.stalled || enteredAt < this.stallBefore)) {
+          throw new SheepNetError('ETIMEDOUT', conn.label, `${opName(req.opcode)} not sent: an earlier write of this client missed its write fence`);
         }
         const mark = { gw: conn.gateway, at: Date.now() };
         this.sent.add(mark);
         this.startProbing();
         try {
-          return await conn.send(r, payload, left === undefined ? timeoutMs : timeoutMs > 0 ? Math.min(timeoutMs, left) : left);
+          const reply = await conn.send(r, payload, left === undefined ? timeoutMs : timeoutMs > 0 ? Math.min(timeoutMs, left) : left);
+          this.clearStall(conn.label);
+          return reply;
         } catch (err) {
           if (!(err instanceof SheepNetError) || this.closed) throw err;
+          if (err.code === 'ETIMEDOUT' && opts.notAfter !== undefined && Date.now() >= opts.notAfter) this.markStalled(conn.label);
           // A request that timed out (not one cut short by its own write fence) condemns its gateway.
           if (err.code === 'ETIMEDOUT' && (opts.notAfter === undefined || Date.now() < opts.notAfter)) {
             this.suspect(conn.gateway, 'request timed out', Date.now() - mark.at);
@@ -219,8 +241,24 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
         }
       }
     } finally {
+      clearTimeout(fenceTimer);
       this.leave();
     }
+  }
+
+  /** A fenced request missed its deadline: hold every fenced request that entered until the link answers again. */
+  private markStalled(gateway: string): void {
+    if (this.stalled) return;
+    this.stalled = true;
+    this.log.warn({ gateway }, 'client.write_fence_stalled');
+  }
+
+  /** A sheep answered again: fenced requests that entered before now stay unsent; new ones go out. */
+  private clearStall(gateway: string): void {
+    if (!this.stalled) return;
+    this.stalled = false;
+    this.stallBefore = Date.now();
+    this.log.warn({ gateway }, 'client.write_fence_cleared');
   }
 
   /** Run probes while requests are on the wire (if probing is on) or a gateway is suspect. */
@@ -262,6 +300,7 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
     };
     ask()
       .then(() => {
+        this.clearStall(gatewayText(gw));
         if (this.suspects.delete(gw)) {
           this.log.info({ gateway: gatewayText(gw) }, 'client.gateway_alive');
           this.emit('alive', { gateway: gatewayText(gw) });

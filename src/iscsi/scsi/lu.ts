@@ -23,6 +23,8 @@ export interface ScsiRequest {
   expectedLength: number;
   /** Initiator port name (I_T nexus) the command came from. */
   nexus: string;
+  /** When the LU accepted the command (set by execute); writes pass it to the device's write fence. */
+  issuedAt?: number;
 }
 
 export interface ScsiResult {
@@ -285,6 +287,7 @@ export class LogicalUnit {
   /** Execute one command; never throws. */
   async execute(req: ScsiRequest): Promise<ScsiResult> {
     const op = req.cdb[0] ?? 0;
+    req.issuedAt ??= Date.now();
     try {
       if (op !== C.INQUIRY && op !== C.REPORT_LUNS && op !== C.REQUEST_SENSE) {
         const ua = this.unitAttention.get(req.nexus);
@@ -400,7 +403,7 @@ export class LogicalUnit {
       const [off] = this.byteRange(c.lba, c.blocks);
       const release = await this.lock.acquire(off, data.length, 'shared');
       try {
-        await this.device.write(off, data, { fua: c.fua || WRITE_VERIFIES.has(op) || !this.mode.writeCacheEnabled });
+        await this.device.write(off, data, { fua: c.fua || WRITE_VERIFIES.has(op) || !this.mode.writeCacheEnabled, issuedAt: req.issuedAt });
       } finally {
         release();
       }
@@ -514,7 +517,7 @@ export class LogicalUnit {
       let at = -1;
       if (this.device.compareAndWrite) {
         // The device makes it atomic across every target host sharing it (cluster-wide for a shared VDI).
-        at = (await this.device.compareAndWrite(off, d.subarray(0, len), d.subarray(len), { fua })) ?? -1;
+        at = (await this.device.compareAndWrite(off, d.subarray(0, len), d.subarray(len), { fua, issuedAt: req.issuedAt })) ?? -1;
       } else {
         const medium = await this.device.read(off, len);
         for (let i = 0; i < len && at < 0; i++) if (medium[i] !== d[i]) at = i;

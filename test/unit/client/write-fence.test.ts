@@ -1,0 +1,51 @@
+// The client's write fence across requests (docs/fencing.md §4): once a write with a deadline missed it
+// unanswered, the initiator may re-issue every write it had sent to this path elsewhere, so no fenced write that
+// entered before the sheep answered again is sent (nor re-sent) later; new writes go out once it answers.
+import { afterEach, describe, expect, it } from 'vitest';
+import * as C from '../../../src/proto/sheepdog/constants.js';
+import { SheepClient } from '../../../src/client/index.js';
+import { vidToDataOid } from '../../../src/proto/sheepdog/index.js';
+import { FakeSheep } from './fake-sheep.js';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const f of cleanups.splice(0).reverse()) await f();
+});
+
+describe('write fence across requests', () => {
+  it('never sends a fenced write that entered before an earlier one missed its deadline, until the sheep answers', async () => {
+    const s = new FakeSheep();
+    await s.start();
+    cleanups.push(() => s.stop());
+    const c = new SheepClient({ gateways: s.addr, connectTimeoutMs: 1000, reconnectTimeoutMs: 5000, probeAfterMs: 0 });
+    cleanups.push(() => c.close());
+    const oid = vidToDataOid(7, 0);
+    await c.createAndWriteObj(oid, Buffer.alloc(4096, 1));
+    let hang = true;
+    s.hook = (req) => (hang && req.opcode === C.SD_OP_WRITE_OBJ ? { action: 'hang' } : undefined);
+    const sentAt = (offset: number): number => s.log.filter((r) => r.opcode === C.SD_OP_WRITE_OBJ && r.args.kind === 'obj' && r.args.offset === offset).length;
+
+    // W1 has a short deadline, W2 a long one; both reach the (silent) sheep.
+    const w1 = c.writeObj(oid, Buffer.alloc(512, 2), { offset: 0, notAfter: Date.now() + 300 });
+    const w2 = c.writeObj(oid, Buffer.alloc(512, 3), { offset: 512, notAfter: Date.now() + 60_000 });
+    w2.catch(() => undefined);
+    await expect(w1).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+    expect(sentAt(512)).toBe(1);
+    // The connection dies (as when a partition heals with a reset): W2 is not re-sent although its own deadline
+    // is far away, and a younger fenced write is refused while the sheep has not answered.
+    s.dropConnections();
+    await expect(w2).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+    expect(sentAt(512)).toBe(1);
+    await expect(c.writeObj(oid, Buffer.alloc(512, 4), { offset: 1024, notAfter: Date.now() + 60_000 })).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+    expect(sentAt(1024)).toBe(0);
+    expect(s.objects.get(oid)?.subarray(0, 1536)).toEqual(Buffer.alloc(1536, 1));
+    // The sheep answers again (a read): new fenced writes go out.
+    hang = false;
+    await c.readObj(oid, 512);
+    await c.writeObj(oid, Buffer.alloc(512, 5), { offset: 1536, notAfter: Date.now() + 60_000 });
+    expect(s.objects.get(oid)?.subarray(1536, 2048)).toEqual(Buffer.alloc(512, 5));
+    // Unfenced writes were never affected by any of this.
+    await c.writeObj(oid, Buffer.alloc(512, 6), { offset: 2048 });
+    expect(s.objects.get(oid)?.subarray(2048, 2560)).toEqual(Buffer.alloc(512, 6));
+  });
+});
