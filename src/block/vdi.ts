@@ -155,7 +155,17 @@ export class VdiDevice implements BlockDevice {
   static async open(opts: VdiDeviceOptions): Promise<VdiDevice> {
     const own = opts.client === undefined;
     if (own && opts.gateways === undefined) throw new BlockError('EINVAL', 'VdiDevice needs a client or gateways');
-    const client = opts.client ?? new SheepClient({ gateways: opts.gateways ?? [], ...(opts.hello ? { hello: opts.hello } : {}), requestTimeoutMs: 30_000, reconnectTimeoutMs: 60_000, initialConnectTimeoutMs: 10_000, maxInFlight: 64 });
+    const client =
+      opts.client ??
+      new SheepClient({
+        gateways: opts.gateways ?? [],
+        ...(opts.hello ? { hello: opts.hello } : {}),
+        ...(opts.writeFenceMs !== undefined && opts.writeFenceMs > 0 ? { stallAfterMs: opts.writeFenceMs } : {}),
+        requestTimeoutMs: 30_000,
+        reconnectTimeoutMs: 60_000,
+        initialConnectTimeoutMs: 10_000,
+        maxInFlight: 64,
+      });
     const log = opts.logger ?? componentLogger('vdi');
     if (own) {
       client.transport.on('disconnect', (e) => log.warn({ vdi: opts.vdi, gateway: e.gateway, err: e.error.message }, 'vdi.gateway_disconnect'));

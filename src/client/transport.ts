@@ -48,6 +48,12 @@ export interface TransportOptions {
    * gateways, else 0: with nowhere to fail over to, a slow but live sheep is better waited for).
    */
   probeAfterMs?: number;
+  /**
+   * Stall the write fence (docs/fencing.md §4) also when ANY request stays unanswered this long (0 = only fenced
+   * requests, at their deadline). A target sets its write fence here: commands that wait on a cut link before
+   * their write reaches the client (a reservation check's read) are then fenced like the writes themselves.
+   */
+  stallAfterMs?: number;
   /** A probe not answered within this long makes the gateway suspect (default 2000 ms). */
   probeTimeoutMs?: number;
   logger?: Logger;
@@ -143,6 +149,7 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
    */
   private stalled = false;
   private stallBefore = 0;
+  private readonly stallAfterMs: number;
 
   constructor(opts: TransportOptions) {
     super();
@@ -157,6 +164,7 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
     this.maxResends = opts.maxResends ?? 5;
     this.hello = opts.hello;
     this.probeAfterMs = opts.probeAfterMs ?? (opts.gateways.length > 1 ? 1500 : 0);
+    this.stallAfterMs = Math.max(0, opts.stallAfterMs ?? 0);
     this.probeTimeoutMs = opts.probeTimeoutMs ?? 2000;
     this.log = opts.logger ?? componentLogger('sheep-client');
   }
@@ -195,8 +203,11 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
     const enteredAt = Math.min(Date.now(), opts.issuedAt ?? Date.now());
     // Wherever it waits (in-flight limit, no usable gateway, on the wire), a fenced request still unanswered at
     // its deadline stalls the fence for every fenced request that entered before the sheep answers again.
-    const fenceTimer =
-      opts.notAfter === undefined ? undefined : setTimeout(() => this.markStalled(gatewayText(this.gateway)), Math.max(0, opts.notAfter - enteredAt));
+    const stallIn = Math.min(
+      opts.notAfter === undefined ? Infinity : Math.max(0, opts.notAfter - enteredAt),
+      this.stallAfterMs > 0 ? this.stallAfterMs : Infinity,
+    );
+    const fenceTimer = Number.isFinite(stallIn) ? setTimeout(() => this.markStalled(gatewayText(this.gateway)), stallIn) : undefined;
     await this.enter();
     let freeResends = 2 * this.gateways.length;
     try {

@@ -49,3 +49,31 @@ describe('write fence across requests', () => {
     expect(s.objects.get(oid)?.subarray(2048, 2560)).toEqual(Buffer.alloc(512, 6));
   });
 });
+
+describe('write fence stalled by any slow request (stallAfterMs)', () => {
+  it('fences writes accepted while a read (a reservation check) hung on a silent sheep', async () => {
+    const s = new FakeSheep();
+    await s.start();
+    cleanups.push(() => s.stop());
+    const c = new SheepClient({ gateways: s.addr, connectTimeoutMs: 1000, reconnectTimeoutMs: 5000, probeAfterMs: 0, stallAfterMs: 300 });
+    cleanups.push(() => c.close());
+    const oid = vidToDataOid(7, 0);
+    await c.createAndWriteObj(oid, Buffer.alloc(4096, 1));
+    let hang = true;
+    s.hook = (req) => (hang && req.opcode === C.SD_OP_READ_OBJ ? { action: 'hang' } : undefined);
+    // A command is accepted now; its write waits for a read that does not come back (the link is cut).
+    const issuedAt = Date.now();
+    const check = c.readObj(oid, 512);
+    check.catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 500));
+    // The link comes back: the read is answered after a reconnect, then the command's write is refused although
+    // its own deadline (60 s) is far away; a write accepted afterwards goes out.
+    hang = false;
+    s.dropConnections();
+    await check;
+    await expect(c.writeObj(oid, Buffer.alloc(512, 2), { offset: 0, notAfter: issuedAt + 60_000, issuedAt })).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+    expect(s.objects.get(oid)?.subarray(0, 512)).toEqual(Buffer.alloc(512, 1));
+    await c.writeObj(oid, Buffer.alloc(512, 3), { offset: 0, notAfter: Date.now() + 60_000, issuedAt: Date.now() });
+    expect(s.objects.get(oid)?.subarray(0, 512)).toEqual(Buffer.alloc(512, 3));
+  });
+});
