@@ -316,9 +316,14 @@ export class VdiDevice implements BlockDevice {
   async write(offset: number, data: Buffer, opts?: WriteOptions): Promise<void> {
     this.checkWritable();
     checkRange(this, offset, data.length);
-    const fenceMs = this.opts.writeFenceMs;
-    const notAfter = opts?.notAfter ?? (fenceMs !== undefined && fenceMs > 0 ? (opts?.issuedAt ?? Date.now()) + fenceMs : undefined);
+    const notAfter = this.deadlineOf(opts);
     await this.track(this.writeRange(offset, data, notAfter));
+  }
+
+  /** A write's deadline: the caller's, else the device's write fence counted from when the write was accepted. */
+  private deadlineOf(opts: WriteOptions | undefined): number | undefined {
+    const fenceMs = this.opts.writeFenceMs;
+    return opts?.notAfter ?? (fenceMs !== undefined && fenceMs > 0 ? (opts?.issuedAt ?? Date.now()) + fenceMs : undefined);
   }
 
   /**
@@ -448,8 +453,7 @@ export class VdiDevice implements BlockDevice {
     this.checkWritable();
     if (expected.length !== data.length) throw new BlockError('EINVAL', 'compare and write needs two buffers of one length');
     checkRange(this, offset, data.length);
-    const fenceMs = this.opts.writeFenceMs;
-    const notAfter = opts?.notAfter ?? (fenceMs !== undefined && fenceMs > 0 ? (opts?.issuedAt ?? Date.now()) + fenceMs : undefined);
+    const notAfter = this.deadlineOf(opts);
     const list = this.pieces(offset, data.length);
     const one = list[0];
     if (list.length !== 1 || one === undefined) {

@@ -11,6 +11,7 @@ import { LocalRangeLock, type RangeLock } from './rangelock.js';
 import { LocalReservationStore, type AccessKind, type ReservationStore } from './pr.js';
 import { ModePages } from './mode.js';
 import { buildInquiry, type InquiryContext } from './inquiry.js';
+import { firstDifference } from '../../util/bytes.js';
 import { TPGS_IMPLICIT_EXPLICIT, type AluaPort } from './alua.js';
 import { reportSupportedOpcodes, reportSupportedTmf } from './opcodes.js';
 import { copyOperatingParameters, copyStatusData, cscdDesignator, extendedCopy, type CopyStatus, type CopyTarget } from './xcopy.js';
@@ -519,8 +520,7 @@ export class LogicalUnit {
         // The device makes it atomic across every target host sharing it (cluster-wide for a shared VDI).
         at = (await this.device.compareAndWrite(off, d.subarray(0, len), d.subarray(len), { fua, issuedAt: req.issuedAt })) ?? -1;
       } else {
-        const medium = await this.device.read(off, len);
-        for (let i = 0; i < len && at < 0; i++) if (medium[i] !== d[i]) at = i;
+        at = firstDifference(await this.device.read(off, len), d.subarray(0, len));
         if (at < 0) await this.device.write(off, d.subarray(len), { fua });
       }
       if (at >= 0) {

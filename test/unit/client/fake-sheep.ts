@@ -2,6 +2,7 @@
 // (request decoder + response encoder from src/proto/sheepdog) and implements the ops those clients use,
 // with the sheep semantics the fact sheet describes (NEW_VDI snapshot/clone, COW creates, READONLY on
 // snapshot objects, index-area writes, locks). Fault hooks: `hook` can answer, delay or drop any request.
+import { firstDifference } from '../../../src/util/bytes.js';
 import net from 'node:net';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -241,12 +242,11 @@ export class FakeSheep {
         const obj = this.objects.get(a.oid);
         if (!obj) return { result: C.SD_RES_NO_OBJ };
         const len = payload.length / 2;
-        for (let i = 0; i < len; i++) {
-          if (obj[a.offset + i] !== payload[i]) {
-            const info = Buffer.alloc(4);
-            info.writeUInt32LE(i, 0);
-            return { result: C.SF_RES_MISCOMPARE, data: info };
-          }
+        const at = firstDifference(obj.subarray(a.offset, a.offset + len), payload.subarray(0, len));
+        if (at >= 0) {
+          const info = Buffer.alloc(4);
+          info.writeUInt32LE(at, 0);
+          return { result: C.SF_RES_MISCOMPARE, data: info };
         }
         payload.copy(obj, a.offset, len);
         return { result: ok };
