@@ -121,6 +121,8 @@ export class VdiDevice implements BlockDevice {
   private readonly dirty = new Map<number, Deferred>();
   private indexChain: Promise<void> = Promise.resolve();
   private reloading: Promise<void> | null = null;
+  /** The inode read of the reload in flight, if any (set from before its refresh read is sent until applied). */
+  private loading: Promise<void> | null = null;
   private generation = 0;
   private readonly inflight = new Set<Promise<unknown>>();
   private closed = false;
@@ -269,9 +271,15 @@ export class VdiDevice implements BlockDevice {
     return out;
   }
 
-  /** With a shared lock: the 1-byte inode read tgt uses to learn whether its inode cache is still valid. */
+  /**
+   * With a shared lock: the 1-byte inode read tgt uses to learn whether its inode cache is still valid. The
+   * gateway validates us when a refresh read arrives, before it answers it, so a probe can pass while that
+   * refresh is still in flight: the cache is trusted only once every reload in flight has been applied.
+   */
   private async probeCoherence(): Promise<void> {
-    if (this.lockType === C.LOCK_TYPE_SHARED) await this.retrying(() => this.client.readObj(vidToVdiOid(this.vid), 1, { flags: IO_FLAGS }));
+    if (this.lockType !== C.LOCK_TYPE_SHARED) return;
+    await this.retrying(() => this.client.readObj(vidToVdiOid(this.vid), 1, { flags: IO_FLAGS }));
+    while (this.loading) await this.loading.catch(() => undefined);
   }
 
   /**
@@ -784,7 +792,8 @@ export class VdiDevice implements BlockDevice {
    * steps that already run inside the index chain (index writes), which then reload directly.
    */
   private async retrying<T>(step: () => Promise<T>, inChain = false): Promise<T> {
-    if (this.feedStale && !inChain) await this.refreshFromFeed();
+    // A feed reload clears feedStale when it starts: later requests wait for it too, not only the first.
+    if ((this.feedStale || this.feedRefresh !== null) && !inChain) await this.refreshFromFeed();
     const max = this.opts.maxReloads ?? 8;
     for (let attempt = 0; ; attempt++) {
       const gen = this.generation;
@@ -819,9 +828,12 @@ export class VdiDevice implements BlockDevice {
   private async reloadOnce(seenGen: number, snapshotTaken: boolean, reason: ReloadReason): Promise<void> {
     if (this.generation !== seenGen) return;
     inodeReloads.inc({ reason });
+    const load = this.doReload(snapshotTaken);
+    this.loading = load;
     try {
-      await this.doReload(snapshotTaken);
+      await load;
     } finally {
+      if (this.loading === load) this.loading = null;
       this.generation++;
     }
   }

@@ -1,5 +1,5 @@
 // `sheepfold drill all --json --out FILE` (issue 7): the drill starts its own deployment (3 sheep, targets A/B/C),
-// runs every scenario with a verifying workload, and loses no acknowledged write (partition: see the skip); the JSON on
+// runs every scenario with a verifying workload, and loses no acknowledged write, partition included; the JSON on
 // stdout is the report in --out, the SVG timeline renders in headless Chromium (non-blank), and no process of
 // the deployment is left behind. The acceptance check (zero loss everywhere) is its own test, so a scenario that
 // finds a real fencing or availability bug fails exactly that test.
@@ -82,13 +82,9 @@ describe('sheepfold drill', () => {
       }
     });
 
-    // KNOWN BUG (issue #7 stays open): the zeros this scenario used to find half the time are fixed (target-id
-    // locks, exclusive creation at the primary; docs/fencing.md §3/§6a), and two ghost-write paths are closed (the
-    // client's stall fence, the fence counted from command arrival; fencing.md §4). Still about 1 run in 4 on this
-    // loaded box shows one violation: either a block reads back an older write right after the heal (a write A
-    // held landing after a newer one through B), or, once, zeros through B for a write A acknowledged just as the
-    // link was cut. Until both are found this check is skipped in CI; `sheepfold drill partition` fails loudly.
-    it.skip('partition: fencing holds — zero lost, stale and ghost writes, and drill all exits 0', () => {
+    // partition: the zeros B read for blocks A acknowledged just before the cut were a request passing the
+    // coherence check while its own target's refresh read was still in flight (docs/fencing.md §1).
+    it('partition: fencing holds — zero lost, stale and ghost writes, and drill all exits 0', () => {
       for (const s of report.scenarios) {
         expect(s.lost_writes, summary).toBe(0);
         expect(s.stale_reads, summary).toBe(0);

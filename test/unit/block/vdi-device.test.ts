@@ -36,6 +36,14 @@ async function open(s: FakeSheep, extra = {}): Promise<VdiDevice> {
 const ops = (s: FakeSheep, op: number, oid?: bigint): SdRequest[] =>
   s.log.filter((r) => r.opcode === op && (oid === undefined || (r.args.kind === 'obj' && r.args.oid === oid)));
 
+/** Another target allocates object 1 ("theirs") behind the device's back: data object, then its index entry. */
+async function allocateBehind(c: SheepClient, vid: number): Promise<void> {
+  await c.createAndWriteObj(vidToDataOid(vid, 1), Buffer.from('theirs'));
+  const e = Buffer.alloc(4);
+  e.writeUInt32LE(vid);
+  await c.writeObj(vidToVdiOid(vid), e, { offset: 4664 + 4 });
+}
+
 /** Take a snapshot the way dog does (tag into the working inode, then NEW_VDI snapid 1). */
 async function snapshot(c: SheepClient, tag: string): Promise<void> {
   const { vid } = await c.getVdiInfo('disk');
@@ -146,11 +154,7 @@ describe('VdiDevice', () => {
   it('reloads the inode on INODE_INVALIDATED and retries the request', async () => {
     const { s, c, vid } = await setup();
     const d = await open(s, { shared: true });
-    // Another target allocates object 1 behind our back.
-    await c.createAndWriteObj(vidToDataOid(vid, 1), Buffer.from('theirs'));
-    const e = Buffer.alloc(4);
-    e.writeUInt32LE(vid);
-    await c.writeObj(vidToVdiOid(vid), e, { offset: 4664 + 4 });
+    await allocateBehind(c, vid);
     let invalid = true;
     s.hook = (req) => {
       if (req.args.kind !== 'obj' || (req.flags & C.SD_FLAG_CMD_TGT) === 0) return undefined;
@@ -165,6 +169,42 @@ describe('VdiDevice', () => {
     const got = await d.read(MiB, 6);
     expect(got.toString()).toBe('theirs');
     expect(ops(s, C.SD_OP_READ_OBJ, vidToVdiOid(vid)).filter((r) => r.dataLength === C.TGT_INODE_SIZE)).toHaveLength(2);
+  });
+
+  it('a read that passes the coherence check while its refresh read is still in flight uses the refreshed inode', async () => {
+    // The gateway validates a participant when the refresh read arrives, before it answers: a request of the
+    // same target checked in that window passes, and must not act on the inode cached before the refresh
+    // (drill partition: B read zeros for a block A had written, found in 1 of 4 runs).
+    const { s, c, vid } = await setup();
+    const d = await open(s, { shared: true });
+    await allocateBehind(c, vid);
+    let invalid = true;
+    let refreshArrived!: () => void;
+    const arrived = new Promise<void>((r) => (refreshArrived = r));
+    let answerRefresh!: () => void;
+    const answer = new Promise<void>((r) => (answerRefresh = r));
+    s.hook = async (req) => {
+      if (req.args.kind !== 'obj' || (req.flags & C.SD_FLAG_CMD_TGT) === 0) return undefined;
+      if (req.opcode === C.SD_OP_READ_OBJ && req.dataLength === C.TGT_INODE_SIZE) {
+        invalid = false;
+        refreshArrived();
+        await answer;
+        return undefined;
+      }
+      if (!invalid && req.opcode === C.SD_OP_READ_OBJ && req.dataLength === 1) probePassed();
+      return invalid ? { action: 'reply', result: C.SD_RES_INODE_INVALIDATED } : undefined;
+    };
+    let probePassed!: () => void;
+    const passed = new Promise<void>((r) => (probePassed = r));
+    const first = d.read(MiB, 6);
+    await arrived;
+    const second = d.read(MiB, 6);
+    // The second read's coherence probe passes at the "gateway" before the refresh read is answered.
+    await passed;
+    await new Promise((r) => setImmediate(r));
+    answerRefresh();
+    expect((await first).toString()).toBe('theirs');
+    expect((await second).toString()).toBe('theirs');
   });
 
   it('follows a snapshot taken under it (READONLY): new working vid, lock moved, COW', async () => {
