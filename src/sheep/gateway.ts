@@ -194,13 +194,21 @@ export class Gateway {
     }
   }
 
-  /** §7.1: a TGT request from a node whose copy of the inode is INVALIDATED must reload first. */
+  /**
+   * §7.1: a TGT request from a node whose copy of the inode is INVALIDATED must reload first. So must one of our
+   * targets (HELLO) still participating in the shared lock of a VDI that has become a snapshot: its cached index
+   * may map objects the other hosts have since copied on write into the new working VDI, or call holes what they
+   * allocated there (docs/fencing.md §1). Its reload finds the new working VDI and releases this lock; tgtd
+   * (no HELLO) keeps sheepdog's behaviour.
+   */
   private async checkCoherence(io: ObjIo): Promise<void> {
     if ((io.flags & SD_FLAG_CMD_TGT) === 0) return;
     const vid = oidToVid(io.oid);
     if (this.d.syncCluster && this.d.locks.get(vid).state === LOCK_STATE_SHARED) await this.d.syncCluster();
-    if (this.d.locks.refreshRequired(vid, this.idOf(io))) {
-      throw new SdError(SD_RES_INODE_INVALIDATED, `inode of ${oidToVid(io.oid).toString(16)} invalidated`);
+    const id = this.idOf(io);
+    const snapshotted = io.who !== undefined && this.d.vdis.get(vid)?.snapshot === true && this.d.locks.participantState(vid, id) !== null;
+    if (snapshotted || this.d.locks.refreshRequired(vid, id)) {
+      throw new SdError(SD_RES_INODE_INVALIDATED, `inode of ${vid.toString(16)} invalidated${snapshotted ? ' (now a snapshot)' : ''}`);
     }
   }
 
