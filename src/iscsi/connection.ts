@@ -6,7 +6,7 @@
 import type { Socket } from 'node:net';
 import type { Logger } from '../obs/log.js';
 import * as I from '../proto/iscsi/constants.js';
-import { FrameError, PduFramer, frameBuffers, type RawPdu } from '../proto/iscsi/framer.js';
+import { FrameError, frameBuffers, type RawPdu } from '../proto/iscsi/framer.js';
 import {
   PduError,
   decodePdu,
@@ -28,6 +28,7 @@ import { ChapExchange, CHAP_MD5, type ChapAccount } from './chap.js';
 import { defaultParams, negotiate, type SessionParams, type TargetPreferences } from './params.js';
 import type { ScsiResult } from './scsi/lu.js';
 import { BufferPool } from '../nbd/pool.js';
+import { PduReceiver } from './receiver.js';
 import type { Session, TargetRuntime, TargetRegistry } from './session.js';
 
 const LOGIN_MAX_DATA = 8192;
@@ -48,6 +49,12 @@ const POOLED_WRITE_OPCODES = new Set([S.WRITE_6, S.WRITE_10, S.WRITE_12, S.WRITE
 /** Serial number arithmetic (RFC 1982, 32 bits): a < b. */
 export function snLess(a: number, b: number): boolean {
   return a !== b && ((b - a) >>> 0) < 0x80000000;
+}
+
+/** Copy Data-Out bytes into the task buffer, unless the receiver already read them there (placeData). */
+function copyUnlessPlaced(data: Buffer, buf: Buffer, offset: number): void {
+  if (data.buffer === buf.buffer && data.byteOffset === buf.byteOffset + offset) return;
+  data.copy(buf, offset);
 }
 
 interface PendingR2T {
@@ -86,7 +93,19 @@ type LoginStage = 'security' | 'operational' | 'full';
 
 export class Connection {
   readonly id: number;
-  private readonly framer = new PduFramer({ maxDataSegmentLength: LOGIN_MAX_DATA });
+  private readonly receiver = new PduReceiver(
+    (bhs, n) => this.placeData(bhs, n),
+    (raw) => {
+      try {
+        this.handle(raw);
+      } finally {
+        this.placedWrite = undefined;
+      }
+    },
+    { maxDataSegmentLength: LOGIN_MAX_DATA },
+  );
+  /** The pooled Data-Out buffer placeData() gave a write command's immediate data (see onScsiCommand). */
+  private placedWrite: { itt: number; buf: Buffer } | undefined;
   private closed = false;
   private stage: LoginStage = 'security';
   private statSN = 0;
@@ -161,6 +180,7 @@ export class Connection {
       if (!t.executing) t.finish();
     }
     this.tasks.clear();
+    this.receiver.dispose();
     this.socket.destroy();
     if (this.session) this.registry.connectionClosed(this.session, this);
   }
@@ -168,17 +188,34 @@ export class Connection {
   // ---- input ---------------------------------------------------------------------------------------
 
   private onData(chunk: Buffer): void {
+    this.receive(chunk, chunk.length);
+  }
+
+  /**
+   * For a socket created with Node's `onread` option (the server does so): the buffer its next read goes into,
+   * the receiver's reused receive buffer or the rest of a large data segment (read in place).
+   */
+  nextReadBuffer(): Buffer {
+    return this.receiver.nextBuffer();
+  }
+
+  /**
+   * The `onread` callback: `n` bytes were read into `buf` (from nextReadBuffer). Reading goes on after a refused
+   * login too (bytes are ignored), so the peer's FIN is seen and the half-closed socket closes.
+   */
+  userRead(n: number, buf: Buffer): boolean {
+    this.receive(buf, n);
+    return true;
+  }
+
+  /** Parse and handle every PDU completed by `n` bytes at the start of `buf`. */
+  private receive(buf: Buffer, n: number): void {
     if (this.closed) return;
     this.lastHeardMs = Date.now();
-    this.framer.push(chunk);
     try {
-      for (;;) {
-        if (this.closed) return;
-        const raw = this.framer.next();
-        if (!raw) break;
-        this.handle(raw);
-      }
+      this.receiver.consume(buf, n);
     } catch (e) {
+      if (this.closed) return;
       if (e instanceof FrameError && e.code === 'EDATADIGEST' && e.bhs && this.stage === 'full') {
         // §7.8: a data digest error on a command or Data-Out is rejected; at ERL 0 we then drop the connection.
         this.sendReject(I.ISCSI_REASON_DATA_DIGEST_ERROR, e.bhs);
@@ -186,6 +223,32 @@ export class Connection {
       this.log.info({ err: e instanceof Error ? e.message : String(e) }, 'iscsi.conn.protocol_error');
       this.close('protocol error');
     }
+  }
+
+  /**
+   * Choose where a data segment is read to, from its BHS: a Data-Out goes straight into its task's buffer at its
+   * offset, a pooled write's immediate data into a new pooled buffer for the command. The PDU is checked as
+   * usual once in; a bad one fails its task (or the connection), so bytes placed early are never used.
+   */
+  private placeData(bhs: Buffer, dataLen: number): Buffer | undefined {
+    this.placedWrite = undefined;
+    if (this.stage !== 'full' || this.closed) return undefined;
+    const op = (bhs[0] ?? 0) & 0x3f;
+    const itt = bhs.readUInt32BE(16);
+    if (op === I.ISCSI_OP_SCSI_DATA_OUT) {
+      const t = this.tasks.get(itt);
+      const off = bhs.readUInt32BE(40);
+      if (!t || t.executing || t.aborted || !t.buf || off + dataLen > t.wantOut || off + dataLen > t.buf.length) return undefined;
+      return t.buf.subarray(off, off + dataLen);
+    }
+    if (op === I.ISCSI_OP_SCSI_CMD && ((bhs[1] ?? 0) & I.ISCSI_FLAG_CMD_WRITE) !== 0) {
+      const edtl = bhs.readUInt32BE(20);
+      if (dataLen > edtl || edtl > MAX_WRITE_EDTL || this.tasks.has(itt) || !POOLED_WRITE_OPCODES.has(bhs[32] ?? -1)) return undefined;
+      const buf = writePool.get(edtl);
+      this.placedWrite = { itt, buf };
+      return buf.subarray(0, dataLen);
+    }
+    return undefined;
   }
 
   private handle(raw: RawPdu): void {
@@ -457,7 +520,7 @@ export class Connection {
       this.tsih = res.tsih;
       this.loginReply(req, 0, 0, out, true, nsg);
       this.stage = 'full';
-      this.framer.opts = {
+      this.receiver.opts = {
         headerDigest: this.params.headerDigest,
         dataDigest: this.params.dataDigest,
         maxDataSegmentLength: this.params.targetMaxRecvDataSegmentLength,
@@ -609,9 +672,12 @@ export class Connection {
       finish,
     };
     this.tasks.set(p.itt, t);
+    const placed = this.placedWrite;
+    this.placedWrite = undefined;
     if (wantOut > 0) {
       this.pendingWriteBytes += wantOut;
-      if (p.data.length === wantOut) t.buf = p.data;
+      if (placed !== undefined && placed.itt === p.itt && placed.buf.length === wantOut) t.buf = placed.buf;
+      else if (p.data.length === wantOut) t.buf = p.data;
       else {
         t.buf = POOLED_WRITE_OPCODES.has(t.cdb[0] ?? -1) ? writePool.get(wantOut) : Buffer.allocUnsafe(wantOut);
         p.data.copy(t.buf, 0);
@@ -673,7 +739,7 @@ export class Connection {
       if (d.dataSN !== t.unsolicitedDataSN) return bad(`unsolicited DataSN ${d.dataSN} != ${t.unsolicitedDataSN}`);
       if (d.bufferOffset + d.data.length > this.params.firstBurstLength) return bad('unsolicited data beyond FirstBurstLength');
       t.unsolicitedDataSN++;
-      d.data.copy(buf, d.bufferOffset);
+      copyUnlessPlaced(d.data, buf, d.bufferOffset);
       t.received += d.data.length;
       if (d.final) t.unsolicitedOpen = false;
     } else {
@@ -684,7 +750,7 @@ export class Connection {
         return bad('Data-Out outside its R2T');
       }
       r.nextDataSN++;
-      d.data.copy(buf, d.bufferOffset);
+      copyUnlessPlaced(d.data, buf, d.bufferOffset);
       r.received += d.data.length;
       t.received += d.data.length;
       if (d.final) {

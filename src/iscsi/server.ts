@@ -11,6 +11,7 @@ import * as I from '../proto/iscsi/constants.js';
 import type { ChapAccount } from './chap.js';
 import type { IscsiServerOptions, IscsiTargetConfig } from './config.js';
 import { Connection } from './connection.js';
+import { withUserBuffers } from '../nbd/server.js';
 import { DEFAULT_PREFERENCES, type TargetPreferences } from './params.js';
 import { LogicalUnit } from './scsi/lu.js';
 import { LocalRangeLock, type RangeLock } from './scsi/rangelock.js';
@@ -21,6 +22,8 @@ import { ASC_ASYMMETRIC_ACCESS_STATE_CHANGED } from './scsi/alua.js';
 
 const DEFAULT_QUEUE_DEPTH = 128;
 const DEFAULT_MAX_CONNECTIONS = 1024;
+/** Placeholder read buffer for the instant between re-creating a socket and creating its connection. */
+const FIRST_READ = Buffer.alloc(1);
 
 /** Format host:port, bracketing IPv6 literals. */
 export function formatPortal(host: string, port: number): string {
@@ -97,7 +100,8 @@ export class IscsiServer implements TargetRegistry, Frontend {
   /** Listen; resolves to the bound address as "host:port". */
   start(): Promise<string> {
     return new Promise((resolve, reject) => {
-      const srv = net.createServer((sock) => this.accept(sock));
+      // Connections are re-created on their handle with `onread` (see withUserBuffers): paused until then.
+      const srv = net.createServer({ pauseOnConnect: true }, (sock) => this.accept(sock));
       srv.once('error', reject);
       srv.listen({ host: this.opts.host, port: this.opts.port }, () => {
         srv.off('error', reject);
@@ -134,9 +138,17 @@ export class IscsiServer implements TargetRegistry, Frontend {
       return;
     }
     const id = this.nextConnId++;
-    const c = new Connection(sock, this, this.log.child({ conn: id, remote: `${sock.remoteAddress}:${sock.remotePort}` }), id);
+    const log = this.log.child({ conn: id, remote: `${sock.remoteAddress}:${sock.remotePort}` });
+    // Reads go into buffers the connection chooses (a reused one, or a Data-Out's place in its task buffer).
+    const ref: { conn?: Connection } = {};
+    const s = withUserBuffers(sock, {
+      buffer: () => ref.conn?.nextReadBuffer() ?? FIRST_READ,
+      callback: (n, buf) => ref.conn?.userRead(n, buf as Buffer) ?? false,
+    });
+    const c = new Connection(s, this, log, id);
+    ref.conn = c;
     this.conns.add(c);
-    sock.once('close', () => this.conns.delete(c));
+    s.once('close', () => this.conns.delete(c));
   }
 
   findTarget(name: string): TargetRuntime | undefined {

@@ -153,7 +153,7 @@ export class NbdServer implements Frontend {
 /** Placeholder read buffer for the instant between re-creating a socket and creating its connection. */
 const FIRST_READ = Buffer.alloc(1);
 
-interface UserBufferRead {
+export interface UserBufferRead {
   buffer: () => Buffer;
   callback: (n: number, buf: Uint8Array) => boolean;
 }
@@ -164,7 +164,7 @@ interface UserBufferRead {
  * The original socket is left without a handle and destroyed when the new one closes, which keeps the server's
  * connection count (and server.close()) right. Falls back to the socket itself if it has no handle.
  */
-function withUserBuffers(s: net.Socket, onread: UserBufferRead): net.Socket {
+export function withUserBuffers(s: net.Socket, onread: UserBufferRead): net.Socket {
   const shell = s as unknown as { _handle: object | null };
   const handle = shell._handle;
   if (handle === null || handle === undefined) {
