@@ -801,7 +801,10 @@ export class VdiDevice implements BlockDevice {
         return await step();
       } catch (err) {
         const r = err instanceof SheepError ? err.result : -1;
-        if ((r !== C.SD_RES_INODE_INVALIDATED && r !== C.SD_RES_READONLY) || attempt >= max) throw toBlockError(err, `VDI ${this.opts.vdi} I/O failed`);
+        // Shared: an object our cache maps may have been discarded by another host after our coherence check
+        // passed; the reloaded index says what to do (allocate again, or read zeros).
+        const gone = r === C.SD_RES_NO_OBJ && this.lockType === C.LOCK_TYPE_SHARED;
+        if ((r !== C.SD_RES_INODE_INVALIDATED && r !== C.SD_RES_READONLY && !gone) || attempt >= max) throw toBlockError(err, `VDI ${this.opts.vdi} I/O failed`);
         if (r === C.SD_RES_READONLY && this.readOnly) throw toBlockError(err, `VDI ${this.opts.vdi} is read-only`);
         await this.reload(gen, r === C.SD_RES_READONLY, inChain, r === C.SD_RES_READONLY ? 'snapshot' : 'invalidated');
       }

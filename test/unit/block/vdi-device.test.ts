@@ -207,6 +207,20 @@ describe('VdiDevice', () => {
     expect((await second).toString()).toBe('theirs');
   });
 
+  it('shared: an object another host discarded is allocated again, not reported as an I/O error', async () => {
+    const { s, c, vid } = await setup();
+    const d = await open(s, { shared: true });
+    await d.write(MiB, Buffer.alloc(4096, 7));
+    // Another host unmaps object 1: index entry zeroed, object removed (our cache still maps it).
+    await c.writeObj(vidToVdiOid(vid), Buffer.alloc(4), { offset: 4664 + 4 });
+    await c.removeObj(vidToDataOid(vid, 1));
+    const x = crypto.randomBytes(4096);
+    await d.write(MiB + 8192, x);
+    expect((await d.read(MiB + 8192, 4096)).equals(x)).toBe(true);
+    expect((await d.read(MiB, 4096)).equals(Buffer.alloc(4096))).toBe(true);
+    expect(s.objects.has(vidToDataOid(vid, 1))).toBe(true);
+  });
+
   it('follows a snapshot taken under it (READONLY): new working vid, lock moved, COW', async () => {
     const { s, c, vid } = await setup();
     const d = await open(s);
