@@ -13,6 +13,9 @@
 // - scrub() (and a timer with scrubIntervalMs) re-verifies every object and reports corrupt or missing ones;
 // - mutations of one oid are serialized (a re-sent CREATE racing the first one must not interleave).
 // Objects without a sidecar (stores from before checksums) are served unverified.
+// Reads, hashes and writes use an object's data file and sidecar from a bounded open-file cache (openfiles.ts),
+// invalidated right after any rename or unlink of an object path; scrub and open() always go by path. Writes
+// keep their fdatasync before the promise resolves (fdatasync covers the file, whichever descriptor).
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { SD_RES_EIO, SD_RES_NO_OBJ, SD_RES_NO_SPACE } from '../../proto/sheepdog/constants.js';
@@ -20,6 +23,7 @@ import { oidHex, parseOidHex } from '../../proto/sheepdog/oid.js';
 import { componentLogger, type Logger } from '../../obs/log.js';
 import { StoreError, type ObjectStore } from './store.js';
 import { NodeStoreFs, readFully, writeFully, type StoreFile, type StoreFs } from './fs.js';
+import { OpenFileCache, type OpenObject } from './openfiles.js';
 import {
   CSUM_BLOCK,
   CSUM_ENTRY_SIZE,
@@ -38,6 +42,8 @@ import {
 } from './checksum.js';
 
 const HASH_CHUNK = 1 << 20;
+/** Descriptors the open-file cache may hold when the caller names no limit (two per cached object). */
+const DEFAULT_OPEN_FILES = 512;
 
 export interface PlainStoreOptions {
   log?: Logger;
@@ -118,11 +124,12 @@ export class PlainStore implements ObjectStore {
   private readonly opts: PlainStoreOptions;
   private scrubTimer: NodeJS.Timeout | null = null;
   private scrubbing: Promise<ScrubReport> | null = null;
+  private readonly files: OpenFileCache<StoreFile, Sidecar | null>;
 
   constructor(
     readonly baseDir: string,
     logOrOpts?: Logger | PlainStoreOptions,
-    /** Accepted for callers sizing an open-file cache; this store opens files per operation. */
+    /** Most descriptors the open-file cache keeps (two per object; 0 opens files per operation). */
     readonly maxOpenFiles?: number,
   ) {
     this.opts = logOrOpts === undefined ? {} : isOptions(logOrOpts) ? logOrOpts : { log: logOrOpts };
@@ -131,9 +138,42 @@ export class PlainStore implements ObjectStore {
     this.csumDir = path.join(baseDir, 'csum');
     this.log = this.opts.log ?? componentLogger('store');
     this.fs = this.opts.fs ?? new NodeStoreFs();
+    this.files = new OpenFileCache<StoreFile, Sidecar | null>(
+      Math.floor((maxOpenFiles ?? DEFAULT_OPEN_FILES) / 2),
+      (oid) => this.openObject(oid),
+      async (o) => {
+        await o.sidecar?.f.close();
+        await o.obj.close();
+      },
+    );
+  }
+
+  /** Open an object's data file and sidecar read-write (for the open-file cache). */
+  private async openObject(oid: bigint): Promise<OpenObject<StoreFile, Sidecar | null>> {
+    const obj = await this.fs.open(this.file(oid), 'r+');
+    try {
+      return { obj, sidecar: await this.openSidecar(oid, 'r+') };
+    } catch (err) {
+      await obj.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Run `fn` on the open files of `oid`; an error drops them from the cache (the next use reopens by path). */
+  private async withFiles<T>(oid: bigint, fn: (f: StoreFile, sc: Sidecar | null) => Promise<T>): Promise<T> {
+    const o = await this.files.acquire(oid);
+    let ok = false;
+    try {
+      const r = await fn(o.obj, o.sidecar);
+      ok = true;
+      return r;
+    } finally {
+      await this.files.release(o, oid, !ok);
+    }
   }
 
   async open(): Promise<void> {
+    this.files.invalidateAll();
     await this.fs.mkdirp(this.staleDir);
     await this.fs.mkdirp(this.csumDir);
     this.objects.clear();
@@ -276,8 +316,10 @@ export class PlainStore implements ObjectStore {
         if (oldSize !== undefined) await this.carryOldCrcs(oid, entries);
         await Promise.all([this.writeSidecar(sumTmp, size, entries), this.writeObjectFile(tmp, size, data, offset, base)]);
         await this.fs.rename(sumTmp, this.sumFile(oid));
+        this.files.invalidate(oid);
         await this.fs.syncDir(this.csumDir);
         await this.fs.rename(tmp, this.file(oid));
+        this.files.invalidate(oid);
         await this.fs.syncDir(this.objDir);
         this.objects.set(oid, size);
         if (oldSize !== undefined) {
@@ -289,6 +331,7 @@ export class PlainStore implements ObjectStore {
           }
         }
       } catch (err) {
+        this.files.invalidate(oid);
         this.usedBytes -= reserve;
         await this.fs.rmrf(tmp).catch(() => undefined);
         await this.fs.rmrf(sumTmp).catch(() => undefined);
@@ -361,21 +404,16 @@ export class PlainStore implements ObjectStore {
 
   write(oid: bigint, data: Buffer, offset: number): Promise<void> {
     return this.withLock(oid, async () => {
-      let f: StoreFile | null = null;
-      let sc: Sidecar | null = null;
       try {
-        f = await this.fs.open(this.file(oid), 'r+');
-        sc = await this.openSidecar(oid, 'r+');
-        if (sc && data.length > 0 && offset < sc.size) await this.writeChecked(oid, f, sc, data, offset);
-        else {
-          await writeFully(f, data, offset);
-          await f.datasync();
-        }
+        await this.withFiles(oid, async (f, sc) => {
+          if (sc && data.length > 0 && offset < sc.size) await this.writeChecked(oid, f, sc, data, offset);
+          else {
+            await writeFully(f, data, offset);
+            await f.datasync();
+          }
+        });
       } catch (err) {
         throw storeError(err, `write ${oidHex(oid)}`);
-      } finally {
-        await sc?.f.close();
-        await f?.close();
       }
     });
   }
@@ -465,16 +503,8 @@ export class PlainStore implements ObjectStore {
     }
   }
 
-  private async readOnce(oid: bigint, offset: number, length: number): Promise<Buffer> {
-    const f = await this.fs.open(this.file(oid), 'r');
-    let sc: Sidecar | null = null;
-    try {
-      sc = await this.openSidecar(oid, 'r');
-      return await this.readVerified(f, sc, offset, length);
-    } finally {
-      await sc?.f.close();
-      await f.close();
-    }
+  private readOnce(oid: bigint, offset: number, length: number): Promise<Buffer> {
+    return this.withFiles(oid, (f, sc) => this.readVerified(f, sc, offset, length));
   }
 
   remove(oid: bigint): Promise<void> {
@@ -484,6 +514,8 @@ export class PlainStore implements ObjectStore {
       } catch (err) {
         if (isNoEnt(err)) this.forget(oid);
         throw storeError(err, `remove ${oidHex(oid)}`);
+      } finally {
+        this.files.invalidate(oid);
       }
       this.forget(oid);
       await this.fs.unlink(this.sumFile(oid)).catch(() => undefined);
@@ -514,15 +546,9 @@ export class PlainStore implements ObjectStore {
 
   private async hashOnce(oid: bigint, size: number): Promise<Buffer> {
     const h = createHash('sha1');
-    const f = await this.fs.open(this.file(oid), 'r');
-    let sc: Sidecar | null = null;
-    try {
-      sc = await this.openSidecar(oid, 'r');
+    await this.withFiles(oid, async (f, sc) => {
       for (let off = 0; off < size; off += HASH_CHUNK) h.update(await this.readVerified(f, sc, off, Math.min(HASH_CHUNK, size - off)));
-    } finally {
-      await sc?.f.close();
-      await f.close();
-    }
+    });
     return h.digest();
   }
 
@@ -530,6 +556,7 @@ export class PlainStore implements ObjectStore {
     return this.withLock(oid, async () => {
       try {
         await this.fs.rename(this.file(oid), path.join(this.staleDir, `${oidHex(oid)}.${epoch}`));
+        this.files.invalidate(oid);
         this.forget(oid);
         await this.fs.unlink(this.sumFile(oid)).catch(() => undefined);
       } catch (err) {
@@ -540,7 +567,9 @@ export class PlainStore implements ObjectStore {
 
   async wipe(): Promise<void> {
     await this.fs.rmrf(this.objDir);
+    this.files.invalidateAll();
     await this.fs.rmrf(this.csumDir);
+    this.files.invalidateAll();
     await this.fs.mkdirp(this.staleDir);
     await this.fs.mkdirp(this.csumDir);
     this.objects.clear();
@@ -606,5 +635,6 @@ export class PlainStore implements ObjectStore {
     this.scrubTimer = null;
     await Promise.all([...this.locks.values()]).catch(() => undefined);
     await this.scrubbing?.catch(() => undefined);
+    await this.files.closeAll();
   }
 }
