@@ -257,18 +257,27 @@ export class VdiDevice implements BlockDevice {
       return this.track(this.retrying(() => this.readWhole(one)));
     }
     const out = Buffer.allocUnsafe(length);
-    await this.track(
-      (async () => {
-        // Under a shared lock another target may have allocated what we cache as holes: one probe per request
-        // surfaces INODE_INVALIDATED (and reloads) before holes are answered with zeros.
-        if (list.some((p) => (this.inode.dataVdiId[p.idx] ?? 0) === 0)) {
-          await this.probeCoherence();
-          await this.refreshHoles(list);
-        }
-        await Promise.all(list.map((p) => this.retrying(() => this.readPiece(p, out))));
-      })(),
-    );
+    await this.track(this.readPieces(list, out));
     return out;
+  }
+
+  /** BlockDevice.readInto: each piece is read by the socket straight into `target` (a front end's pooled buffer). */
+  async readInto(offset: number, target: Buffer): Promise<void> {
+    this.checkOpen();
+    checkRange(this, offset, target.length);
+    await this.track(this.readPieces(this.pieces(offset, target.length), target));
+  }
+
+  private async readPieces(list: readonly Piece[], out: Buffer): Promise<void> {
+    // Under a shared lock another target may have allocated what we cache as holes: one probe per request
+    // surfaces INODE_INVALIDATED (and reloads) before holes are answered with zeros.
+    if (list.some((p) => (this.inode.dataVdiId[p.idx] ?? 0) === 0)) {
+      await this.probeCoherence();
+      await this.refreshHoles(list);
+    }
+    // Settle every piece before failing: `out` may be a pooled buffer that must not be written once we return.
+    const done = await Promise.allSettled(list.map((p) => this.retrying(() => this.readPiece(p, out))));
+    for (const d of done) if (d.status === 'rejected') throw d.reason;
   }
 
   /**
@@ -308,8 +317,8 @@ export class VdiDevice implements BlockDevice {
       out.fill(0, p.pos, p.pos + p.len);
       return;
     }
-    const data = await this.client.readObj(vidToDataOid(owner, p.idx), p.len, { offset: p.off, copies: this.inode.nrCopies, flags: IO_FLAGS });
-    data.copy(out, p.pos);
+    const into = out.subarray(p.pos, p.pos + p.len);
+    await this.client.readObjInto(vidToDataOid(owner, p.idx), into, { offset: p.off, copies: this.inode.nrCopies, flags: IO_FLAGS });
   }
 
   /** One piece as its own buffer: readObj's reply (always exactly p.len bytes). */

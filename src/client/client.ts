@@ -173,6 +173,23 @@ export class SheepClient {
     return out;
   }
 
+  /**
+   * READ_OBJ into the caller's buffer: `target.length` bytes at `offset` of an object, read by the socket
+   * straight into `target` (no allocation, no copy); a short reply is zero-filled. `target` is not written after
+   * the promise settles.
+   */
+  async readObjInto(oid: bigint, target: Buffer, o: ObjIoOptions = {}): Promise<void> {
+    const args = { ...emptyReqArgs('obj'), oid, copies: o.copies ?? 0, offset: o.offset ?? 0 };
+    const r = await this.call(makeRequest(C.SD_OP_READ_OBJ, args, { flags: o.flags ?? 0, dataLength: target.length }), {
+      timeoutMs: o.timeoutMs,
+      into: target,
+    });
+    const data = r.data ?? Buffer.alloc(0);
+    const n = Math.min(target.length, data.length);
+    if (n > 0 && (data.buffer !== target.buffer || data.byteOffset !== target.byteOffset)) data.copy(target, 0, 0, n);
+    if (n < target.length) target.fill(0, n);
+  }
+
   /** WRITE_OBJ: overwrite bytes of an existing object (NO_OBJ if absent). */
   async writeObj(oid: bigint, data: Buffer, o: ObjIoOptions = {}): Promise<void> {
     const args = { ...emptyReqArgs('obj'), oid, copies: o.copies ?? 0, offset: o.offset ?? 0 };

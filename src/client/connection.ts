@@ -32,6 +32,8 @@ interface Pending {
   resolve: (r: SdReply) => void;
   reject: (e: Error) => void;
   timer: NodeJS.Timeout | undefined;
+  /** The caller's buffer for the reply payload (read in place when it fits). */
+  into: Buffer | undefined;
 }
 
 export interface ConnectOptions {
@@ -58,6 +60,7 @@ export class SheepConnection {
     this.socket = socket;
     socket.setNoDelay(true);
     rx.onReply = (rsp, data) => this.onReply(rsp, data);
+    rx.destination = (rsp) => (this.dead ? undefined : this.pending.get(rsp.id)?.into);
     socket.on('error', (err) => this.fail(new SheepNetError('ECONNLOST', this.label, `connection to ${this.label} lost: ${describeSocketError(err)}`, { cause: err })));
     socket.on('close', () => this.fail(new SheepNetError('ECONNLOST', this.label, `connection to ${this.label} closed by peer`)));
   }
@@ -134,15 +137,17 @@ export class SheepConnection {
 
   /**
    * Send one request (its `id` is assigned here) and resolve with the reply. A timeout rejects with ETIMEDOUT
-   * and kills the connection: a sheep that does not answer is treated as dead.
+   * and kills the connection: a sheep that does not answer is treated as dead. With `into`, a reply payload that
+   * fits is read straight into it (the reply's data is then a view of `into`); nothing is written to `into` once
+   * the promise settled (a failed request kills its connection first).
    */
-  send(req: SdRequest, payload: Buffer | null, timeoutMs: number): Promise<SdReply> {
+  send(req: SdRequest, payload: Buffer | null, timeoutMs: number, into?: Buffer): Promise<SdReply> {
     if (this.dead) return Promise.reject(this.dead);
     const id = this.allocId();
     const header = Buffer.allocUnsafe(SD_REQ_SIZE);
     writeRequestHeader({ ...req, id }, header, 0);
     return new Promise<SdReply>((resolve, reject) => {
-      const p: Pending = { opcode: req.opcode, resolve, reject, timer: undefined };
+      const p: Pending = { opcode: req.opcode, resolve, reject, timer: undefined, into };
       if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
         p.timer = setTimeout(() => {
           this.fail(new SheepNetError('ETIMEDOUT', this.label, `${opName(req.opcode)} to ${this.label} timed out after ${timeoutMs} ms`));
@@ -175,7 +180,7 @@ export class SheepConnection {
     if (p === undefined) return;
     this.pending.delete(rsp.id);
     if (p.timer) clearTimeout(p.timer);
-    // The payload is its own buffer (ReplyReceiver never reuses it): callers may keep it.
+    // The payload is its own buffer or a view of the request's `into` (ReplyReceiver never reuses either).
     p.resolve({ rsp, data });
   }
 

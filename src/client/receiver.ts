@@ -3,7 +3,9 @@
 // straight into that payload's own buffer: a 4 MiB object read then costs one allocation and no copy, instead
 // of a fresh 64 KiB buffer per socket read plus a gathering copy. Every byte of a read is consumed before the
 // read callback returns (a header split across reads is kept in a 48-byte carry; small payloads are copied out),
-// so the receive buffer is reused at once. Payload buffers are fresh and belong to the caller.
+// so the receive buffer is reused at once. Payload buffers are fresh and belong to the caller, unless the
+// request named its own destination (`destination`, e.g. a front end's pooled buffer): then the payload is read
+// into that buffer and the reply's data is a view of it.
 // An oversize data_length throws SdProtocolError before anything is allocated (the connection must close).
 // Spec: sheepdog-protocol.md §1.1 (48-byte header + data_length bytes).
 import { SD_RSP_SIZE, SdProtocolError, decodeResponseHeader, type SdResponse } from '../proto/sheepdog/index.js';
@@ -14,6 +16,8 @@ export const SHEEP_RECEIVE_BUFFER_BYTES = 256 * 1024;
 export const SHEEP_DIRECT_PAYLOAD_MIN_BYTES = 32 * 1024;
 
 export type ReplyHandler = (rsp: SdResponse, data: Buffer | null) => void;
+/** The caller's buffer for a reply's payload (looked up when its header arrives), or undefined for a fresh one. */
+export type DestinationLookup = (rsp: SdResponse) => Buffer | undefined;
 
 export class ReplyReceiver {
   private recv: Buffer | undefined;
@@ -24,6 +28,8 @@ export class ReplyReceiver {
   private direct: Buffer | undefined;
   /** Where complete replies go (set by the connection once it exists). */
   onReply: ReplyHandler = () => undefined;
+  /** Where a reply's payload goes when its request brought a buffer (set by the connection). */
+  destination: DestinationLookup = () => undefined;
 
   constructor(private readonly maxPayload: number) {}
 
@@ -78,8 +84,15 @@ export class ReplyReceiver {
       }
       if (rsp.dataLength === 0) this.onReply(rsp, null);
       else {
-        // Small payloads come from Node's shared slab; large ones get their own memory, read in place.
-        const buf2 = rsp.dataLength < SHEEP_DIRECT_PAYLOAD_MIN_BYTES ? Buffer.allocUnsafe(rsp.dataLength) : Buffer.allocUnsafeSlow(rsp.dataLength);
+        // The request's own buffer if it fits; else small payloads come from Node's shared slab and large ones
+        // get their own memory, read in place.
+        const dest = this.destination(rsp);
+        const buf2 =
+          dest !== undefined && dest.length >= rsp.dataLength
+            ? dest.subarray(0, rsp.dataLength)
+            : rsp.dataLength < SHEEP_DIRECT_PAYLOAD_MIN_BYTES
+              ? Buffer.allocUnsafe(rsp.dataLength)
+              : Buffer.allocUnsafeSlow(rsp.dataLength);
         this.pending = { rsp, buf: buf2, fill: 0 };
       }
     }

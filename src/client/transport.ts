@@ -62,6 +62,8 @@ export interface TransportOptions {
 export interface RequestOptions {
   /** Payload sent with SD_FLAG_CMD_WRITE (data_length is set from it unless given). */
   payload?: Buffer | null;
+  /** Read the reply payload straight into this buffer when it fits (SheepConnection.send). */
+  into?: Buffer;
   timeoutMs?: number;
   /** Override the opcode-derived idempotency. */
   idempotent?: boolean;
@@ -225,7 +227,7 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
         this.sent.add(mark);
         this.startProbing();
         try {
-          const reply = await conn.send(r, payload, left === undefined ? timeoutMs : timeoutMs > 0 ? Math.min(timeoutMs, left) : left);
+          const reply = await conn.send(r, payload, left === undefined ? timeoutMs : timeoutMs > 0 ? Math.min(timeoutMs, left) : left, opts.into);
           this.clearStall(conn.label);
           return reply;
         } catch (err) {

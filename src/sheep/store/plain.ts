@@ -279,8 +279,8 @@ export class PlainStore implements ObjectStore {
    */
   private async readVerified(f: StoreFile, sc: Sidecar | null, offset: number, length: number): Promise<Buffer> {
     if (!sc || length === 0 || offset >= sc.size) {
-      const out = Buffer.alloc(length);
-      await readFully(f, out, 0, length, offset);
+      const out = Buffer.allocUnsafe(length);
+      out.fill(0, await readFully(f, out, 0, length, offset));
       return out;
     }
     const first = Math.floor(offset / CSUM_BLOCK);
@@ -288,8 +288,8 @@ export class PlainStore implements ObjectStore {
     const last = Math.ceil(endByte / CSUM_BLOCK);
     const start = first * CSUM_BLOCK;
     const span = Math.min(last * CSUM_BLOCK, sc.size) - start;
-    const buf = Buffer.alloc(Math.max(span, offset + length - start));
-    await readFully(f, buf, 0, span, start);
+    const buf = Buffer.allocUnsafe(Math.max(span, offset + length - start));
+    buf.fill(0, await readFully(f, buf, 0, span, start));
     const entries = await this.readEntries(sc, first, last - first);
     for (let i = first; i < last; i++) {
       const o = (i - first) * CSUM_BLOCK;

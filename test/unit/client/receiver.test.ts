@@ -71,6 +71,32 @@ describe('ReplyReceiver', () => {
     expect((data as Buffer | null)?.buffer).toBe(direct.buffer);
   });
 
+  it('reads a payload into the buffer its request brought, whatever the read sizes; falls back when it does not fit', () => {
+    for (const step of [1, 47, 4096, 65536, 1 << 20]) {
+      const r = new ReplyReceiver(1 << 30);
+      const dests = new Map<number, Buffer>([
+        [2, Buffer.alloc(small.length + 10, 0xee)],
+        [3, Buffer.alloc(big.length, 0xee)],
+        [4, Buffer.alloc(1)],
+      ]);
+      r.destination = (h) => dests.get(h.id);
+      const got: Array<{ rsp: SdResponse; data: Buffer | null }> = [];
+      r.onReply = (h, data) => got.push({ rsp: h, data });
+      const tooBig = pattern(10, 3);
+      feed(r, Buffer.concat([rsp(2, small.length), small, rsp(3, big.length), big, rsp(4, tooBig.length), tooBig]), step);
+      expect(got.map((g) => g.rsp.id)).toEqual([2, 3, 4]);
+      const d2 = dests.get(2) as Buffer;
+      expect(got[0]?.data?.buffer).toBe(d2.buffer);
+      expect(d2.subarray(0, small.length).equals(small)).toBe(true);
+      expect(d2.subarray(small.length).equals(Buffer.alloc(10, 0xee))).toBe(true);
+      expect(got[1]?.data?.buffer).toBe(dests.get(3)?.buffer);
+      expect(dests.get(3)?.equals(big)).toBe(true);
+      // A payload larger than the request's buffer gets its own, the small buffer is untouched.
+      expect(got[2]?.data?.equals(tooBig)).toBe(true);
+      expect(dests.get(4)?.[0]).toBe(0);
+    }
+  });
+
   it('refuses an oversize data_length', () => {
     const r = new ReplyReceiver(1000);
     expect(() => feed(r, rsp(1, 1001), 48)).toThrow(/exceeds limit/);
