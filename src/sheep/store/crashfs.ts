@@ -137,6 +137,7 @@ export class CrashFs implements StoreFs {
       },
       datasync: () => f.sync(),
       size: () => Promise.resolve(c.size),
+      linked: () => Promise.resolve([...this.names.values()].includes(id)),
       close: () => {
         closed = true;
         return Promise.resolve();

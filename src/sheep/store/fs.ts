@@ -14,6 +14,8 @@ export interface StoreFile {
   /** fdatasync: the data (and the size) of this file on stable storage. */
   datasync(): Promise<void>;
   size(): Promise<number>;
+  /** False once no directory entry names this file any more (deleted or renamed over); absent: assume named. */
+  linked?(): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -49,6 +51,7 @@ export class NodeStoreFs implements StoreFs {
       sync: () => fh.sync(),
       datasync: () => fh.datasync(),
       size: async () => (await fh.stat()).size,
+      linked: async () => (await fh.stat()).nlink > 0,
       close: () => fh.close(),
     };
   }

@@ -10,9 +10,12 @@
 export interface OpenObject<F, S> {
   readonly obj: F;
   readonly sidecar: S;
+  /** Handed out from the cache at least once (not only to the operation that opened it). */
+  readonly reused?: boolean;
 }
 
 interface Entry<F, S> extends OpenObject<F, S> {
+  reused: boolean;
   refs: number;
   /** Out of the cache (evicted or invalidated): closed once the last holder releases it. */
   dead: boolean;
@@ -47,6 +50,7 @@ export class OpenFileCache<F, S> {
       this.entries.delete(oid);
       this.entries.set(oid, hit);
       hit.refs++;
+      hit.reused = true;
       this.held.set(hit, hit);
       return hit;
     }
@@ -61,7 +65,7 @@ export class OpenFileCache<F, S> {
       set.delete(token);
       if (set.size === 0 && this.opening.get(oid) === set) this.opening.delete(oid);
     }
-    const entry: Entry<F, S> = { obj: opened.obj, sidecar: opened.sidecar, refs: 1, dead: true };
+    const entry: Entry<F, S> = { obj: opened.obj, sidecar: opened.sidecar, reused: false, refs: 1, dead: true };
     if (!token.stale && this.capacity > 0 && !this.entries.has(oid)) {
       entry.dead = false;
       this.entries.set(oid, entry);

@@ -159,16 +159,24 @@ export class PlainStore implements ObjectStore {
     }
   }
 
-  /** Run `fn` on the open files of `oid`; an error drops them from the cache (the next use reopens by path). */
+  /**
+   * Run `fn` on the open files of `oid`; an error drops them from the cache (the next use reopens by path).
+   * Files reused from the cache are checked, alongside `fn`, to still be named by a directory entry: an object
+   * file deleted or replaced behind the store's back (a disk fault, an operator) is then opened again by path
+   * and `fn` re-run, so it reads NO_OBJ as it did without the cache, never the removed file's bytes.
+   */
   private async withFiles<T>(oid: bigint, fn: (f: StoreFile, sc: Sidecar | null) => Promise<T>): Promise<T> {
-    const o = await this.files.acquire(oid);
-    let ok = false;
-    try {
-      const r = await fn(o.obj, o.sidecar);
-      ok = true;
-      return r;
-    } finally {
-      await this.files.release(o, oid, !ok);
+    for (let again = true; ; again = false) {
+      const o = await this.files.acquire(oid);
+      let ok = false;
+      try {
+        const check = o.reused === true && o.obj.linked ? o.obj.linked() : Promise.resolve(true);
+        const [r, linked] = await Promise.all([fn(o.obj, o.sidecar), check]);
+        ok = linked;
+        if (linked || !again) return r;
+      } finally {
+        await this.files.release(o, oid, !ok);
+      }
     }
   }
 

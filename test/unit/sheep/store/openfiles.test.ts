@@ -2,7 +2,7 @@
 // its descriptor budget, and no read or write is ever served from a file that a replacing create (recovery's
 // replace too), remove, moveToStale, wipe or a re-open made stale, including an open in flight at that moment.
 import { describe, expect, it } from 'vitest';
-import { SD_RES_NO_OBJ } from '../../../../src/proto/sheepdog/constants.js';
+import { SD_RES_EIO, SD_RES_NO_OBJ } from '../../../../src/proto/sheepdog/constants.js';
 import { CrashFs } from '../../../../src/sheep/store/crashfs.js';
 import type { StoreFile, StoreFs } from '../../../../src/sheep/store/fs.js';
 import { OpenFileCache } from '../../../../src/sheep/store/openfiles.js';
@@ -94,6 +94,27 @@ describe('PlainStore open-file cache', () => {
     await expect(s.hash(OID, SIZE)).rejects.toMatchObject({ result: SD_RES_NO_OBJ });
     await s.create(OID, SIZE, Buffer.alloc(SIZE, 6), 0);
     expect((await s.read(OID, 0, 4))[0]).toBe(6);
+    await s.close();
+  });
+
+  it('reads NO_OBJ from an object file deleted or renamed over behind its back, as without the cache', async () => {
+    const { s, c } = await store();
+    await s.create(OID, SIZE, Buffer.alloc(SIZE, 1), 0);
+    await s.create(OID + 1n, SIZE, Buffer.alloc(SIZE, 2), 0);
+    await s.read(OID, 0, 4);
+    await s.read(OID + 1n, 0, 4);
+    expect((await s.read(OID, 0, 4))[0]).toBe(1);
+    await c.inner.unlink('/s/obj/007c2b2500000003');
+    await expect(s.read(OID, 0, 4)).rejects.toMatchObject({ result: SD_RES_NO_OBJ });
+    await expect(s.write(OID, Buffer.alloc(4, 9), 0)).rejects.toMatchObject({ result: SD_RES_NO_OBJ });
+    await expect(s.hash(OID, SIZE)).rejects.toMatchObject({ result: SD_RES_NO_OBJ });
+    // Another file renamed over the object's name: its bytes are read (and fail their checksums), not the
+    // cached old file's.
+    const f = await c.inner.open('/s/obj/other', 'w');
+    await f.write(Buffer.alloc(SIZE, 7), 0, SIZE, 0);
+    await f.close();
+    await c.inner.rename('/s/obj/other', '/s/obj/007c2b2500000004');
+    await expect(s.read(OID + 1n, 0, 4)).rejects.toMatchObject({ result: SD_RES_EIO });
     await s.close();
   });
 
