@@ -33,6 +33,7 @@ import { gatewayText, parseGatewayList, type GatewayAddr } from './address.js';
 import type { SdReply } from './connection.js';
 import { SheepError, SheepNetError } from './errors.js';
 import { SheepTransport, type RequestOptions, type TransportOptions } from './transport.js';
+import { copyUnlessInPlace } from '../util/bytes.js';
 
 export interface ObjIoOptions {
   /** Offset inside the object. */
@@ -185,9 +186,8 @@ export class SheepClient {
       into: target,
     });
     const data = r.data ?? Buffer.alloc(0);
-    const n = Math.min(target.length, data.length);
-    if (n > 0 && (data.buffer !== target.buffer || data.byteOffset !== target.byteOffset)) data.copy(target, 0, 0, n);
-    if (n < target.length) target.fill(0, n);
+    copyUnlessInPlace(data, target);
+    if (data.length < target.length) target.fill(0, data.length);
   }
 
   /** WRITE_OBJ: overwrite bytes of an existing object (NO_OBJ if absent). */

@@ -29,6 +29,7 @@ import { defaultParams, negotiate, type SessionParams, type TargetPreferences } 
 import type { ScsiResult } from './scsi/lu.js';
 import { BufferPool } from '../nbd/pool.js';
 import { PduReceiver } from './receiver.js';
+import { copyUnlessInPlace } from '../util/bytes.js';
 import type { Session, TargetRuntime, TargetRegistry } from './session.js';
 
 const LOGIN_MAX_DATA = 8192;
@@ -49,12 +50,6 @@ const POOLED_WRITE_OPCODES = new Set([S.WRITE_6, S.WRITE_10, S.WRITE_12, S.WRITE
 /** Serial number arithmetic (RFC 1982, 32 bits): a < b. */
 export function snLess(a: number, b: number): boolean {
   return a !== b && ((b - a) >>> 0) < 0x80000000;
-}
-
-/** Copy Data-Out bytes into the task buffer, unless the receiver already read them there (placeData). */
-function copyUnlessPlaced(data: Buffer, buf: Buffer, offset: number): void {
-  if (data.buffer === buf.buffer && data.byteOffset === buf.byteOffset + offset) return;
-  data.copy(buf, offset);
 }
 
 interface PendingR2T {
@@ -739,7 +734,8 @@ export class Connection {
       if (d.dataSN !== t.unsolicitedDataSN) return bad(`unsolicited DataSN ${d.dataSN} != ${t.unsolicitedDataSN}`);
       if (d.bufferOffset + d.data.length > this.params.firstBurstLength) return bad('unsolicited data beyond FirstBurstLength');
       t.unsolicitedDataSN++;
-      copyUnlessPlaced(d.data, buf, d.bufferOffset);
+      // The receiver may have read it there already (placeData).
+      copyUnlessInPlace(d.data, buf, d.bufferOffset);
       t.received += d.data.length;
       if (d.final) t.unsolicitedOpen = false;
     } else {
@@ -750,7 +746,8 @@ export class Connection {
         return bad('Data-Out outside its R2T');
       }
       r.nextDataSN++;
-      copyUnlessPlaced(d.data, buf, d.bufferOffset);
+      // The receiver may have read it there already (placeData).
+      copyUnlessInPlace(d.data, buf, d.bufferOffset);
       r.received += d.data.length;
       t.received += d.data.length;
       if (d.final) {

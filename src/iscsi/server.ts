@@ -11,7 +11,7 @@ import * as I from '../proto/iscsi/constants.js';
 import type { ChapAccount } from './chap.js';
 import type { IscsiServerOptions, IscsiTargetConfig } from './config.js';
 import { Connection } from './connection.js';
-import { withUserBuffers } from '../nbd/server.js';
+import { acceptWithUserBuffers } from '../util/user-buffers.js';
 import { DEFAULT_PREFERENCES, type TargetPreferences } from './params.js';
 import { LogicalUnit } from './scsi/lu.js';
 import { LocalRangeLock, type RangeLock } from './scsi/rangelock.js';
@@ -22,8 +22,6 @@ import { ASC_ASYMMETRIC_ACCESS_STATE_CHANGED } from './scsi/alua.js';
 
 const DEFAULT_QUEUE_DEPTH = 128;
 const DEFAULT_MAX_CONNECTIONS = 1024;
-/** Placeholder read buffer for the instant between re-creating a socket and creating its connection. */
-const FIRST_READ = Buffer.alloc(1);
 
 /** Format host:port, bracketing IPv6 literals. */
 export function formatPortal(host: string, port: number): string {
@@ -100,7 +98,7 @@ export class IscsiServer implements TargetRegistry, Frontend {
   /** Listen; resolves to the bound address as "host:port". */
   start(): Promise<string> {
     return new Promise((resolve, reject) => {
-      // Connections are re-created on their handle with `onread` (see withUserBuffers): paused until then.
+      // Connections are re-created on their handle with `onread` (see acceptWithUserBuffers): paused until then.
       const srv = net.createServer({ pauseOnConnect: true }, (sock) => this.accept(sock));
       srv.once('error', reject);
       srv.listen({ host: this.opts.host, port: this.opts.port }, () => {
@@ -140,13 +138,7 @@ export class IscsiServer implements TargetRegistry, Frontend {
     const id = this.nextConnId++;
     const log = this.log.child({ conn: id, remote: `${sock.remoteAddress}:${sock.remotePort}` });
     // Reads go into buffers the connection chooses (a reused one, or a Data-Out's place in its task buffer).
-    const ref: { conn?: Connection } = {};
-    const s = withUserBuffers(sock, {
-      buffer: () => ref.conn?.nextReadBuffer() ?? FIRST_READ,
-      callback: (n, buf) => ref.conn?.userRead(n, buf as Buffer) ?? false,
-    });
-    const c = new Connection(s, this, log, id);
-    ref.conn = c;
+    const { sock: s, conn: c } = acceptWithUserBuffers(sock, (s2) => new Connection(s2, this, log, id));
     this.conns.add(c);
     s.once('close', () => this.conns.delete(c));
   }

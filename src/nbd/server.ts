@@ -10,6 +10,7 @@ import { componentLogger, type Logger } from '../obs/log.js';
 import type { ExportTable, Frontend } from '../target/frontend.js';
 import { DEFAULT_NBD_LIMITS, NbdConnection, type NbdLimits, type TlsMode } from './connection.js';
 import { BufferPool } from './pool.js';
+import { acceptWithUserBuffers } from '../util/user-buffers.js';
 
 export interface NbdTlsOptions {
   mode: TlsMode;
@@ -67,7 +68,7 @@ export class NbdServer implements Frontend {
   start(): Promise<string> {
     const host = this.opts.host ?? '127.0.0.1';
     const port = this.opts.port ?? NBD_DEFAULT_PORT;
-    // Plain TCP connections are re-created on their handle with `onread` (see withUserBuffers): paused until then.
+    // Plain TCP connections are re-created on their handle with `onread` (see acceptWithUserBuffers): paused until then.
     const server = net.createServer({ noDelay: true, pauseOnConnect: this.tlsMode === 'off' }, (s) => this.accept(s));
     this.server = server;
     return new Promise((resolve, reject) => {
@@ -138,42 +139,10 @@ export class NbdServer implements Frontend {
       this.serve(s);
       return;
     }
-    // The socket asks for its first buffer before the connection exists.
-    const ref: { conn?: NbdConnection } = {};
-    const sock = withUserBuffers(s, {
-      buffer: () => ref.conn?.nextReadBuffer() ?? FIRST_READ,
-      callback: (n, buf) => ref.conn?.userRead(n, buf as Buffer) ?? false,
+    const { conn } = acceptWithUserBuffers(s, (sock) => {
+      sock.setNoDelay(true);
+      return this.connection(sock);
     });
-    sock.setNoDelay(true);
-    ref.conn = this.connection(sock);
-    ref.conn.start();
+    conn.start();
   }
-}
-
-/** Placeholder read buffer for the instant between re-creating a socket and creating its connection. */
-const FIRST_READ = Buffer.alloc(1);
-
-export interface UserBufferRead {
-  buffer: () => Buffer;
-  callback: (n: number, buf: Uint8Array) => boolean;
-}
-
-/**
- * Re-create an accepted (paused) socket on the same handle with Node's `onread` option, so every read goes into
- * a buffer the connection chooses instead of a fresh 64 KiB allocation per read; net.Server has no such option.
- * The original socket is left without a handle and destroyed when the new one closes, which keeps the server's
- * connection count (and server.close()) right. Falls back to the socket itself if it has no handle.
- */
-export function withUserBuffers(s: net.Socket, onread: UserBufferRead): net.Socket {
-  const shell = s as unknown as { _handle: object | null };
-  const handle = shell._handle;
-  if (handle === null || handle === undefined) {
-    s.resume();
-    return s;
-  }
-  shell._handle = null;
-  const opts = { handle, onread } as unknown as net.SocketConstructorOpts;
-  const sock = new net.Socket(opts);
-  sock.once('close', () => s.destroy());
-  return sock;
 }

@@ -7,3 +7,9 @@ export function firstDifference(a: Buffer, b: Buffer): number {
   for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
   return n;
 }
+
+/** Copy `src` into `dst` at `at`, unless `src` already is that region of `dst`'s memory (read there in place). */
+export function copyUnlessInPlace(src: Buffer, dst: Buffer, at = 0): void {
+  if (src.buffer === dst.buffer && src.byteOffset === dst.byteOffset + at) return;
+  src.copy(dst, at);
+}
