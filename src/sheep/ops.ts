@@ -350,10 +350,22 @@ const getVdiCopies: OpHandler = (node, req) => {
   return Promise.resolve(ok(encodeVdiStates(states)));
 };
 
+/**
+ * GET_HASH: the SHA-1 of this node's copy — refused (NODE_IN_RECOVERY) while recovery has not made it current,
+ * so a stale copy never votes in a check. A caller that asks for 12 bytes also gets the copy's version
+ * (epoch, gen, current as u32le), which `dog vdi check` uses where current copies disagree.
+ */
 const getHash: OpHandler = async (node, req) => {
   const oid = objArgs(req).oid;
+  if (node.clustered && node.recovery.untrusted(oid)) throw notCurrent(oid);
   const digest = await node.store.hash(oid, node.gateway.objectSize(oid));
-  return ok(null, { kind: 'hash', digest });
+  const v = node.store.version(oid);
+  if (req.dataLength < 12 || !v) return ok(null, { kind: 'hash', digest });
+  const out = Buffer.alloc(12);
+  out.writeUInt32LE(v.epoch >>> 0, 0);
+  out.writeUInt32LE(v.gen >>> 0, 4);
+  out.writeUInt32LE(v.current >>> 0, 8);
+  return ok(out, { kind: 'hash', digest });
 };
 
 const exist: OpHandler = (node, req) => Promise.resolve(fail(node.store.exists(objArgs(req).oid) ? C.SD_RES_SUCCESS : C.SD_RES_NO_OBJ));
