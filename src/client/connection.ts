@@ -9,13 +9,14 @@ import {
   SD_REQ_SIZE,
   SdProtocolError,
   opName,
+  sdResponseCodec,
   writeRequestHeader,
   type SdRequest,
   type SdResponse,
 } from '../proto/sheepdog/index.js';
 import { gatewayText, type GatewayAddr } from './address.js';
 import { SheepNetError, describeSocketError } from './errors.js';
-import { ReplyReceiver } from './receiver.js';
+import { FrameEngine } from '../proto/frame.js';
 import { sayHello, type Hello } from './hello.js';
 
 /** A decoded reply: header plus payload (null when data_length is 0). */
@@ -54,13 +55,12 @@ export class SheepConnection {
   /** True when a HELLO bound this connection to a target identity (false: none asked, or the sheep lacks it). */
   targetBound = false;
 
-  private constructor(gateway: GatewayAddr, socket: net.Socket, rx: ReplyReceiver) {
+  private constructor(gateway: GatewayAddr, socket: net.Socket, rx: FrameEngine<SdResponse>) {
     this.gateway = gateway;
     this.label = gatewayText(gateway);
     this.socket = socket;
     socket.setNoDelay(true);
-    rx.onReply = (rsp, data) => this.onReply(rsp, data);
-    rx.destination = (rsp) => (this.dead ? undefined : this.pending.get(rsp.id)?.into);
+    rx.onFrame = (f) => this.onReply(f.header, f.payload ?? null);
     socket.on('error', (err) => this.fail(new SheepNetError('ECONNLOST', this.label, `connection to ${this.label} lost: ${describeSocketError(err)}`, { cause: err })));
     socket.on('close', () => this.fail(new SheepNetError('ECONNLOST', this.label, `connection to ${this.label} closed by peer`)));
   }
@@ -81,9 +81,13 @@ export class SheepConnection {
   private static open(gateway: GatewayAddr, opts: ConnectOptions): Promise<SheepConnection> {
     const label = gatewayText(gateway);
     return new Promise((resolve, reject) => {
-      // Replies are read into buffers the receiver chooses (no fresh 64 KiB buffer per read, payloads in place).
-      const rx = new ReplyReceiver(MAX_REPLY_PAYLOAD);
+      // Replies are read into buffers the engine chooses (one reused receive buffer; a large payload is read in
+      // place, into the request's own buffer when it brought one, else into a fresh one).
       let conn: SheepConnection | undefined;
+      const rx = new FrameEngine(
+        sdResponseCodec(MAX_REPLY_PAYLOAD, (rsp) => conn?.replyDestination(rsp)),
+        { payload: 'copy' },
+      );
       const onread = {
         buffer: () => rx.nextBuffer(),
         callback: (n: number, buf: Uint8Array): boolean => {
@@ -118,6 +122,11 @@ export class SheepConnection {
         resolve(conn);
       });
     });
+  }
+
+  /** Where a reply's payload goes: the buffer its request brought, if any. */
+  private replyDestination(rsp: SdResponse): Buffer | undefined {
+    return this.dead ? undefined : this.pending.get(rsp.id)?.into;
   }
 
   /** Requests awaiting a reply. */
@@ -180,7 +189,7 @@ export class SheepConnection {
     if (p === undefined) return;
     this.pending.delete(rsp.id);
     if (p.timer) clearTimeout(p.timer);
-    // The payload is its own buffer or a view of the request's `into` (ReplyReceiver never reuses either).
+    // The payload is its own buffer or a view of the request's `into` (the frame engine never reuses either).
     p.resolve({ rsp, data });
   }
 

@@ -6,7 +6,8 @@
 import type { Socket } from 'node:net';
 import type { Logger } from '../obs/log.js';
 import * as I from '../proto/iscsi/constants.js';
-import { FrameError, frameBuffers, type RawPdu } from '../proto/iscsi/framer.js';
+import { FrameError, PduCodec, frameBuffers, rawPdu, type PduHeader, type RawPdu } from '../proto/iscsi/framer.js';
+import { FrameEngine } from '../proto/frame.js';
 import {
   PduError,
   decodePdu,
@@ -28,7 +29,6 @@ import { ChapExchange, CHAP_MD5, type ChapAccount } from './chap.js';
 import { defaultParams, negotiate, type SessionParams, type TargetPreferences } from './params.js';
 import type { ScsiResult } from './scsi/lu.js';
 import { BufferPool } from '../nbd/pool.js';
-import { PduReceiver } from './receiver.js';
 import { copyUnlessInPlace } from '../util/bytes.js';
 import type { Session, TargetRuntime, TargetRegistry } from './session.js';
 
@@ -88,17 +88,18 @@ type LoginStage = 'security' | 'operational' | 'full';
 
 export class Connection {
   readonly id: number;
-  private readonly receiver = new PduReceiver(
-    (bhs, n) => this.placeData(bhs, n),
-    (raw) => {
+  /** PDU framing: data segments land where placeData() says (read in place), else in fresh buffers. */
+  private readonly framing = new PduCodec({ maxDataSegmentLength: LOGIN_MAX_DATA }, (bhs, n) => this.placeData(bhs, n));
+  private readonly receiver = new FrameEngine<PduHeader>(this.framing, {
+    payload: 'copy',
+    onFrame: (f) => {
       try {
-        this.handle(raw);
+        this.handle(rawPdu(f));
       } finally {
         this.placedWrite = undefined;
       }
     },
-    { maxDataSegmentLength: LOGIN_MAX_DATA },
-  );
+  });
   /** The pooled Data-Out buffer placeData() gave a write command's immediate data (see onScsiCommand). */
   private placedWrite: { itt: number; buf: Buffer } | undefined;
   private closed = false;
@@ -175,7 +176,7 @@ export class Connection {
       if (!t.executing) t.finish();
     }
     this.tasks.clear();
-    this.receiver.dispose();
+    this.receiver.reset();
     this.socket.destroy();
     if (this.session) this.registry.connectionClosed(this.session, this);
   }
@@ -515,7 +516,7 @@ export class Connection {
       this.tsih = res.tsih;
       this.loginReply(req, 0, 0, out, true, nsg);
       this.stage = 'full';
-      this.receiver.opts = {
+      this.framing.opts = {
         headerDigest: this.params.headerDigest,
         dataDigest: this.params.dataDigest,
         maxDataSegmentLength: this.params.targetMaxRecvDataSegmentLength,
