@@ -10,7 +10,7 @@ import { sdRequestCodec, sdResponseCodec, SdProtocolError } from '../../../src/p
 import { nbdRequestCodec } from '../../../src/proto/nbd/decoder.js';
 import { NbdProtocolError } from '../../../src/proto/nbd/errors.js';
 import { FrameError, PduCodec, type PduHeader } from '../../../src/proto/iscsi/framer.js';
-import { crc32c } from '../../../src/proto/iscsi/crc32c.js';
+import { crc32c } from '../../helpers/crc32c-oracle.js';
 
 // ---------------------------------------------------------------- independent wire builders
 

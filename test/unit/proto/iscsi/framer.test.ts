@@ -3,7 +3,7 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { PduFramer, frameBuffers } from '../../../../src/proto/iscsi/framer.js';
-import { crc32c } from '../../../../src/proto/iscsi/crc32c.js';
+import { crc32c } from '../../../helpers/crc32c-oracle.js';
 
 /** Build one PDU's wire bytes independently of frameBuffers: BHS, [HD], data, pad, [DD]. */
 function wire(op: number, dataLen: number, fill: number, hd: boolean, dd: boolean): Buffer {
