@@ -3,7 +3,7 @@
 // Implements the target process's Frontend shape: start() resolves to the bound "host:port", stop() ends all.
 import net from 'node:net';
 import type { BlockDevice } from '../block/device.js';
-import type { Frontend } from '../target/frontend.js';
+import type { Frontend } from '../block/export-table.js';
 import { componentLogger, type Logger } from '../obs/log.js';
 import type { TextPairs } from '../proto/iscsi/text.js';
 import * as S from '../proto/scsi/constants.js';

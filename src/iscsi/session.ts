@@ -3,7 +3,6 @@
 // what a Connection needs from the server (target lookup, session creation and reinstatement, resets).
 import type { ChapAccount } from './chap.js';
 import type { IscsiTargetConfig } from './config.js';
-import type { Connection } from './connection.js';
 import type { TargetPreferences } from './params.js';
 import * as S from '../proto/scsi/constants.js';
 import { encodeSense } from '../proto/scsi/sense.js';
@@ -34,6 +33,14 @@ export interface LoginIdentity {
   cmdSN: number;
 }
 
+/** What a session and the server need of the session's connection (a Connection). */
+export interface SessionConnection {
+  readonly isClosed: boolean;
+  close(reason: string): void;
+  /** Abort this connection's tasks on one LU (another nexus reset it). */
+  abortLun(lun: number): Promise<void>;
+}
+
 /** What connections need from the server. */
 export interface TargetRegistry {
   readonly preferences: TargetPreferences;
@@ -44,8 +51,8 @@ export interface TargetRegistry {
   readonly portalGroupTag?: number;
   findTarget(name: string): TargetRuntime | undefined;
   /** Create (or reinstate) the session for a completed login; a number is a login status detail to fail with. */
-  completeLogin(conn: Connection, who: LoginIdentity): Session | number;
-  connectionClosed(session: Session, conn: Connection): void;
+  completeLogin(conn: SessionConnection, who: LoginIdentity): Session | number;
+  connectionClosed(session: Session, conn: SessionConnection): void;
   sendTargets(session: Session, value: string, localAddress: string | undefined, localPort: number | undefined): TextPairs;
   lunReset(session: Session, lun: number): Promise<void>;
   targetReset(session: Session, cold: boolean): Promise<void>;
@@ -61,7 +68,7 @@ export class Session {
   expCmdSN: number;
   /** Initiator port name: the I_T nexus id used for reservations. */
   readonly nexus: string;
-  conn: Connection | undefined;
+  conn: SessionConnection | undefined;
 
   constructor(
     readonly tsih: number,

@@ -9,7 +9,7 @@ import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../obs/log.js';
 import type { BlockDevice, Extent } from '../block/device.js';
-import type { ExportEntry, ExportTable } from '../target/frontend.js';
+import type { ExportEntry, ExportTable } from '../block/export-table.js';
 import * as C from '../proto/nbd/constants.js';
 import { NbdProtocolError } from '../proto/nbd/errors.js';
 import { NbdServerDecoder, nbdRequestCodec, type ClientFrame } from '../proto/nbd/decoder.js';

@@ -7,7 +7,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { componentLogger, type Logger } from '../obs/log.js';
-import type { ExportTable, Frontend } from '../target/frontend.js';
+import type { ExportTable, Frontend } from '../block/export-table.js';
 import { DEFAULT_NBD_LIMITS, NbdConnection, type NbdLimits, type TlsMode } from './connection.js';
 import { BufferPool } from './pool.js';
 import { acceptWithUserBuffers } from '../util/user-buffers.js';

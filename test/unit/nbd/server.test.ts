@@ -7,7 +7,7 @@ import { NbdClient, NbdRequestError } from '../../../src/nbd/client.js';
 import { NBD_ERRNO_BY_CODE } from '../../../src/nbd/errors.js';
 import * as C from '../../../src/proto/nbd/constants.js';
 import { encodeRequest } from '../../../src/proto/nbd/messages.js';
-import type { ExportEntry } from '../../../src/target/frontend.js';
+import type { ExportEntry } from '../../../src/block/export-table.js';
 import type { NbdLimits } from '../../../src/nbd/connection.js';
 import { duplexPair } from './pair.js';
 
