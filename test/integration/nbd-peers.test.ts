@@ -5,14 +5,14 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cleanupTempDirs, haveCommand, killAll, run, tempDir } from '../helpers/proc.js';
+import { cleanupTempDirs, killAll, run, tempDir, lacking } from '../helpers/proc.js';
 import { NbdRequestError } from '../../src/nbd/client.js';
 import { NBD_EPERM } from '../../src/proto/nbd/constants.js';
 import { startTarget, tcpClient, type RunningTarget } from './nbd-harness.js';
 
 const MiB = 1024 * 1024;
 const COPY_BYTES = 256 * MiB;
-const peers = ['nbdinfo', 'nbdcopy', 'qemu-img', 'qemu-io'].every(haveCommand);
+const peers = !lacking(['nbdinfo', 'nbdcopy', 'qemu-img', 'qemu-io']);
 
 interface InfoExport {
   'export-name': string;
