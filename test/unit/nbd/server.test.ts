@@ -22,6 +22,13 @@ function entry(name: string, device: BlockDevice, readOnly = false): ExportEntry
   return { name, device, readOnly, description: `test ${name}` };
 }
 
+/** Distinct bytes everywhere, so a reply from the wrong place cannot pass. */
+function pattern(n: number): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 13 + (i >>> 12)) & 0xff;
+  return b;
+}
+
 function setup(exports: ExportEntry[], limits: Partial<NbdLimits> = {}): { server: NbdServer; connect: () => NbdClient } {
   const server = new NbdServer({ exports: new Map(exports.map((e) => [e.name, e])), limits });
   servers.push(server);
@@ -375,17 +382,33 @@ describe('NbdServer limits at limit + 1', () => {
 describe('NbdServer reply backlog', () => {
   it('pauses while replies are not read and resumes when the client drains them', async () => {
     const dev = new MemoryDevice({ name: 'a', size: 8 * MiB });
+    const bytes = pattern(8 * MiB);
+    await dev.write(0, bytes);
     const { server } = setup([entry('a', dev)], { maxReplyBacklogBytes: 256 * 1024, maxInFlight: 4 });
     const [a, b] = duplexPair();
     server.serve(a);
     const c = new NbdClient(b);
     await c.connect({ exportName: 'a' });
+    // Requests the server has taken off its socket (the client writes each 28-byte request on its own).
+    let taken = 0;
+    a.on('data', (chunk: Buffer) => (taken += chunk.length / 28));
     // Stop reading replies: the server's socket backlog grows past the limit and it stops taking requests.
     b.pause();
-    const reads = Array.from({ length: 40 }, (_, i) => c.read((i % 8) * MiB, MiB));
-    await new Promise((r) => setTimeout(r, 100));
+    let answered = 0;
+    const reads = Array.from({ length: 40 }, (_, i) => c.read((i % 8) * MiB, MiB).then((x) => (answered++, x)));
+    // Let the in-memory pair run until nothing moves (each step is one event-loop turn; no timers).
+    for (let still = 0; still < 50; ) {
+      const last = taken;
+      await new Promise((r) => setImmediate(r));
+      still = taken === last ? still + 1 : 0;
+    }
+    // Stalled: what was in flight when the backlog went over its limit, far from all 40; nothing answered.
+    expect(taken).toBeGreaterThan(0);
+    expect(taken).toBeLessThanOrEqual(4 + 1);
+    expect(answered).toBe(0);
     b.resume();
     const got = await Promise.all(reads);
-    expect(got.every((x) => x.length === MiB)).toBe(true);
+    expect(taken).toBe(40);
+    expect(got.every((x, i) => x.equals(bytes.subarray((i % 8) * MiB, (i % 8 + 1) * MiB)))).toBe(true);
   });
 });
