@@ -17,6 +17,7 @@ import {
 import { gatewayText, type GatewayAddr } from './address.js';
 import { SheepNetError, describeSocketError } from './errors.js';
 import { FrameEngine } from '../proto/frame.js';
+import { systemClock, type Clock, type ClockTimer } from '../util/clock.js';
 import { sayHello, type Hello } from './hello.js';
 
 /** A decoded reply: header plus payload (null when data_length is 0). */
@@ -32,7 +33,7 @@ interface Pending {
   opcode: number;
   resolve: (r: SdReply) => void;
   reject: (e: Error) => void;
-  timer: NodeJS.Timeout | undefined;
+  timer: ClockTimer | undefined;
   /** The caller's buffer for the reply payload (read in place when it fits). */
   into: Buffer | undefined;
 }
@@ -42,6 +43,8 @@ export interface ConnectOptions {
   connectTimeoutMs: number;
   /** Say HELLO (target identity, docs/fencing.md §3) before the connection is handed out. */
   hello?: Hello;
+  /** Time source of the connect and request timeouts (default: the system clock). */
+  clock?: Clock;
 }
 
 export class SheepConnection {
@@ -54,8 +57,10 @@ export class SheepConnection {
   private readonly closeListeners: ((err: SheepNetError) => void)[] = [];
   /** True when a HELLO bound this connection to a target identity (false: none asked, or the sheep lacks it). */
   targetBound = false;
+  private readonly clock: Clock;
 
-  private constructor(gateway: GatewayAddr, socket: net.Socket, rx: FrameEngine<SdResponse>) {
+  private constructor(gateway: GatewayAddr, socket: net.Socket, rx: FrameEngine<SdResponse>, clock: Clock) {
+    this.clock = clock;
     this.gateway = gateway;
     this.label = gatewayText(gateway);
     this.socket = socket;
@@ -106,19 +111,20 @@ export class SheepConnection {
         gateway.kind === 'unix'
           ? net.createConnection({ path: gateway.path, onread })
           : net.createConnection({ host: gateway.host, port: gateway.port, onread });
-      const timer = setTimeout(() => {
+      const clock = opts.clock ?? systemClock;
+      const timer = clock.setTimeout(() => {
         socket.destroy();
         reject(new SheepNetError('ECONNECT', label, `cannot connect to ${label}: connection timed out`));
       }, opts.connectTimeoutMs);
       socket.once('error', (err) => {
-        clearTimeout(timer);
+        clock.clear(timer);
         socket.destroy();
         reject(new SheepNetError('ECONNECT', label, `cannot connect to ${label}: ${describeSocketError(err)}`, { cause: err }));
       });
       socket.once('connect', () => {
-        clearTimeout(timer);
+        clock.clear(timer);
         socket.removeAllListeners('error');
-        conn = new SheepConnection(gateway, socket, rx);
+        conn = new SheepConnection(gateway, socket, rx, clock);
         resolve(conn);
       });
     });
@@ -158,7 +164,7 @@ export class SheepConnection {
     return new Promise<SdReply>((resolve, reject) => {
       const p: Pending = { opcode: req.opcode, resolve, reject, timer: undefined, into };
       if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
-        p.timer = setTimeout(() => {
+        p.timer = this.clock.setTimeout(() => {
           this.fail(new SheepNetError('ETIMEDOUT', this.label, `${opName(req.opcode)} to ${this.label} timed out after ${timeoutMs} ms`));
         }, timeoutMs);
       }
@@ -188,7 +194,7 @@ export class SheepConnection {
     const p = this.pending.get(rsp.id);
     if (p === undefined) return;
     this.pending.delete(rsp.id);
-    if (p.timer) clearTimeout(p.timer);
+    this.clock.clear(p.timer);
     // The payload is its own buffer or a view of the request's `into` (the frame engine never reuses either).
     p.resolve({ rsp, data });
   }
@@ -200,7 +206,7 @@ export class SheepConnection {
     const all = [...this.pending.values()];
     this.pending.clear();
     for (const p of all) {
-      if (p.timer) clearTimeout(p.timer);
+      this.clock.clear(p.timer);
       p.reject(err);
     }
     for (const fn of this.closeListeners.splice(0)) fn(err);

@@ -8,6 +8,7 @@ import type { Logger } from '../obs/log.js';
 import * as I from '../proto/iscsi/constants.js';
 import { FrameError, PduCodec, frameBuffers, rawPdu, type PduHeader, type RawPdu } from '../proto/iscsi/framer.js';
 import { FrameEngine } from '../proto/frame.js';
+import type { ClockTimer } from '../util/clock.js';
 import {
   PduError,
   decodePdu,
@@ -134,10 +135,10 @@ export class Connection {
   private textPending: { ttt: number; rest: Buffer } | undefined;
   private textIn: Buffer[] = [];
   // keep-alive
-  private lastHeardMs = Date.now();
+  private lastHeardMs: number;
   private pingTtt: number | undefined;
   private pingSentMs = 0;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: ClockTimer | undefined;
 
   constructor(
     private readonly socket: Socket,
@@ -147,6 +148,7 @@ export class Connection {
   ) {
     this.id = id;
     this.prefs = registry.preferences;
+    this.lastHeardMs = registry.clock.now();
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => {
@@ -156,8 +158,7 @@ export class Connection {
     socket.on('close', () => this.close('peer closed'));
     const interval = registry.nopInIntervalMs;
     if (interval > 0) {
-      this.timer = setInterval(() => this.keepAlive(), Math.max(100, Math.floor(interval / 2)));
-      this.timer.unref();
+      this.timer = registry.clock.setInterval(() => this.keepAlive(), Math.max(100, Math.floor(interval / 2)));
     }
   }
 
@@ -169,7 +170,7 @@ export class Connection {
   close(reason: string): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.timer) clearInterval(this.timer);
+    this.registry.clock.clear(this.timer);
     this.log.debug({ reason }, 'iscsi.conn.close');
     for (const t of this.tasks.values()) {
       t.aborted = true;
@@ -207,7 +208,7 @@ export class Connection {
   /** Parse and handle every PDU completed by `n` bytes at the start of `buf`. */
   private receive(buf: Buffer, n: number): void {
     if (this.closed) return;
-    this.lastHeardMs = Date.now();
+    this.lastHeardMs = this.registry.clock.now();
     try {
       this.receiver.consume(buf, n);
     } catch (e) {
@@ -397,7 +398,7 @@ export class Connection {
     this.loginReply(req, cls, detail, [], false, 0);
     this.endSocket();
     this.closed = true;
-    if (this.timer) clearInterval(this.timer);
+    this.registry.clock.clear(this.timer);
   }
 
   private onLogin(req: LoginRequest): void {
@@ -924,7 +925,7 @@ export class Connection {
 
   private keepAlive(): void {
     if (this.closed || this.stage !== 'full') return;
-    const now = Date.now();
+    const now = this.registry.clock.now();
     if (this.pingTtt !== undefined) {
       if (now - this.pingSentMs > this.registry.nopInTimeoutMs) {
         this.log.warn({ tsih: this.session?.tsih }, 'iscsi.conn.ping_timeout');
@@ -1017,9 +1018,9 @@ export class Connection {
   /** Resolves once every command already executing has answered (or after `timeoutMs`); for a graceful stop. */
   async drain(timeoutMs: number): Promise<void> {
     const running = [...this.tasks.values()].filter((t) => t.executing).map((t) => t.done);
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.all(running), new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
-    if (timer) clearTimeout(timer);
+    let timer: ClockTimer | undefined;
+    await Promise.race([Promise.all(running), new Promise<void>((r) => (timer = this.registry.clock.setTimeout(r, timeoutMs)))]);
+    this.registry.clock.clear(timer);
     await new Promise<void>((r) => setImmediate(r)); // let the last responses be flushed
     this.flush();
   }

@@ -2,6 +2,7 @@
 // with its CmdSN window; a TargetRuntime is one configured target with its LUs and ACL. The TargetRegistry is
 // what a Connection needs from the server (target lookup, session creation and reinstatement, resets).
 import type { ChapAccount } from './chap.js';
+import type { Clock } from '../util/clock.js';
 import type { IscsiTargetConfig } from './config.js';
 import type { TargetPreferences } from './params.js';
 import * as S from '../proto/scsi/constants.js';
@@ -47,6 +48,8 @@ export interface TargetRegistry {
   readonly discoveryChap: ChapAccount[];
   readonly nopInIntervalMs: number;
   readonly nopInTimeoutMs: number;
+  /** Time source of the connections' keep-alive and drain timers. */
+  readonly clock: Clock;
   /** Target portal group tag of this server's portal (login TargetPortalGroupTag, SendTargets); default 1. */
   readonly portalGroupTag?: number;
   findTarget(name: string): TargetRuntime | undefined;

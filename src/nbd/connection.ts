@@ -14,6 +14,7 @@ import * as C from '../proto/nbd/constants.js';
 import { NbdProtocolError } from '../proto/nbd/errors.js';
 import { NbdServerDecoder, nbdRequestCodec, type ClientFrame } from '../proto/nbd/decoder.js';
 import { FrameEngine, type Frame } from '../proto/frame.js';
+import type { Clock, ClockTimer } from '../util/clock.js';
 import {
   decodeInfoRequest,
   decodeMetaContextRequest,
@@ -79,6 +80,8 @@ export interface ConnectionContext {
   pool: BufferPool;
   /** True once the server is shutting down: options get ERR_SHUTDOWN, new requests ESHUTDOWN. */
   shuttingDown(): boolean;
+  /** Time source of the handshake and drain timeouts. */
+  clock: Clock;
 }
 
 /** Bytes of the handshake-phase read buffer of a connection on an `onread` socket (see userRead). */
@@ -128,7 +131,7 @@ export class NbdConnection {
   private inFlightBytes = 0;
   private paused = false;
   private discRequested = false;
-  private handshakeTimer: NodeJS.Timeout | undefined;
+  private handshakeTimer: ClockTimer | undefined;
   private idleWaiters: (() => void)[] = [];
   /** Set when the socket reads into our buffers (userRead); transmission then parses with `receiver`. */
   private userBuffers = false;
@@ -159,11 +162,10 @@ export class NbdConnection {
   /** Send the greeting and start reading. */
   start(): void {
     this.attach(this.sock);
-    this.handshakeTimer = setTimeout(() => {
+    this.handshakeTimer = this.ctx.clock.setTimeout(() => {
       this.log.warn({ timeoutMs: this.ctx.limits.handshakeTimeoutMs }, 'nbd.handshake_timeout');
       this.destroy();
     }, this.ctx.limits.handshakeTimeoutMs);
-    this.handshakeTimer.unref?.();
     this.sock.write(encodeGreeting(C.NBD_FLAG_FIXED_NEWSTYLE | C.NBD_FLAG_NO_ZEROES));
   }
 
@@ -177,7 +179,7 @@ export class NbdConnection {
     this.phase = 'closing';
     this.sock.pause();
     const drained = this.waitIdle();
-    const timeout = new Promise<void>((r) => setTimeout(r, this.ctx.limits.drainTimeoutMs).unref?.());
+    const timeout = new Promise<void>((r) => this.ctx.clock.setTimeout(r, this.ctx.limits.drainTimeoutMs));
     await Promise.race([drained, timeout]);
     this.end();
     await this.closed;
@@ -222,7 +224,7 @@ export class NbdConnection {
   private finish(): void {
     if (this.phase === 'closed') return;
     this.phase = 'closed';
-    if (this.handshakeTimer !== undefined) clearTimeout(this.handshakeTimer);
+    this.ctx.clock.clear(this.handshakeTimer);
     this.decoder.reset('transmission');
     // A read may still target the half-received payload, so it is not pooled again.
     this.receiver?.reset();
@@ -244,7 +246,7 @@ export class NbdConnection {
     this.sock.once('finish', () => this.destroy());
     this.sock.end();
     // A peer that never reads would keep our writes pending; do not wait for it forever.
-    setTimeout(() => this.destroy(), this.ctx.limits.drainTimeoutMs).unref?.();
+    this.ctx.clock.setTimeout(() => this.destroy(), this.ctx.limits.drainTimeoutMs);
   }
 
   private destroy(): void {
@@ -644,7 +646,7 @@ export class NbdConnection {
   }
 
   private enterTransmission(e: ExportEntry, requestedName: string): void {
-    if (this.handshakeTimer !== undefined) clearTimeout(this.handshakeTimer);
+    this.ctx.clock.clear(this.handshakeTimer);
     this.export = e;
     if (this.metaExport !== requestedName) this.baseAllocation = false;
     this.phase = 'transmission';

@@ -10,6 +10,8 @@ import { encodeRequest } from '../../../src/proto/nbd/messages.js';
 import type { ExportEntry } from '../../../src/block/export-table.js';
 import type { NbdLimits } from '../../../src/nbd/connection.js';
 import { duplexPair } from './pair.js';
+import { ManualClock } from '../../../src/util/clock.js';
+import { state } from '../../helpers/manual-time.js';
 
 const MiB = 1024 * 1024;
 const servers: NbdServer[] = [];
@@ -29,8 +31,8 @@ function pattern(n: number): Buffer {
   return b;
 }
 
-function setup(exports: ExportEntry[], limits: Partial<NbdLimits> = {}): { server: NbdServer; connect: () => NbdClient } {
-  const server = new NbdServer({ exports: new Map(exports.map((e) => [e.name, e])), limits });
+function setup(exports: ExportEntry[], limits: Partial<NbdLimits> = {}, clock?: ManualClock): { server: NbdServer; connect: () => NbdClient } {
+  const server = new NbdServer({ exports: new Map(exports.map((e) => [e.name, e])), limits, ...(clock ? { clock } : {}) });
   servers.push(server);
   return {
     server,
@@ -293,6 +295,25 @@ describe('NbdServer transmission', () => {
       expect(await errnoOf(c.write(0, Buffer.alloc(512)))).toBe(errno);
     }
     expect(NBD_ERRNO_BY_CODE.EROFS).toBe(C.NBD_EPERM);
+  });
+
+  it('ends a handshake that does not finish within handshakeTimeoutMs (on the server clock), not before', async () => {
+    const clock = new ManualClock();
+    const { server } = setup([entry('a', new MemoryDevice({ name: 'a', size: MiB }))], { handshakeTimeoutMs: 5000 }, clock);
+    const [a, b] = duplexPair();
+    const conn = server.serve(a);
+    b.resume();
+    await clock.advance(4999);
+    expect(await state(conn.closed)).toBe('pending');
+    await clock.advance(1);
+    expect(await state(conn.closed)).toBe('resolved');
+    expect(a.destroyed).toBe(true);
+    // A client that completes its handshake in time is not ended by the timer.
+    const [a2, b2] = duplexPair();
+    const conn2 = server.serve(a2);
+    await new NbdClient(b2).connect({ exportName: 'a' });
+    await clock.advance(60_000);
+    expect(await state(conn2.closed)).toBe('pending');
   });
 
   it('closes the connection on bad request magic', async () => {
