@@ -25,7 +25,7 @@ import {
 } from '../proto/iscsi/pdu.js';
 import { TextError, encodeText, parseText, type TextPairs } from '../proto/iscsi/text.js';
 import * as S from '../proto/scsi/constants.js';
-import { encodeSense } from '../proto/scsi/sense.js';
+import { SENSE, senseBytes } from './scsi/sense-table.js';
 import { ChapExchange, CHAP_MD5, type ChapAccount } from './chap.js';
 import { defaultParams, negotiate, type SessionParams, type TargetPreferences } from './params.js';
 import type { ScsiResult } from './scsi/lu.js';
@@ -772,7 +772,7 @@ export class Connection {
     t.finish();
     this.respond(t, {
       status: S.SAM_STAT_CHECK_CONDITION,
-      sense: encodeSense({ key: S.ABORTED_COMMAND, ascq: S.ASC_DATA_PHASE_ERROR }),
+      sense: senseBytes(SENSE.dataPhaseError),
     });
   }
 
@@ -787,7 +787,7 @@ export class Connection {
   /** Answer a command that was never queued (limit hit) with a bare status. */
   private respondStatus(itt: number, edtl: number, status: number): void {
     const sense =
-      status === S.SAM_STAT_CHECK_CONDITION ? encodeSense({ key: S.ILLEGAL_REQUEST, ascq: S.ASC_INVALID_FIELD_IN_CDB }) : undefined;
+      status === S.SAM_STAT_CHECK_CONDITION ? senseBytes(SENSE.invalidFieldInCdb()) : undefined;
     const t = { itt, edtl, read: false, r2tSN: 0 } as Task;
     this.respond(t, sense ? { status, sense } : { status });
   }
@@ -808,7 +808,7 @@ export class Connection {
       this.log.error({ err: e instanceof Error ? e.message : String(e) }, 'iscsi.scsi.internal_error');
       result = {
         status: S.SAM_STAT_CHECK_CONDITION,
-        sense: encodeSense({ key: S.HARDWARE_ERROR, ascq: S.ASC_INTERNAL_TARGET_FAILURE }),
+        sense: senseBytes(SENSE.internalTargetFailure),
       };
     }
     this.tasks.delete(t.itt);

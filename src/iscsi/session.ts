@@ -6,7 +6,7 @@ import type { Clock } from '../util/clock.js';
 import type { IscsiTargetConfig } from './config.js';
 import type { TargetPreferences } from './params.js';
 import * as S from '../proto/scsi/constants.js';
-import { encodeSense } from '../proto/scsi/sense.js';
+import { SENSE, checkCondition, senseBytes } from './scsi/sense-table.js';
 import type { LogicalUnit, ScsiRequest, ScsiResult } from './scsi/lu.js';
 import type { TextPairs } from '../proto/iscsi/text.js';
 
@@ -109,13 +109,10 @@ export class Session {
       return { status: S.SAM_STAT_GOOD, data: b.subarray(0, Math.min(36, alloc)) };
     }
     if (op === S.REQUEST_SENSE) {
-      const s = encodeSense({ key: S.ILLEGAL_REQUEST, ascq: S.ASC_LUN_NOT_SUPPORTED });
+      const s = senseBytes(SENSE.lunNotSupported);
       return { status: S.SAM_STAT_GOOD, data: s.subarray(0, Math.min(s.length, req.cdb[4] ?? 0)) };
     }
-    return {
-      status: S.SAM_STAT_CHECK_CONDITION,
-      sense: encodeSense({ key: S.ILLEGAL_REQUEST, ascq: S.ASC_LUN_NOT_SUPPORTED }),
-    };
+    return checkCondition(SENSE.lunNotSupported);
   }
 }
 
@@ -124,16 +121,10 @@ function reportLuns(lus: Map<number, LogicalUnit>, cdb: Buffer): ScsiResult {
   const select = cdb[2] ?? 0;
   const alloc = cdb.readUInt32BE(6);
   if (select > 2 && select !== 0x10 && select !== 0x11 && select !== 0x12) {
-    return {
-      status: S.SAM_STAT_CHECK_CONDITION,
-      sense: encodeSense({ key: S.ILLEGAL_REQUEST, ascq: S.ASC_INVALID_FIELD_IN_CDB, fieldPointer: { cd: true, byte: 2 } }),
-    };
+    return checkCondition(SENSE.invalidFieldInCdb(2));
   }
   if (alloc < 16) {
-    return {
-      status: S.SAM_STAT_CHECK_CONDITION,
-      sense: encodeSense({ key: S.ILLEGAL_REQUEST, ascq: S.ASC_INVALID_FIELD_IN_CDB, fieldPointer: { cd: true, byte: 6 } }),
-    };
+    return checkCondition(SENSE.invalidFieldInCdb(6));
   }
   const luns = select === 1 ? [] : [...lus.keys()].sort((a, b) => a - b);
   const b = Buffer.alloc(8 + 8 * luns.length);

@@ -9,6 +9,7 @@ import { parseSize } from '../util/size.js';
 import type { ExportEntry } from '../block/export-table.js';
 import type { ExportKind, ExportSpec, OpenContext } from './export-spec.js';
 import { openVdiExport } from './vdi-export.js';
+import { SheepfoldError } from '../util/errors.js';
 
 export type { ExportSpec, ExportKind, OpenContext } from './export-spec.js';
 
@@ -17,11 +18,9 @@ export type ExportOpener<K extends ExportKind = ExportKind> = (
   ctx: OpenContext,
 ) => Promise<BlockDevice>;
 
-export class ExportSpecError extends Error {
-  readonly code = 'EBADEXPORT';
+export class ExportSpecError extends SheepfoldError<'EBADEXPORT'> {
   constructor(message: string) {
-    super(message);
-    this.name = 'ExportSpecError';
+    super('EBADEXPORT', message);
   }
 }
 

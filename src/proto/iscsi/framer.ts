@@ -7,6 +7,7 @@ import { FrameEngine, type Frame, type FrameCodec, type FrameLayout } from '../f
 import { crc32c } from './crc32c.js';
 import { BHS_SIZE, DIGEST_SIZE } from './constants.js';
 import { bhsAhsLength, bhsDataLength, pad4 } from './pdu.js';
+import { SheepfoldError } from '../../util/errors.js';
 
 export interface RawPdu {
   bhs: Buffer;
@@ -22,14 +23,11 @@ export interface FramerOptions {
 }
 
 /** Framing failure: the stream cannot be resynchronised and the connection must close. */
-export class FrameError extends Error {
-  readonly code: 'EOVERSIZE' | 'EHDRDIGEST' | 'EDATADIGEST';
+export class FrameError extends SheepfoldError<'EOVERSIZE' | 'EHDRDIGEST' | 'EDATADIGEST'> {
   /** For EDATADIGEST: the header of the PDU whose data digest failed (it can be rejected, §7.8). */
   readonly bhs: Buffer | undefined;
   constructor(code: 'EOVERSIZE' | 'EHDRDIGEST' | 'EDATADIGEST', message: string, bhs?: Buffer) {
-    super(message);
-    this.name = 'FrameError';
-    this.code = code;
+    super(code, message);
     this.bhs = bhs;
   }
 }

@@ -11,16 +11,10 @@ import {
   type SdRequest,
   type SdResponse,
 } from './header.js';
+import { SheepfoldError } from '../../util/errors.js';
 
 /** A stream-level protocol violation; the only safe reaction is to close the connection. */
-export class SdProtocolError extends Error {
-  readonly code: 'EOVERSIZE' | 'EMALFORMED';
-  constructor(code: 'EOVERSIZE' | 'EMALFORMED', message: string) {
-    super(message);
-    this.name = 'SdProtocolError';
-    this.code = code;
-  }
-}
+export class SdProtocolError extends SheepfoldError<'EOVERSIZE' | 'EMALFORMED'> {}
 
 export interface SdMessage<H> {
   header: H;
