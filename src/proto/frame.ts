@@ -36,6 +36,11 @@ export interface FrameCodec<H> {
   decode(head: Buffer): FrameLayout<H>;
   /** Check a finished frame against its trailer (e.g. a digest). May throw. */
   verify?(frame: Frame<H>, trailer: Buffer): void;
+  /**
+   * True if decode() returns a header that keeps no reference to the head bytes (plain numbers and strings):
+   * the engine may then decode a header in place in a reused receive buffer instead of copying it first.
+   */
+  readonly detached?: boolean;
 }
 
 export interface Frame<H> {
@@ -236,8 +241,8 @@ export class FrameEngine<H> {
         continue;
       }
       const c = this.codec;
-      if (owned && this.headFill === 0 && end - at >= c.headerSize) {
-        // Fast path: the whole header lies in this owned chunk, hand out a view of it.
+      if ((owned || c.detached === true) && this.headFill === 0 && end - at >= c.headerSize) {
+        // Fast path: the whole header lies in this chunk: decode it in place (a view; see header() for how long).
         const len = c.headerLength === undefined ? c.headerSize : c.headerLength(buf.subarray(at, at + c.headerSize));
         if (end - at >= len) {
           at = this.header(buf.subarray(at, at + len), buf, at + len, end, owned);
@@ -291,6 +296,12 @@ export class FrameEngine<H> {
       this.codec.verify?.(frame, buf.subarray(at + len, at + len + trailer));
       this.emit(frame);
       return at + len + trailer;
+    }
+    if (!owned && head.buffer === buf.buffer) {
+      // A detached header decoded in place in a reused buffer: its bytes must outlive this read.
+      if (this.carry.length < head.length) this.carry = Buffer.allocUnsafe(head.length);
+      head.copy(this.carry, 0);
+      head = this.carry.subarray(0, head.length);
     }
     let dest: Buffer;
     if (l.into !== undefined && l.into.length >= len) dest = l.into.subarray(0, len);

@@ -65,6 +65,7 @@ export type ClientFrame =
 export function nbdRequestCodec(maxPayload: number): FrameCodec<Request> {
   return {
     headerSize: NBD_REQUEST_SIZE,
+    detached: true,
     decode(head) {
       // decodeRequest throws BAD_MAGIC; the owner closes the connection.
       const header = decodeRequest(head);

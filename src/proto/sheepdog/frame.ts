@@ -35,6 +35,7 @@ function oversize(side: string, n: number, max: number): SdProtocolError {
 export function sdRequestCodec(maxPayload: number): FrameCodec<SdRequest> {
   return {
     headerSize: SD_REQ_SIZE,
+    detached: true,
     decode(head) {
       const header = decodeRequestHeader(head);
       const payload = requestHasPayload(header) ? header.dataLength : 0;
@@ -51,6 +52,7 @@ export function sdRequestCodec(maxPayload: number): FrameCodec<SdRequest> {
 export function sdResponseCodec(maxPayload: number, into?: (rsp: SdResponse) => Buffer | undefined): FrameCodec<SdResponse> {
   return {
     headerSize: SD_RSP_SIZE,
+    detached: true,
     decode(head) {
       const header = decodeResponseHeader(head);
       if (header.dataLength > maxPayload) throw oversize('response', header.dataLength, maxPayload);

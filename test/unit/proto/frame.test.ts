@@ -98,9 +98,10 @@ const sheepReq: Proto<{ id: number; dataLength: number }> = {
   codec: () => sdRequestCodec(SHEEP_MAX),
   arb: fc.record({ write: fc.boolean(), id: fc.nat(), n: len(300), op: fc.integer({ min: 1, max: 0x30 }) }).map(({ write, id, n, op }) => {
     const payload = write && n > 0 ? pattern(n, id) : undefined;
-    return { bytes: Buffer.concat([sheepHeader(op, write ? 1 : 0, id, n), payload ?? Buffer.alloc(0)]), want: `${id}/${n}|${hex(payload)}|false` };
+    const head = sheepHeader(op, write ? 1 : 0, id, n);
+    return { bytes: Buffer.concat([head, payload ?? Buffer.alloc(0)]), want: `${hex(head)}|${id}/${n}|${hex(payload)}|false` };
   }),
-  summary: (f) => `${f.header.id}/${f.header.dataLength}|${hex(f.payload)}|${f.drained}`,
+  summary: (f) => `${hex(f.head)}|${f.header.id}/${f.header.dataLength}|${hex(f.payload)}|${f.drained}`,
 };
 
 const sheepRsp: Proto<{ id: number }> = {
@@ -108,9 +109,10 @@ const sheepRsp: Proto<{ id: number }> = {
   codec: () => sdResponseCodec(SHEEP_MAX),
   arb: fc.record({ id: fc.nat(), n: len(300) }).map(({ id, n }) => {
     const payload = n > 0 ? pattern(n, id) : undefined;
-    return { bytes: Buffer.concat([sheepHeader(0x02, 0, id, n), payload ?? Buffer.alloc(0)]), want: `${id}|${hex(payload)}|false` };
+    const head = sheepHeader(0x02, 0, id, n);
+    return { bytes: Buffer.concat([head, payload ?? Buffer.alloc(0)]), want: `${hex(head)}|${id}|${hex(payload)}|false` };
   }),
-  summary: (f) => `${f.header.id}|${hex(f.payload)}|${f.drained}`,
+  summary: (f) => `${hex(f.head)}|${f.header.id}|${hex(f.payload)}|${f.drained}`,
 };
 
 const NBD_MAX = 40_000;
@@ -121,9 +123,10 @@ const nbdReq: Proto<{ cookie: bigint }> = {
     const carries = type === 1 && n > 0;
     const payload = carries ? pattern(n, cookie) : undefined;
     const drained = carries && n > NBD_MAX;
-    return { bytes: Buffer.concat([nbdRequest(type, cookie, n), payload ?? Buffer.alloc(0)]), want: `${cookie}|${drained ? '-' : hex(payload)}|${drained}` };
+    const head = nbdRequest(type, cookie, n);
+    return { bytes: Buffer.concat([head, payload ?? Buffer.alloc(0)]), want: `${hex(head)}|${cookie}|${drained ? '-' : hex(payload)}|${drained}` };
   }),
-  summary: (f) => `${f.header.cookie}|${hex(f.payload)}|${f.drained}`,
+  summary: (f) => `${hex(f.head)}|${f.header.cookie}|${hex(f.payload)}|${f.drained}`,
 };
 
 function iscsiProto(d: Digests): Proto<PduHeader> {
