@@ -7,10 +7,7 @@ const FLOORS = [['util'], ['proto'], ['obs'], ['client'], ['block', 'sheep', 'do
 // - sheep/gateway.ts switches ackEarly (a deliberately broken build) on from the environment;
 // - sheep/store/crashfs.ts takes its Rng from the fuzzers.
 // Both are to become ordinary filters composed by the CLI or the tests.
-const TEMPORARY = [
-  { from: '^src/sheep/gateway[.]ts$', to: '^src/drill/faults[.]ts$' },
-  { from: '^src/sheep/store/crashfs[.]ts$', to: '^src/drill/fuzz[.]ts$' },
-];
+const TEMPORARY = [];
 
 const alt = (names) => `(${names.join('|')})`;
 

@@ -18,6 +18,7 @@ function clusterDriver(spec: string | undefined, log: Logger): ClusterDriver | u
 import { PlainStore } from '../sheep/store/plain.js';
 import { createMetrics, serveMetrics } from '../obs/metrics.js';
 import { parseHostPort } from '../util/address.js';
+import { ackEarlyData } from '../drill/faults.js';
 
 /** A byte size: a number with an optional K/M/G/T suffix (powers of 1024). */
 function sizeOpt(name: string, v: string): number {
@@ -44,6 +45,7 @@ interface SheepCliOptions {
   scrubInterval?: string;
   metrics?: string;
   advertise?: string;
+  fault?: string;
 }
 
 /** A positive integer option, or undefined when absent. */
@@ -74,6 +76,7 @@ export function registerSheepCommand(program: Command): void {
     .option('--scrub-interval <seconds>', 'verify every object against its checksums this often (default: never)')
     .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics')
     .option('--advertise <host:port>', 'address other sheep use for peer I/O to this node (node_id io_addr/io_port, e.g. a proxy); the node identity stays --bind:--port')
+    .option('--fault <name>', 'TEST ONLY: run a deliberately broken build to prove the checks catch it (ack-early: acknowledge data writes 250 ms before the replicas have them)')
     .action(async (o: SheepCliOptions) => {
       const log = initLogger({ level: o.logLevel as LevelWithSilent, name: 'sheep' });
       const port = Number(o.port);
@@ -97,7 +100,10 @@ export function registerSheepCommand(program: Command): void {
       const metrics = o.metrics ? createMetrics('sheep', { node: `${o.bind}:${port}` }) : undefined;
       const advertise = o.advertise ? parseHostPort(o.advertise, '--advertise') : undefined;
       if (advertise && advertise.port === 0) throw new Error(`bad --advertise ${o.advertise}: the port must not be 0`);
-      const sheep = await startSheep({ dir, port, bind: o.bind, unixPath: o.unix, zone, log, limits, store, driver, metrics, advertise });
+      if (o.fault !== undefined && o.fault !== 'ack-early') throw new Error(`bad --fault ${o.fault}: the only fault is ack-early`);
+      if (o.fault) log.warn({ fault: o.fault }, 'fault_injected');
+      const placementFilter = o.fault === 'ack-early' ? ackEarlyData : undefined;
+      const sheep = await startSheep({ dir, port, bind: o.bind, unixPath: o.unix, zone, log, limits, store, driver, metrics, advertise, placementFilter });
       const listen = o.metrics ? parseHostPort(o.metrics, '--metrics') : undefined;
       const metricsAddr = metrics && listen ? (await serveMetrics(metrics.registry, listen.host, listen.port)).address : undefined;
       const ready = {

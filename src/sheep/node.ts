@@ -72,6 +72,8 @@ export interface SheepNodeOptions {
   driver?: ClusterDriver;
   store?: ObjectStore;
   placement?: (node: SheepNode) => Placement;
+  /** A filter around the placement the node chose (fault injection composed by the CLI or a test). */
+  placementFilter?: (p: Placement) => Placement;
   log?: Logger;
   /** Address other sheep reach this node's I/O at (node_id io_addr/io_port), e.g. a proxy; identity is unchanged. */
   advertise?: { host: string; port: number };
@@ -188,7 +190,9 @@ export class SheepNode extends EventEmitter {
       epoch: () => this.epoch,
     });
     this.gateway = new Gateway({
-      placement: opts.placement ? opts.placement(this) : this.clustered ? ringPlacement : new SinglePlacement(this.store),
+      placement: (opts.placementFilter ?? ((p: Placement) => p))(
+        opts.placement ? opts.placement(this) : this.clustered ? ringPlacement : new SinglePlacement(this.store),
+      ),
       waitEpoch: this.clustered ? (seen, ms) => this.waitEpoch(seen, ms) : undefined,
       onReclaimed: this.clustered ? (oid) => this.reclaimed.push(oid) : undefined,
       syncCluster: this.clustered && this.driver.sync ? () => this.driver.sync!() : undefined,
