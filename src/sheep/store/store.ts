@@ -15,6 +15,13 @@ export class StoreError extends SdError {
   }
 }
 
+/** The version an object replica was written at (three u32s), kept durably with the object. */
+export interface ObjVersion {
+  epoch: number;
+  gen: number;
+  current: number;
+}
+
 export interface ObjectStore {
   /** Scan the store after a (possibly unclean) start: drop leftover temporaries, build the object list. */
   open(): Promise<void>;

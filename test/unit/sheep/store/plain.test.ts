@@ -1,14 +1,31 @@
-// The plain-file object store: sparse full-size objects, durable atomic create that replaces, writes only to
-// existing objects, zero-filled holes, leftover temporaries dropped at open, object list, SHA-1 of the whole
-// object.
+// The object stores (plain and journal, the same tests for both): full-size objects, durable atomic create that
+// replaces, writes only to existing objects, zero-filled holes, leftover temporaries dropped at open, object
+// list, SHA-1 of the whole object, versions kept across a restart.
 import { afterEach, describe, expect, it } from 'vitest';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { SD_RES_NO_OBJ } from '../../../../src/proto/sheepdog/constants.js';
+import { JournalStore } from '../../../../src/sheep/store/journal.js';
 import { PlainStore } from '../../../../src/sheep/store/plain.js';
-import { StoreError } from '../../../../src/sheep/store/store.js';
+import { StoreError, type ObjectStore } from '../../../../src/sheep/store/store.js';
+import { componentLogger } from '../../../../src/obs/log.js';
+
+const log = componentLogger('store-test').child({}, { level: 'silent' });
+type AnyStore = ObjectStore & { readonly objDir: string };
+const kinds: [string, (dir: string, maxOpenFiles?: number) => AnyStore][] = [
+  ['PlainStore', (dir, n) => new PlainStore(dir, { log }, n)],
+  ['JournalStore', (dir, n) => new JournalStore(dir, { log, journalBytes: 32 << 20, ...(n === undefined ? {} : { maxOpenFiles: n }) })],
+];
+
+/** Make the object files current (the journal store writes them back at a checkpoint; close checkpoints). */
+async function settle(s: AnyStore): Promise<void> {
+  if (s instanceof JournalStore) {
+    await s.close();
+    await s.open();
+  }
+}
 
 const dirs: string[] = [];
 function tmp(): string {
@@ -22,11 +39,12 @@ afterEach(() => {
 
 const OID = 0x007c2b2500000003n;
 
-describe('PlainStore', () => {
+describe.each(kinds)('%s', (_name, make) => {
   it('creates sparse full-size objects, reads holes as zeros, replaces on create', async () => {
-    const s = new PlainStore(tmp());
+    const s = make(tmp());
     await s.open();
     await s.create(OID, 1 << 22, Buffer.alloc(100, 7), 4096);
+    await settle(s);
     expect(fs.statSync(path.join(s.objDir, '007c2b2500000003')).size).toBe(1 << 22);
     const r = await s.read(OID, 4000, 300);
     expect(r.subarray(0, 96).equals(Buffer.alloc(96))).toBe(true);
@@ -38,7 +56,7 @@ describe('PlainStore', () => {
   });
 
   it('copies a base object first for copy-on-write', async () => {
-    const s = new PlainStore(tmp());
+    const s = make(tmp());
     await s.open();
     const base = crypto.randomBytes(8192);
     await s.create(OID, 8192, Buffer.alloc(512, 0xee), 1024, base);
@@ -49,7 +67,7 @@ describe('PlainStore', () => {
   });
 
   it('writes existing objects only; reads of missing ones are NO_OBJ', async () => {
-    const s = new PlainStore(tmp());
+    const s = make(tmp());
     await s.open();
     await expect(s.write(OID, Buffer.alloc(1), 0)).rejects.toMatchObject({ result: SD_RES_NO_OBJ });
     await expect(s.read(OID, 0, 1)).rejects.toBeInstanceOf(StoreError);
@@ -63,19 +81,20 @@ describe('PlainStore', () => {
 
   it('drops leftover temporaries at open and rebuilds the object list', async () => {
     const d = tmp();
-    const s = new PlainStore(d);
+    const s = make(d);
     await s.open();
     await s.create(OID, 4096, Buffer.alloc(1, 1), 0);
     await s.create(OID + 1n, 4096, Buffer.alloc(1, 1), 0);
     fs.writeFileSync(path.join(s.objDir, '007c2b2500000009.tmp.123.4'), 'half');
-    const s2 = new PlainStore(d);
+    await s.close();
+    const s2 = make(d);
     await s2.open();
     expect(s2.list()).toEqual([OID, OID + 1n]);
     expect(fs.readdirSync(s2.objDir).filter((n) => n.includes('.tmp'))).toEqual([]);
   });
 
   it('hashes the whole object zero-padded to its size', async () => {
-    const s = new PlainStore(tmp());
+    const s = make(tmp());
     await s.open();
     await s.create(OID, 3 << 20, Buffer.from('hello'), 0);
     const want = Buffer.alloc(3 << 20);
@@ -84,7 +103,7 @@ describe('PlainStore', () => {
   });
 
   it('serializes concurrent mutations of one object', async () => {
-    const s = new PlainStore(tmp());
+    const s = make(tmp());
     await s.open();
     await Promise.all([
       s.create(OID, 4096, Buffer.alloc(4096, 1), 0),
@@ -95,9 +114,9 @@ describe('PlainStore', () => {
   });
 });
 
-describe('PlainStore open-file cache', () => {
+describe.each(kinds)('%s open-file cache', (_name, make) => {
   it('never serves a replaced or removed object from a cached handle', async () => {
-    const s = new PlainStore(tmp(), undefined, 2);
+    const s = make(tmp(), 2);
     await s.open();
     await s.create(OID, 4096, Buffer.alloc(4096, 1), 0);
     expect((await s.read(OID, 0, 4))[0]).toBe(1);
