@@ -1027,6 +1027,7 @@ export class JournalStore implements ObjectStore {
       await this.drain().catch(() => undefined);
       if (!this.failure) await this.checkpointNow(false).catch(() => undefined);
       await this.checkpointing?.catch(() => undefined);
+      if (!this.failure && this.applyQueue.length === 0 && !this.applying) await this.wal.markClean().catch(() => undefined);
     }
     await this.files.closeAll();
     await this.wal.close().catch(() => undefined);

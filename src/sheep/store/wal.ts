@@ -129,6 +129,8 @@ function decodeHeader(b: Buffer): Header | null {
 
 interface Superblock {
   gen: number;
+  /** Written by a clean close with nothing after the tail: replay reads nothing. */
+  clean: boolean;
   tail: number;
   tailSeq: number;
   size: number;
@@ -144,6 +146,7 @@ function encodeSuper(sb: Superblock): Buffer {
   b.writeBigUInt64LE(BigInt(sb.tailSeq), 24);
   b.writeBigUInt64LE(BigInt(sb.size), 32);
   sb.id.copy(b, 40, 0, 16);
+  b.writeUInt32LE(sb.clean ? 1 : 0, 56);
   b.writeUInt32LE(crc32c(b.subarray(0, 60)), 60);
   return b;
 }
@@ -157,6 +160,7 @@ function decodeSuper(b: Buffer): Superblock | null {
     tailSeq: Number(b.readBigUInt64LE(24)),
     size: Number(b.readBigUInt64LE(32)),
     id: Buffer.from(b.subarray(40, 56)),
+    clean: b.readUInt32LE(56) === 1,
   };
 }
 
@@ -166,7 +170,7 @@ function walError(what: string): StoreError {
 
 export class Wal {
   private f: StoreFile | null = null;
-  private sb: Superblock = { gen: 0, tail: DATA_START, tailSeq: 1, size: 0, id: Buffer.alloc(16) };
+  private sb: Superblock = { clean: false, gen: 0, tail: DATA_START, tailSeq: 1, size: 0, id: Buffer.alloc(16) };
   /** Where the next record goes, and its seq. */
   private head = DATA_START;
   private nextSeq = 1;
@@ -240,7 +244,7 @@ export class Wal {
     this.f = f;
     const zero = Buffer.alloc(Math.min(PREALLOC_CHUNK, this.size));
     for (let at = 0; at < this.size; at += zero.length) await writeFully(f, zero.subarray(0, Math.min(zero.length, this.size - at)), at);
-    this.sb = { gen: 1, tail: DATA_START, tailSeq: 1, size: this.size, id: randomBytes(16) };
+    this.sb = { clean: true, gen: 1, tail: DATA_START, tailSeq: 1, size: this.size, id: randomBytes(16) };
     await writeFully(f, encodeSuper(this.sb), 0);
     await f.sync();
     await f.close();
@@ -255,6 +259,11 @@ export class Wal {
    * follows it. `bad` lists records whose payload is damaged though later batches exist (never to be applied).
    */
   async scan(): Promise<{ records: LogRecord[]; bad: BadRecord[] }> {
+    if (this.sb.clean) {
+      // Nothing follows the tail; from now on records may, so the superblock must stop saying so first.
+      await this.setTail(this.sb.tail, this.sb.tailSeq);
+      return { records: [], bad: [] };
+    }
     const f = this.file_();
     const records: LogRecord[] = [];
     const bad: BadRecord[] = [];
@@ -424,7 +433,7 @@ export class Wal {
   async setTail(pos: number, seq: number): Promise<void> {
     const f = this.file_();
     const tail = pos >= this.size ? DATA_START : pos;
-    const next: Superblock = { ...this.sb, gen: this.sb.gen + 1, tail, tailSeq: seq };
+    const next: Superblock = { ...this.sb, clean: false, gen: this.sb.gen + 1, tail, tailSeq: seq };
     await writeFully(f, encodeSuper(next), next.gen % 2 === 0 ? SB_SLOT : 0);
     await f.datasync();
     this.sb = next;
@@ -434,6 +443,17 @@ export class Wal {
   async reset(): Promise<void> {
     await this.settle();
     await this.setTail(this.head, this.nextSeq);
+  }
+
+  /** Everything is written back and synced, the tail is at the head: the next open need not scan. */
+  async markClean(): Promise<void> {
+    await this.settle();
+    if (this.failure || this.queue.length > 0) return;
+    const f = this.file_();
+    const next: Superblock = { ...this.sb, clean: true, gen: this.sb.gen + 1, tail: this.head, tailSeq: this.nextSeq };
+    await writeFully(f, encodeSuper(next), next.gen % 2 === 0 ? SB_SLOT : 0);
+    await f.datasync();
+    this.sb = next;
   }
 
   async close(): Promise<void> {
