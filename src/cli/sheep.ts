@@ -76,7 +76,7 @@ export function registerSheepCommand(program: Command): void {
     .option('--store-capacity <size>', 'largest total size of the stored objects (e.g. 10G); beyond it writes get NO_SPACE')
     .option('--store-backend <kind>', `object store of a new store directory: ${STORE_KINDS.join(' or ')} (default journal; an existing store keeps its kind)`)
     .option('--journal <path>', 'the journal store\'s log file, e.g. on another device (default STORE/journal/wal; keep using the same one)')
-    .option('--journal-size <size>', 'size of a new journal log (default 256M, at least 32M)')
+    .option('--journal-size <size>', 'size of a new journal log (default 64M, at least 32M)')
     .option('--scrub-interval <seconds>', 'verify every object against its checksums this often (default: never)')
     .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics')
     .option('--advertise <host:port>', 'address other sheep use for peer I/O to this node (node_id io_addr/io_port, e.g. a proxy); the node identity stays --bind:--port')
