@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Object-store benchmark (one store, no network): writes of a given size at a given queue depth into 4 MiB
-// objects, for the plain and the journal store on the same disk, alternating rounds, medians. It answers
-// whether large writes should bypass the journal: compare the journal's MiB/s for 1 MiB writes with the plain
-// store's (which writes each once, synced in place).
+// objects, for the plain store, the journal store, and the journal store with every write through its log
+// (journal-log: no direct writes), on the same disk, alternating rounds, medians. It answers whether large
+// writes should bypass the log: compare journal and journal-log for 1 MiB writes.
 //   node scripts/bench/store.mjs [--dir /tmp/sf-store-bench] [--seconds 5] [--rounds 3] [--json]
 import fs from 'node:fs';
 import path from 'node:path';
@@ -21,6 +21,7 @@ const { values: o } = parseArgs({
 });
 const OBJ = 4 << 20;
 const OBJECTS = 64;
+const KINDS = ['plain', 'journal', 'journal-log'];
 const log = componentLogger('store-bench').child({}, { level: 'silent' });
 const cases = [
   { name: '4k-qd1', bs: 4096, qd: 1 },
@@ -31,7 +32,7 @@ const cases = [
 async function run(kind, c, seconds) {
   const dir = path.join(o.dir, kind);
   fs.rmSync(dir, { recursive: true, force: true });
-  const s = kind === 'plain' ? new PlainStore(dir, { log }) : new JournalStore(dir, { log });
+  const s = kind === 'plain' ? new PlainStore(dir, { log }) : new JournalStore(dir, { log, directWriteBytes: kind === 'journal-log' ? 0 : 256 * 1024 });
   await s.open();
   for (let i = 0; i < OBJECTS; i++) await s.create(BigInt(i + 1), OBJ, Buffer.alloc(0), 0);
   const data = Buffer.alloc(c.bs, 0x5a);
@@ -59,7 +60,7 @@ async function run(kind, c, seconds) {
 const results = {};
 for (let r = 0; r < Number(o.rounds); r++) {
   for (const c of cases) {
-    for (const kind of ['plain', 'journal']) {
+    for (const kind of KINDS) {
       const x = await run(kind, c, Number(o.seconds));
       ((results[c.name] ??= {})[kind] ??= []).push(x);
       if (!o.json) console.error(`round ${r + 1} ${c.name} ${kind}: ${x.iops.toFixed(0)} IOPS ${x.mibs.toFixed(1)} MiB/s`);
@@ -73,9 +74,9 @@ const table = Object.fromEntries(
 const load = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 if (o.json) console.log(JSON.stringify({ median: table, load }));
 else {
-  console.log('| case | plain IOPS | journal IOPS | plain MiB/s | journal MiB/s | journal/plain |');
-  console.log('|---|---|---|---|---|---|');
-  for (const [k, v] of Object.entries(table)) console.log(`| ${k} | ${v.plain.iops} | ${v.journal.iops} | ${v.plain.mib_s} | ${v.journal.mib_s} | ${(v.journal.iops / v.plain.iops).toFixed(2)}× |`);
+  console.log(`| case | ${KINDS.map((k) => `${k} IOPS | MiB/s`).join(' | ')} | journal/plain |`);
+  console.log(`|---|${KINDS.map(() => '---|---|').join('')}---|`);
+  for (const [k, v] of Object.entries(table)) console.log(`| ${k} | ${KINDS.map((kind) => `${v[kind].iops} | ${v[kind].mib_s}`).join(' | ')} | ${(v.journal.iops / v.plain.iops).toFixed(2)}× |`);
   console.log(`load average after: ${load}`);
 }
 fs.rmSync(o.dir, { recursive: true, force: true });

@@ -26,12 +26,14 @@ const BLOCKS = (OBJ * OBJECTS) / BS;
 const FIRST = vidToDataOid(0x7c2b25, 0);
 const log = componentLogger('crash-states').child({}, { level: 'silent' });
 
-type Kind = 'plain' | 'journal';
+type Kind = 'plain' | 'journal' | 'journal-direct';
 let kind: Kind = 'plain';
 
 function openStore(fs: CrashFs): ObjectStore {
   // 160 KiB of log: a few dozen 4 KiB records, so the workload wraps it and waits for checkpoints.
-  return kind === 'plain' ? new PlainStore('/s', { fs, log }) : new JournalStore('/s', { fs, log, journalBytes: 160 * 1024, checkpointIntervalMs: 2 });
+  // journal-direct: every write to an object with nothing in the live log goes straight to its file.
+  if (kind === 'plain') return new PlainStore('/s', { fs, log });
+  return new JournalStore('/s', { fs, log, journalBytes: 160 * 1024, checkpointIntervalMs: 2, directWriteBytes: kind === 'journal' ? 0 : 4096 });
 }
 
 /** A one-node gateway over `store`, optionally with the ack-early fault. */
@@ -39,7 +41,7 @@ function gatewayBackend(store: ObjectStore, faulty: boolean): ObjectBackend {
   const single = new SinglePlacement(store);
   const deps = {
     // The journal queues a record synchronously inside write(): the fault needs a delay to open a window.
-    placement: faulty ? ackEarly(single, undefined, kind === 'journal' ? 5 : 0) : single,
+    placement: faulty ? ackEarly(single, undefined, kind === 'plain' ? 0 : 5) : single,
     vdis: { get: () => undefined, familyFrom: () => [] },
     locks: { refreshRequired: () => false, participantState: () => null },
     self: { addr: '127.0.0.1', port: 7000 },
@@ -84,7 +86,7 @@ async function replay(fs: CrashFs, wl: Workload, seed: number, policies?: ('sync
   });
 }
 
-describe.each(['plain', 'journal'] as const)('flush durability across power cuts (crash-state replay), %s store', (k) => {
+describe.each(['plain', 'journal', 'journal-direct'] as const)('flush durability across power cuts (crash-state replay), %s store', (k) => {
   beforeAll(() => {
     kind = k;
   });
@@ -95,7 +97,7 @@ describe.each(['plain', 'journal'] as const)('flush durability across power cuts
     const seed0 = Number(process.env.SHEEPFOLD_FUZZ_SEED ?? Date.now() % 1_000_000);
     const total = { rounds: 0, writes: 0, acked: 0, points: 0, states: 0, lost: 0, corrupt: 0, unreadable: 0, nonlin: 0 };
     const reports: CrashReplayReport[] = [];
-    const store0Stats = { waits: 0, checkpoints: 0 };
+    const store0Stats = { waits: 0, checkpoints: 0, direct: 0 };
     for (let round = 0; round === 0 || (longMode() && Date.now() < end); round++) {
       const fs = new CrashFs();
       const store = openStore(fs);
@@ -105,6 +107,7 @@ describe.each(['plain', 'journal'] as const)('flush durability across power cuts
       if (store instanceof JournalStore) {
         store0Stats.waits += store.stats.waits;
         store0Stats.checkpoints += store.stats.checkpoints;
+        store0Stats.direct += store.stats.direct;
       }
       const rep = await replay(fs, wl, seed0 + round);
       reports.push(rep);
@@ -118,14 +121,16 @@ describe.each(['plain', 'journal'] as const)('flush durability across power cuts
       total.unreadable += rep.unreadable;
       total.nonlin += rep.nonlinearizable;
     }
-    if (k === 'journal') expect(store0Stats.waits + store0Stats.checkpoints).toBeGreaterThan(0);
+    if (k !== 'plain') expect(store0Stats.waits + store0Stats.checkpoints).toBeGreaterThan(0);
+    if (k === 'journal-direct') expect(store0Stats.direct).toBeGreaterThan(0);
     reportReliability(
-      k === 'plain' ? 'crash-states' : 'crash-states-journal',
+      k === 'plain' ? 'crash-states' : `crash-states-${k}`,
       {
         rounds: total.rounds,
         writes: total.writes,
         acked_writes: total.acked,
         sync_points: total.points,
+        ...(k === 'plain' ? {} : { log_waits: store0Stats.waits, checkpoints: store0Stats.checkpoints, direct_writes: store0Stats.direct }),
         crash_states: total.states,
         flushed_lost: total.lost,
         neither_old_nor_new: total.corrupt,
@@ -154,12 +159,12 @@ describe.each(['plain', 'journal'] as const)('flush durability across power cuts
       await store.close();
       // The journal has one sync per batch and nothing between a batch's write and its sync: crash right
       // before each sync too, where an early acknowledgement is exposed.
-      const points = k === 'journal' ? [...new Set(fs.syncPoints().flatMap((p) => [p - 1, p]))].filter((p) => p >= 0) : undefined;
+      const points = k !== 'plain' ? [...new Set(fs.syncPoints().flatMap((p) => [p - 1, p]))].filter((p) => p >= 0) : undefined;
       return replay(fs, wl, seed, ['synced'], points);
     };
     const healthy = await check(false);
     const broken = await check(true);
-    reportReliability(k === 'plain' ? 'ack-early' : 'ack-early-journal', { healthy_lost: healthy.lost, broken_lost: broken.lost, broken_states: broken.states, caught: broken.lost > 0 }, { healthy, broken });
+    reportReliability(k === 'plain' ? 'ack-early' : `ack-early-${k}`, { healthy_lost: healthy.lost, broken_lost: broken.lost, broken_states: broken.states, caught: broken.lost > 0 }, { healthy, broken });
     expect(healthy.lost).toBe(0);
     expect(healthy.corrupt).toBe(0);
     expect(broken.lost).toBeGreaterThan(0);

@@ -10,6 +10,14 @@
 // - Reads see records not yet written back: each object keeps the extents of its pending records in memory
 //   (bounded by the log size), laid over the file bytes (or over zeros while a create is pending).
 // - A full log makes new mutations wait (backpressure) for a checkpoint to free space.
+// - Large aligned writes (directWriteBytes and up) to an object with no data in the live log can go straight
+//   to the object file, as BlueStore does above its deferred-write size. The log gets a record with the new CRC
+//   of each block first (synced), then the data is written and synced in place: after a crash, replay sets
+//   each such block's checksum to what the disk holds if that is its old or new content. The object must have
+//   no older data record in the live log, or replay would write it over. Off by default: measured with
+//   scripts/bench/store.mjs on a shared 2-core VM, 1 MiB writes at QD16 through the log beat the direct path
+//   (61 vs 25 MiB/s, medians of 3 rounds): a direct write pays a sync of its own after the log's, while the log
+//   shares one sync among a whole batch; the disk's bandwidth was not the limit, its sync latency was.
 // - Replay on open applies the records from the tail, then checkpoints. A record damaged behind later synced
 //   batches is never applied: its object is marked bad (reads EIO until re-created, so the gateway serves and
 //   repairs it from another replica).
@@ -24,7 +32,7 @@ import { StoreError, type ObjVersion, type ObjectStore } from './store.js';
 import { NodeStoreFs, readFully, writeFully, type StoreFile, type StoreFs } from './fs.js';
 import { OpenFileCache, type OpenObject } from './openfiles.js';
 import { CSUM_BLOCK, CSUM_ENTRY_SIZE, blockCount, blockCrc, blockLength, decodeEntries, encodeEntries, entryAccepts, type CsumEntry } from './checksum.js';
-import { REC_CREATE, REC_REMOVE, REC_STALE, REC_VERSION, REC_WRAP, REC_WRITE, Wal, recordLength, type LogRecord, type RecordBody } from './wal.js';
+import { REC_CREATE, REC_DIRECT, REC_REMOVE, REC_STALE, REC_VERSION, REC_WRAP, REC_WRITE, Wal, recordLength, type LogRecord, type RecordBody } from './wal.js';
 
 /** Default log size: some 14 000 records of 4 KiB; small enough to make in a moment on a busy disk. */
 export const DEFAULT_JOURNAL_BYTES = 64 * 1024 * 1024;
@@ -57,7 +65,12 @@ export interface JournalStoreOptions {
   checkpointIntervalMs?: number;
   onCorrupt?: (oid: bigint, kind: 'corrupt' | 'missing') => void;
   maxOpenFiles?: number;
+  /** Writes of at least this many bytes (4 KiB-aligned) bypass the log when they can (0: never). */
+  directWriteBytes?: number;
 }
+
+/** Default size from which writes go straight to the object file (0: never; see the module header). */
+export const DEFAULT_DIRECT_WRITE_BYTES = 0;
 
 export interface JournalStats {
   detected: number;
@@ -66,6 +79,8 @@ export interface JournalStats {
   badRecords: number;
   /** Mutations that waited for log space. */
   waits: number;
+  /** Writes that went straight to the object file. */
+  direct: number;
 }
 
 interface Extent {
@@ -167,7 +182,7 @@ export class JournalStore implements ObjectStore {
   readonly staleDir: string;
   readonly csumDir: string;
   readonly journalPath: string;
-  readonly stats: JournalStats = { detected: 0, checkpoints: 0, replayed: 0, badRecords: 0, waits: 0 };
+  readonly stats: JournalStats = { detected: 0, checkpoints: 0, replayed: 0, badRecords: 0, waits: 0, direct: 0 };
   private readonly log: Logger;
   private readonly fs: StoreFs;
   private readonly opts: JournalStoreOptions;
@@ -176,6 +191,10 @@ export class JournalStore implements ObjectStore {
   /** Creates logged but not yet written back, per oid: until then the file's old bytes do not count. */
   private readonly unappliedCreates = new Map<bigint, number>();
   private readonly gates = new Map<bigint, RwGate>();
+  /** Seq of each object's newest data record (create, write): a direct write needs it out of the live log. */
+  private readonly lastDataSeq = new Map<bigint, number>();
+  /** Each object's direct writes in flight, chained: write-back of later records waits for them. */
+  private readonly directs = new Map<bigint, Promise<void>>();
   private readonly files: OpenFileCache<StoreFile, Sidecar>;
   private usedBytes = 0;
   /** Object bytes logged as creates but not yet allocated by write-back (kept free on the object disk). */
@@ -355,6 +374,7 @@ export class JournalStore implements ObjectStore {
   private async loadObjects(): Promise<void> {
     this.objects.clear();
     this.unappliedCreates.clear();
+    this.lastDataSeq.clear();
     this.usedBytes = 0;
     this.pendingAlloc = 0;
     let removed = 0;
@@ -511,6 +531,8 @@ export class JournalStore implements ObjectStore {
         }
         try {
           for (const [oid, recs] of byOid) {
+            // A direct write logged before these records must be in the file before they are applied.
+            await this.directs.get(oid);
             await this.gated(oid, true, async () => {
               for (const r of recs) await this.applyOne(r, false);
             });
@@ -566,6 +588,10 @@ export class JournalStore implements ObjectStore {
         this.files.invalidate(r.oid);
         await this.fs.unlink(this.sumFile(r.oid)).catch((err: unknown) => (isNoEnt(err) ? undefined : Promise.reject(err)));
         this.dirDirty = true;
+        return;
+      case REC_DIRECT:
+        // Outside replay the write itself did the work (applyLoop waited for it).
+        if (replay) await this.replayDirect(r);
         return;
       case REC_VERSION:
         await this.withFiles(r.oid, (_f, sc) => this.writeVersion(sc, r.ver));
@@ -659,6 +685,29 @@ export class JournalStore implements ObjectStore {
       await writeFully(sc.f, encodeEntries(entries), entryAt(first));
       if (replay) this.dirty.add(r.oid);
     });
+  }
+
+  /** Each block a direct write covered gets the checksum of what the disk holds, if that is old or new content. */
+  private async replayDirect(r: LogRecord): Promise<void> {
+    const crcs = r.data ?? Buffer.alloc(0);
+    await this.withFiles(r.oid, async (f, sc) => {
+      if (r.aux === 1) await this.writeVersion(sc, r.ver);
+      const first = r.offset / CSUM_BLOCK;
+      const n = Math.min(crcs.length / 4, blockCount(sc.size) - first);
+      if (n <= 0) return;
+      const old = await this.readEntries(sc, first, n);
+      const buf = Buffer.alloc(n * CSUM_BLOCK);
+      await readFully(f, buf, 0, buf.length, r.offset);
+      const entries = old.map((e, i) => {
+        const len = blockLength(sc.size, first + i);
+        const c = blockCrc(buf.subarray(i * CSUM_BLOCK, i * CSUM_BLOCK + len));
+        if (c === e.cur || c === e.prev || c === crcs.readUInt32LE(i * 4)) return { cur: c, prev: c };
+        this.log.error({ oid: oidHex(r.oid), block: first + i }, 'object_corrupt');
+        return BAD_ENTRY;
+      });
+      await writeFully(sc.f, encodeEntries(entries), entryAt(first));
+    });
+    this.dirty.add(r.oid);
   }
 
   private async writeVersion(sc: Sidecar, ver: ObjVersion): Promise<void> {
@@ -756,19 +805,23 @@ export class JournalStore implements ObjectStore {
   }
 
   private async syncObject(oid: bigint): Promise<void> {
-    for (const file of [this.file(oid), this.sumFile(oid)]) {
-      let f: StoreFile;
-      try {
-        f = await this.fs.open(file, 'r');
-      } catch (err) {
-        if (isNoEnt(err)) continue;
-        throw err;
-      }
-      try {
-        await f.datasync();
-      } finally {
-        await f.close();
-      }
+    await this.syncFile(this.file(oid));
+    await this.syncFile(this.sumFile(oid));
+  }
+
+  /** fdatasync a file by path (absent: nothing to sync). */
+  private async syncFile(file: string): Promise<void> {
+    let f: StoreFile;
+    try {
+      f = await this.fs.open(file, 'r');
+    } catch (err) {
+      if (isNoEnt(err)) return;
+      throw err;
+    }
+    try {
+      await f.datasync();
+    } finally {
+      await f.close();
     }
   }
 
@@ -819,6 +872,7 @@ export class JournalStore implements ObjectStore {
           if (b) extents.push({ seq: rec.seq, offset: 0, data: b });
           if (copy.length > 0) extents.push({ seq: rec.seq, offset, data: copy });
           this.objects.set(oid, { size, ver: v, extents, bad: false });
+          this.lastDataSeq.set(oid, rec.seq);
           this.unappliedCreates.set(oid, (this.unappliedCreates.get(oid) ?? 0) + 1);
         },
       );
@@ -828,6 +882,13 @@ export class JournalStore implements ObjectStore {
   }
 
   async write(oid: bigint, data: Buffer, offset: number, ver?: ObjVersion): Promise<void> {
+    if (this.directable(oid, data, offset)) {
+      try {
+        return await this.directWrite(oid, data, offset, ver);
+      } catch (err) {
+        if (!(err instanceof NotDirect)) throw storeError(err, `write ${oidHex(oid)}`);
+      }
+    }
     if (data.length === 0) {
       if (!this.objects.has(oid)) throw new StoreError(SD_RES_NO_OBJ, `write ${oidHex(oid)}: no such object`);
       if (!ver) return;
@@ -848,10 +909,76 @@ export class JournalStore implements ObjectStore {
           const st = this.objects.get(oid)!;
           st.extents.push({ seq: rec.seq, offset, data: copy });
           if (ver) st.ver = ver;
+          this.lastDataSeq.set(oid, rec.seq);
         },
       );
     } catch (err) {
       throw storeError(err, `write ${oidHex(oid)}`);
+    }
+  }
+
+  /** A large aligned write to an object with no data record in the live log (and no create pending). */
+  private directable(oid: bigint, data: Buffer, offset: number): boolean {
+    const min = this.opts.directWriteBytes ?? DEFAULT_DIRECT_WRITE_BYTES;
+    const st = this.objects.get(oid);
+    if (min <= 0 || data.length < min || !st || st.bad || offset % CSUM_BLOCK !== 0 || offset + data.length > st.size) return false;
+    if (data.length % CSUM_BLOCK !== 0 && offset + data.length !== st.size) return false;
+    return (this.lastDataSeq.get(oid) ?? 0) < this.wal.tailSeq && (this.unappliedCreates.get(oid) ?? 0) === 0 && st.extents.length === 0;
+  }
+
+  /** Log the new block CRCs (synced), then write and sync the data in place; see the module header. */
+  private async directWrite(oid: bigint, data: Buffer, offset: number, ver?: ObjVersion): Promise<void> {
+    if (ver && !validVersion(ver)) throw new StoreError(SD_RES_INVALID_PARMS, `write ${oidHex(oid)}: bad version`);
+    const n = Math.ceil(data.length / CSUM_BLOCK);
+    const crcs = Buffer.alloc(n * 4);
+    for (let i = 0; i < n; i++) crcs.writeUInt32LE(blockCrc(data.subarray(i * CSUM_BLOCK, (i + 1) * CSUM_BLOCK)) >>> 0, i * 4);
+    let prev: Promise<void> = Promise.resolve();
+    let done!: () => void;
+    const mine = new Promise<void>((r) => (done = r));
+    try {
+      // An error here (no room, failed store, no longer directable) leaves nothing behind; after it, the store fails.
+      await this.logRecord(
+        { type: REC_DIRECT, oid, offset, size: data.length, aux: ver ? 1 : 0, ver: ver ?? ZERO_VER, data: crcs },
+        () => {
+          this.check();
+          if (!this.directable(oid, data, offset)) throw new NotDirect();
+        },
+        () => {
+          if (ver) this.objects.get(oid)!.ver = ver;
+          prev = this.directs.get(oid) ?? Promise.resolve();
+          const chained = prev.then(() => mine);
+          this.directs.set(oid, chained);
+          void chained.then(() => {
+            if (this.directs.get(oid) === chained) this.directs.delete(oid);
+          });
+        },
+      );
+    } catch (err) {
+      done();
+      throw err;
+    }
+    try {
+      await prev;
+      this.stats.direct++;
+      await this.gated(oid, true, () =>
+        this.withFiles(oid, async (file, sc) => {
+          const first = offset / CSUM_BLOCK;
+          const old = await this.readEntries(sc, first, n);
+          await writeFully(file, data, offset);
+          const entries = old.map((e, i) => ({ cur: crcs.readUInt32LE(i * 4), prev: e.cur }));
+          await writeFully(sc.f, encodeEntries(entries), entryAt(first));
+          if (ver) await this.writeVersion(sc, ver);
+        }),
+      );
+      // In the file now: later records of this object may be written back, and a checkpoint must sync it.
+      this.dirty.add(oid);
+      done();
+      // The cached handle may be closed meanwhile: sync by path (fdatasync covers the file).
+      await this.syncFile(this.file(oid));
+    } catch (err) {
+      this.fail(storeError(err, `direct write ${oidHex(oid)}`));
+    } finally {
+      done();
     }
   }
 
@@ -953,6 +1080,7 @@ export class JournalStore implements ObjectStore {
         () => {
           this.usedBytes -= this.objects.get(oid)?.size ?? 0;
           this.objects.delete(oid);
+          this.lastDataSeq.delete(oid);
         },
       );
     } catch (err) {
@@ -988,6 +1116,7 @@ export class JournalStore implements ObjectStore {
     await this.fs.mkdirp(this.csumDir);
     this.objects.clear();
     this.unappliedCreates.clear();
+    this.lastDataSeq.clear();
     this.usedBytes = 0;
     this.pendingAlloc = 0;
     await this.fs.syncDir(this.objDir);
@@ -1041,6 +1170,9 @@ export class JournalStore implements ObjectStore {
     this.opened = false;
   }
 }
+
+/** A write that can no longer bypass the log (a data record for its object was logged meanwhile). */
+class NotDirect extends Error {}
 
 /** A block whose bytes match no checksum, seen once (retried before it counts). */
 class Mismatch extends Error {

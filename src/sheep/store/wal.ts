@@ -32,6 +32,8 @@ export const REC_REMOVE = 3;
 export const REC_STALE = 4;
 export const REC_VERSION = 5;
 export const REC_WRAP = 6;
+/** A write that went straight to the object file: the record holds the new CRC of each block it covers. */
+export const REC_DIRECT = 7;
 
 /** What a record says; `aux` is the stale epoch of REC_STALE. */
 export interface RecordBody {
@@ -188,6 +190,11 @@ export class Wal {
     readonly size: number,
   ) {
     if (size < DATA_START + 8 * REC_ALIGN || size % REC_ALIGN !== 0) throw new Error(`journal size ${size}: at least ${DATA_START + 8 * REC_ALIGN} bytes, a multiple of ${REC_ALIGN}`);
+  }
+
+  /** The seq of the oldest record replay would still read. */
+  get tailSeq(): number {
+    return this.sb.tailSeq;
   }
 
   get id(): Buffer {
