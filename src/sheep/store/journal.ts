@@ -830,7 +830,8 @@ export class JournalStore implements ObjectStore {
     for (;;) {
       await this.wal.settle();
       if (this.applying) await this.applying;
-      else if (this.applyQueue.length === 0) return;
+      // A failed store writes nothing back (what is left replays at the next start).
+      else if (this.applyQueue.length === 0 || this.failure) return;
       else this.applying = this.applyLoop();
     }
   }
