@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // Object-store benchmark (one store, no network): writes of a given size at a given queue depth into 4 MiB
-// objects, for the plain store, the journal store, and the journal store with every write through its log
-// (journal-log: no direct writes), on the same disk, alternating rounds, medians. It answers whether large
-// writes should bypass the log: compare journal and journal-log for 1 MiB writes.
+// objects, for the plain store, the journal store with writes of 256 KiB and up going straight to the object
+// file (journal) and the journal store with every write through its log (journal-log, the default), on the
+// same disk, alternating rounds, medians. It answers whether large writes should bypass the log: compare
+// journal and journal-log for 1 MiB writes.
 //   node scripts/bench/store.mjs [--dir /tmp/sf-store-bench] [--seconds 5] [--rounds 3] [--json]
+import { Buffer } from 'node:buffer';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
