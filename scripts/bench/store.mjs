@@ -23,6 +23,7 @@ const { values: o } = parseArgs({
 });
 const OBJ = 4 << 20;
 const OBJECTS = 64;
+const V = { epoch: 1, gen: 1, current: 1 };
 const KINDS = ['plain', 'journal', 'journal-log'];
 const log = componentLogger('store-bench').child({}, { level: 'silent' });
 const cases = [
@@ -36,7 +37,7 @@ async function run(kind, c, seconds) {
   fs.rmSync(dir, { recursive: true, force: true });
   const s = kind === 'plain' ? new PlainStore(dir, { log }) : new JournalStore(dir, { log, directWriteBytes: kind === 'journal-log' ? 0 : 256 * 1024 });
   await s.open();
-  for (let i = 0; i < OBJECTS; i++) await s.create(BigInt(i + 1), OBJ, Buffer.alloc(0), 0);
+  for (let i = 0; i < OBJECTS; i++) await s.create(BigInt(i + 1), OBJ, Buffer.alloc(0), 0, V);
   const data = Buffer.alloc(c.bs, 0x5a);
   let ops = 0;
   let seed = 12345;
@@ -48,7 +49,7 @@ async function run(kind, c, seconds) {
         seed = (seed * 1103515245 + 12345) & 0x7fffffff;
         const oid = BigInt((seed % OBJECTS) + 1);
         const off = ((seed >> 6) % (OBJ / c.bs)) * c.bs;
-        await s.write(oid, data, off);
+        await s.write(oid, data, off, V);
         ops++;
       }
     }),

@@ -17,6 +17,10 @@ import { CrashFs } from '../../src/sheep/store/crashfs.js';
 import { JournalStore } from '../../src/sheep/store/journal.js';
 import { PlainStore } from '../../src/sheep/store/plain.js';
 import type { ObjectStore } from '../../src/sheep/store/store.js';
+import { ClientStore } from '../../src/sheep/client-store.js';
+
+/** Client-path versions of a one-node store in epoch 1. */
+const clientStore = (s: ObjectStore): ClientStore => new ClientStore(s, () => 1, () => Promise.resolve());
 import { longMode, reliabilitySeconds, reportReliability } from '../helpers/reliability.js';
 
 const OBJ = 64 * 1024;
@@ -38,7 +42,7 @@ function openStore(fs: CrashFs): ObjectStore {
 
 /** A one-node gateway over `store`, optionally with the ack-early fault. */
 function gatewayBackend(store: ObjectStore, faulty: boolean): ObjectBackend {
-  const single = new SinglePlacement(store);
+  const single = new SinglePlacement(clientStore(store));
   const deps = {
     // The journal queues a record synchronously inside write(): the fault needs a delay to open a window.
     placement: faulty ? ackEarly(single, undefined, kind === 'plain' ? 0 : 5) : single,
@@ -81,7 +85,7 @@ async function replay(fs: CrashFs, wl: Workload, seed: number, policies?: ('sync
     open: async (crashed) => {
       const s = openStore(crashed);
       await s.open();
-      return { target: new ObjectIoTarget(s, OBJ, FIRST), close: () => s.close() };
+      return { target: new ObjectIoTarget(clientStore(s), OBJ, FIRST), close: () => s.close() };
     },
   });
 }
@@ -102,7 +106,7 @@ describe.each(['plain', 'journal', 'journal-direct'] as const)('flush durability
       const fs = new CrashFs();
       const store = openStore(fs);
       await store.open();
-      const wl = await runWorkload(fs, store, 200, seed0 + round);
+      const wl = await runWorkload(fs, clientStore(store), 200, seed0 + round);
       await store.close();
       if (store instanceof JournalStore) {
         store0Stats.waits += store.stats.waits;

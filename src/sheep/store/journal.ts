@@ -838,13 +838,8 @@ export class JournalStore implements ObjectStore {
 
   // ---- the ObjectStore operations ---------------------------------------------------------------------------
 
-  async create(oid: bigint, size: number, data: Buffer, offset: number, ver?: ObjVersion | Buffer, base?: Buffer): Promise<void> {
-    // Until every caller passes a version, create(oid, size, data, offset, base) is accepted too.
-    if (Buffer.isBuffer(ver)) {
-      base = ver;
-      ver = undefined;
-    }
-    const v = ver ?? ZERO_VER;
+  async create(oid: bigint, size: number, data: Buffer, offset: number, ver: ObjVersion, base?: Buffer): Promise<void> {
+    const v = ver;
     if (!Number.isSafeInteger(size) || size <= 0 || size > 0xffffffff || offset < 0 || offset + data.length > size || !validVersion(v)) {
       throw new StoreError(SD_RES_INVALID_PARMS, `create ${oidHex(oid)}: bad size ${size}, offset ${offset} or length ${data.length}`);
     }
@@ -882,7 +877,7 @@ export class JournalStore implements ObjectStore {
     }
   }
 
-  async write(oid: bigint, data: Buffer, offset: number, ver?: ObjVersion): Promise<void> {
+  async write(oid: bigint, data: Buffer, offset: number, ver: ObjVersion): Promise<void> {
     if (this.directable(oid, data, offset)) {
       try {
         return await this.directWrite(oid, data, offset, ver);

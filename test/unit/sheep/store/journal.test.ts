@@ -17,6 +17,8 @@ import { DATA_START, REC_ALIGN, REC_HEADER } from '../../../../src/sheep/store/w
 const OID = 0x007c2b2500000003n;
 const SIZE = 64 * 1024;
 const WAL = '/s/journal/wal';
+/** The version test writes carry (what versions mean is tested elsewhere). */
+const V = { epoch: 1, gen: 1, current: 1 };
 const log = componentLogger('journal-test').child({}, { level: 'silent' });
 
 async function open(fs: CrashFs, opts: JournalStoreOptions = {}): Promise<JournalStore> {
@@ -46,9 +48,9 @@ describe('JournalStore', () => {
   it('covers concurrent writes with one sync, serves them from the log before write-back, replays them after a power cut', async () => {
     const fs = new CrashFs();
     const s = await open(fs);
-    await s.create(OID, SIZE, Buffer.alloc(0), 0);
+    await s.create(OID, SIZE, Buffer.alloc(0), 0, V);
     const before = s.walStats.batches;
-    await Promise.all(Array.from({ length: 16 }, (_, i) => s.write(OID, Buffer.alloc(4096, i + 1), i * 4096)));
+    await Promise.all(Array.from({ length: 16 }, (_, i) => s.write(OID, Buffer.alloc(4096, i + 1), i * 4096, V)));
     // 16 writes issued together: far fewer batches (syncs) than writes.
     expect(s.walStats.batches - before).toBeLessThanOrEqual(2);
     for (let i = 0; i < 16; i++) expect((await s.read(OID, i * 4096, 4096)).equals(Buffer.alloc(4096, i + 1))).toBe(true);
@@ -65,14 +67,14 @@ describe('JournalStore', () => {
     const fs = new CrashFs();
     // 64 KiB of log: about a dozen 4 KiB records.
     const s = await open(fs, { journalBytes: 64 * 1024 + DATA_START });
-    for (let o = 0n; o < 4n; o++) await s.create(OID + o, SIZE, Buffer.alloc(0), 0);
+    for (let o = 0n; o < 4n; o++) await s.create(OID + o, SIZE, Buffer.alloc(0), 0, V);
     const want = new Map<string, number>();
     await Promise.all(
       Array.from({ length: 200 }, (_, i) => {
         const oid = OID + BigInt(i % 4);
         const off = ((i * 7) % 16) * 4096;
         want.set(`${oid}:${off}`, i & 0xff);
-        return s.write(oid, Buffer.alloc(4096, i & 0xff), off);
+        return s.write(oid, Buffer.alloc(4096, i & 0xff), off, V);
       }),
     );
     expect(s.stats.waits).toBeGreaterThan(0);
@@ -93,10 +95,10 @@ describe('JournalStore', () => {
   it('never applies a damaged record behind later synced batches: its object reads EIO; later records are applied', async () => {
     const fs = new CrashFs();
     const s = await open(fs);
-    await s.create(OID, SIZE, Buffer.alloc(SIZE, 1), 0);
-    await s.create(OID + 1n, SIZE, Buffer.alloc(SIZE, 1), 0);
-    await s.write(OID, Buffer.alloc(4096, 0xa1), 4096);
-    await s.write(OID + 1n, Buffer.alloc(4096, 0xb2), 8192);
+    await s.create(OID, SIZE, Buffer.alloc(SIZE, 1), 0, V);
+    await s.create(OID + 1n, SIZE, Buffer.alloc(SIZE, 1), 0, V);
+    await s.write(OID, Buffer.alloc(4096, 0xa1), 4096, V);
+    await s.write(OID + 1n, Buffer.alloc(4096, 0xb2), 8192, V);
     const crashed = fs.crashAt(fs.clock - 1, 'synced');
     const [rec] = recordsWith(crashed, 0xa1);
     expect(rec).toBeDefined();
@@ -110,7 +112,7 @@ describe('JournalStore', () => {
     await r.close();
     const again = await open(crashed);
     await expect(again.read(OID, 0, 10)).rejects.toMatchObject({ result: SD_RES_EIO });
-    await again.create(OID, SIZE, Buffer.alloc(SIZE, 7), 0);
+    await again.create(OID, SIZE, Buffer.alloc(SIZE, 7), 0, V);
     expect((await again.read(OID, 4096, 4096)).equals(Buffer.alloc(4096, 7))).toBe(true);
     await again.close();
     await s.close();
@@ -119,8 +121,8 @@ describe('JournalStore', () => {
   it('drops a damaged last batch (never acknowledged) and refuses to replay past a damaged header', async () => {
     const fs = new CrashFs();
     const s = await open(fs);
-    await s.create(OID, SIZE, Buffer.alloc(SIZE, 1), 0);
-    await s.write(OID, Buffer.alloc(4096, 0xc3), 0);
+    await s.create(OID, SIZE, Buffer.alloc(SIZE, 1), 0, V);
+    await s.write(OID, Buffer.alloc(4096, 0xc3), 0, V);
     const torn = fs.crashAt(fs.clock - 1, 'synced');
     const [last] = recordsWith(torn, 0xc3);
     await damage(torn, WAL, last! + REC_HEADER + 5, Buffer.from([0xff]));
@@ -129,7 +131,7 @@ describe('JournalStore', () => {
     expect((await r.read(OID, 0, 4096)).equals(Buffer.alloc(4096, 1))).toBe(true);
     await r.close();
 
-    await s.write(OID, Buffer.alloc(4096, 0xd4), 8192);
+    await s.write(OID, Buffer.alloc(4096, 0xd4), 8192, V);
     const broken = fs.crashAt(fs.clock - 1, 'synced');
     const [mid] = recordsWith(broken, 0xc3);
     await damage(broken, WAL, mid! + 8, Buffer.from([0xee]));
@@ -144,13 +146,13 @@ describe('JournalStore', () => {
 
     const fs = new CrashFs();
     const s = await open(fs, { journalPath: '/j/wal' });
-    await s.create(OID, SIZE, Buffer.alloc(SIZE, 1), 0);
-    await s.write(OID, Buffer.alloc(4096, 2), 0);
+    await s.create(OID, SIZE, Buffer.alloc(SIZE, 1), 0, V);
+    await s.write(OID, Buffer.alloc(4096, 2), 0, V);
     fs.inject = (op, file) => (op === 'write' && file.startsWith('/j/') ? 'ENOSPC' : null);
-    await expect(s.write(OID, Buffer.alloc(4096, 3), 4096)).rejects.toMatchObject({ result: SD_RES_NO_SPACE });
+    await expect(s.write(OID, Buffer.alloc(4096, 3), 4096, V)).rejects.toMatchObject({ result: SD_RES_NO_SPACE });
     fs.inject = null;
     // Once a log write failed nothing more is acknowledged until the sheep restarts and replays.
-    await expect(s.write(OID, Buffer.alloc(4096, 4), 8192)).rejects.toThrow(/restart the sheep/);
+    await expect(s.write(OID, Buffer.alloc(4096, 4), 8192, V)).rejects.toThrow(/restart the sheep/);
     await s.close();
     const r = await open(fs.crashAt(fs.clock - 1, 'synced'), { journalPath: '/j/wal' });
     expect((await r.read(OID, 0, 4096)).equals(Buffer.alloc(4096, 2))).toBe(true);
@@ -164,19 +166,19 @@ describe('JournalStore', () => {
     let free = BigInt(SIZE - 1);
     fs.statfs = () => Promise.resolve({ size: 1n << 20n, free });
     const s = await open(fs, { capacityBytes: 10 * SIZE });
-    await expect(s.create(OID, SIZE, Buffer.alloc(10, 2), 0)).rejects.toMatchObject({ result: SD_RES_NO_SPACE });
+    await expect(s.create(OID, SIZE, Buffer.alloc(10, 2), 0, V)).rejects.toMatchObject({ result: SD_RES_NO_SPACE });
     expect(s.exists(OID)).toBe(false);
     expect(recordsWith(fs, 2)).toEqual([]);
     free = BigInt(SIZE);
-    await s.create(OID, SIZE, Buffer.alloc(10, 2), 0);
+    await s.create(OID, SIZE, Buffer.alloc(10, 2), 0, V);
     expect((await s.read(OID, 0, 10)).equals(Buffer.alloc(10, 2))).toBe(true);
     await s.close();
     const fs2 = new CrashFs();
     const c = await open(fs2, { capacityBytes: SIZE });
-    await c.create(OID, SIZE, Buffer.alloc(10, 1), 0);
-    await expect(c.create(OID + 1n, SIZE, Buffer.alloc(10, 2), 0)).rejects.toMatchObject({ result: SD_RES_NO_SPACE });
+    await c.create(OID, SIZE, Buffer.alloc(10, 1), 0, V);
+    await expect(c.create(OID + 1n, SIZE, Buffer.alloc(10, 2), 0, V)).rejects.toMatchObject({ result: SD_RES_NO_SPACE });
     await c.remove(OID);
-    await c.create(OID + 1n, SIZE, Buffer.alloc(10, 2), 0);
+    await c.create(OID + 1n, SIZE, Buffer.alloc(10, 2), 0, V);
     await c.close();
   });
 
@@ -186,7 +188,7 @@ describe('JournalStore', () => {
     await s.create(OID, SIZE, Buffer.alloc(100, 1), 0, { epoch: 3, gen: 1, current: 1 });
     expect(s.version(OID)).toEqual({ epoch: 3, gen: 1, current: 1 });
     await s.write(OID, Buffer.alloc(4096, 2), 4096, { epoch: 3, gen: 1, current: 2 });
-    await s.create(OID + 1n, SIZE, Buffer.alloc(0), 0);
+    await s.create(OID + 1n, SIZE, Buffer.alloc(0), 0, V);
     await s.setVersion(OID + 1n, { epoch: 4, gen: 2, current: 9 });
     expect(s.version(OID + 9n)).toBeNull();
     // Power cut before any checkpoint: versions come back from the log.
@@ -210,7 +212,7 @@ describe('JournalStore', () => {
   it('refuses another store\'s journal or a missing one', async () => {
     const fs = new CrashFs();
     const s = await open(fs);
-    await s.create(OID, SIZE, Buffer.alloc(1), 0);
+    await s.create(OID, SIZE, Buffer.alloc(1), 0, V);
     await s.close();
     await expect(open(fs, { journalPath: '/elsewhere/wal' })).rejects.toThrow(/journal \/elsewhere\/wal is missing/);
   });
