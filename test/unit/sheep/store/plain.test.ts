@@ -16,8 +16,15 @@ const log = componentLogger('store-test').child({}, { level: 'silent' });
 type AnyStore = ObjectStore & { readonly objDir: string };
 const kinds: [string, (dir: string, maxOpenFiles?: number) => AnyStore][] = [
   ['PlainStore', (dir, n) => new PlainStore(dir, { log }, n)],
-  ['JournalStore', (dir, n) => new JournalStore(dir, { log, journalBytes: 32 << 20, ...(n === undefined ? {} : { maxOpenFiles: n }) })],
+  ['JournalStore', (dir, n) => track(new JournalStore(dir, { log, journalBytes: 32 << 20, ...(n === undefined ? {} : { maxOpenFiles: n }) }))],
 ];
+
+/** Journal stores write back in the background: each is closed before its directory is removed. */
+const journals: JournalStore[] = [];
+function track(s: JournalStore): JournalStore {
+  journals.push(s);
+  return s;
+}
 
 /** Make the object files current (the journal store writes them back at a checkpoint; close checkpoints). */
 async function settle(s: AnyStore): Promise<void> {
@@ -36,7 +43,8 @@ function tmp(): string {
   dirs.push(d);
   return d;
 }
-afterEach(() => {
+afterEach(async () => {
+  for (const s of journals.splice(0)) await s.close();
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 });
 
