@@ -6,6 +6,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll } from 'vitest';
+import { SheepClient } from '../../src/client/index.js';
+import { oidHex, vidToDataOid, vidToVdiOid } from '../../src/proto/sheepdog/index.js';
 import { startLocalCluster, type LocalCluster } from './cluster.js';
 import { REPO_ROOT, cleanupTempDirs, killAll } from './proc.js';
 
@@ -96,5 +98,34 @@ export function storeBytes(c: LocalCluster, node: number, oidHex: string, length
     return buf.subarray(0, n);
   } finally {
     fs.closeSync(fd);
+  }
+}
+
+/** For a failure report: per node (down ones marked), what its store holds at the start of each of the VDI's
+ * first `objects` data objects (as `classify` names it, null = no such object) and whether it has the inode. */
+export async function storeReport(
+  c: LocalCluster,
+  vdi: string,
+  objects: number,
+  headBytes: number,
+  classify: (head: Buffer | null, index: number) => string,
+): Promise<Record<string, string[]>> {
+  const live = c.live()[0];
+  if (!live) return {};
+  const client = new SheepClient({ gateways: `127.0.0.1:${live.port}`, reconnectTimeoutMs: 0 });
+  try {
+    const { vid } = await client.getVdiInfo(vdi);
+    const out: Record<string, string[]> = {};
+    for (const n of c.nodes) {
+      const row: string[] = [];
+      for (let i = 0; i < objects; i++) row.push(`${i}:${classify(storeBytes(c, n.index, oidHex(vidToDataOid(vid, i)), headBytes), i)}`);
+      row.push(`inode:${storeBytes(c, n.index, oidHex(vidToVdiOid(vid)), 1) === null ? 'absent' : 'present'}`);
+      out[`node${n.index}:${n.port}${n.proc ? '' : '(down)'}`] = row;
+    }
+    return out;
+  } catch (err) {
+    return { error: [String(err)] };
+  } finally {
+    client.close();
   }
 }

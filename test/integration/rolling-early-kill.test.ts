@@ -6,7 +6,7 @@
 // sheep must then fail (EIO) or wait, never return the old bytes; after the new sheep come back, every read is
 // the new bytes, through every sheep.
 import { describe, expect, it } from 'vitest';
-import { clusterStarter, keepEvidence, replaceNode, waitForRecovery, waitForSheep } from '../helpers/rolling.js';
+import { clusterStarter, keepEvidence, replaceNode, storeReport, waitForRecovery, waitForSheep } from '../helpers/rolling.js';
 
 const MiB = 1024 * 1024;
 const OBJ = 4 * MiB;
@@ -24,7 +24,8 @@ function stamp(text: string): Buffer {
 const oldStamp = (i: number): Buffer => stamp(`old ${i}\n`);
 const newStamp = (i: number): Buffer => stamp(`new ${i}\n`);
 
-function what(b: Buffer, i: number): string {
+function what(b: Buffer | null, i: number): string {
+  if (b === null) return 'absent';
   if (b.equals(oldStamp(i))) return 'old';
   if (b.equals(newStamp(i))) return 'new';
   return `other(${JSON.stringify(b.subarray(0, 16).toString('latin1'))})`;
@@ -96,8 +97,9 @@ describe('early kill of the last up-to-date holders', () => {
       problems.push(`aborted: ${err instanceof Error ? err.message : String(err)}`);
     }
     if (problems.length > 0) {
-      const dir = keepEvidence(c, 'rolling-early-kill', { problems, observed, ports: c.nodes.map((n) => n.port) });
-      console.log(`early kill FAILED, evidence in ${dir}:\n${problems.join('\n')}\n${JSON.stringify(observed, null, 1)}`);
+      const stores = await storeReport(c, 'early', OBJECTS, 512, what);
+      const dir = keepEvidence(c, 'rolling-early-kill', { problems, observed, stores, ports: c.nodes.map((n) => n.port) });
+      console.log(`early kill FAILED, evidence in ${dir}:\n${problems.join('\n')}\n${JSON.stringify({ observed, stores }, null, 1)}`);
     }
     await c.stopAll();
     expect(problems).toEqual([]);

@@ -10,11 +10,9 @@
 // node's log under test-results/rolling-replacement/run-N/.
 import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { SheepClient } from '../../src/client/index.js';
-import { oidHex, vidToDataOid, vidToVdiOid } from '../../src/proto/sheepdog/index.js';
 import type { LocalCluster } from '../helpers/cluster.js';
 import { longMode } from '../helpers/reliability.js';
-import { clusterStarter, keepEvidence, replaceNode, storeBytes } from '../helpers/rolling.js';
+import { clusterStarter, keepEvidence, replaceNode, storeReport } from '../helpers/rolling.js';
 
 const MiB = 1024 * 1024;
 const OBJ = 4 * MiB;
@@ -77,28 +75,6 @@ interface Location {
 async function readVdi(c: LocalCluster, node: number): Promise<{ code: number; stderr: string; data: Buffer }> {
   const r = await c.dogBinary(['vdi', 'read', 'test'], { node });
   return { code: r.code, stderr: r.stderr, data: r.stdout };
-}
-
-/** Which objects each node's store holds, and with which bytes (old/new/other), for the failure report. */
-async function storeReport(c: LocalCluster): Promise<Record<string, string[]>> {
-  const live = c.live()[0];
-  if (!live) return {};
-  const client = new SheepClient({ gateways: `127.0.0.1:${live.port}`, reconnectTimeoutMs: 0 });
-  try {
-    const { vid } = await client.getVdiInfo('test');
-    const out: Record<string, string[]> = {};
-    for (const n of c.nodes) {
-      const row: string[] = [];
-      for (let i = 0; i < OBJECTS; i++) row.push(`${i}:${classify(storeBytes(c, n.index, oidHex(vidToDataOid(vid, i)), 512), i)}`);
-      row.push(`inode:${storeBytes(c, n.index, oidHex(vidToVdiOid(vid)), 1) === null ? 'absent' : 'present'}`);
-      out[`node${n.index}:${n.port}${n.proc ? '' : '(down)'}`] = row;
-    }
-    return out;
-  } catch (err) {
-    return { error: [String(err)] };
-  } finally {
-    client.close();
-  }
 }
 
 async function run028(runNo: number): Promise<void> {
@@ -175,7 +151,7 @@ async function run028(runNo: number): Promise<void> {
   report.reads = reads;
   if (problems.length > 0) {
     report.problems = problems;
-    report.stores = await storeReport(c);
+    report.stores = await storeReport(c, 'test', OBJECTS, 512, classify);
     const dir = keepEvidence(c, `rolling-replacement/run-${runNo}`, report);
     console.log(`rolling replacement run ${runNo} FAILED (logs and report in ${dir}):\n${problems.join('\n')}\nstores:\n${JSON.stringify(report.stores, null, 1)}`);
   }
