@@ -5,8 +5,9 @@
 // The workload writes stamped blocks through our target's NBD export (its gateway list names every sheep,
 // present and future); at the end every touched block is re-read and the history checker must find
 // 0 lost, 0 stale, 0 corrupt (a mixed block is corrupt). A third case drives the same replacement with fio
-// (crc32c verify, distinct data every pass) through the NBD export, and verifies the last pass once the old
-// sheep are back. Logs of a failing run are kept under test-results/rolling-workload-*/.
+// through the NBD export (pattern verify: each pass writes its own number and the block's offset), writes one
+// more pass while only the new sheep are up and verifies it once the old sheep are back. Logs of a failing run are kept under
+// test-results/rolling-workload-*/.
 import { describe, expect, it } from 'vitest';
 import { Workload } from '../../src/drill/workload.js';
 import type { LocalCluster } from '../helpers/cluster.js';
@@ -25,7 +26,7 @@ async function setup(k: number): Promise<{ c: LocalCluster; t: TargetWithIscsi }
   const c = await startCluster(k, { logLevel: 'info' });
   const f = await c.dog(['cluster', 'format', '-c', String(k)]);
   expect(f.code, f.stderr).toBe(0);
-  const v = await c.dog(['vdi', 'create', 'roll', '64M']);
+  const v = await c.dog(['vdi', 'create', 'roll', '100M']);
   expect(v.code, v.stderr).toBe(0);
   for (let i = 0; i < k; i++) await c.planNode();
   const t = await vdiTarget(c.nodes.map((n) => `127.0.0.1:${n.port}`).join(','), ['roll=roll']);
@@ -50,8 +51,9 @@ describe('rolling replacement under a verifying workload', () => {
       const { c, t } = await setup(k);
       const nbd = await nbdIo(t, 'roll');
       const seed = Number(process.env.SHEEPFOLD_FUZZ_SEED ?? Date.now() % 1_000_000);
-      // 12 MiB: three objects, so several replica sets change hands.
-      const wl = new Workload(nbd, { blocks: (12 * MiB) / BS, blockSize: BS, workers: 3, writeRatio: 0.6, opTimeoutMs: 120_000, thinkMs: 5, seed });
+      // The whole VDI (25 objects, as in test 028): many blocks are written while the old sheep are away and
+      // only read again (by verify) after they are back, which is when a stale copy would show.
+      const wl = new Workload(nbd, { blocks: (100 * MiB) / BS, blockSize: BS, workers: 3, writeRatio: 0.6, opTimeoutMs: 120_000, thinkMs: 5, seed });
       wl.start();
       const steps: string[] = [];
       let failure: unknown = null;
@@ -78,7 +80,7 @@ describe('rolling replacement under a verifying workload', () => {
     }, 900_000);
   }
 
-  it('copies 2 under fio with crc32c verify through the NBD export', async () => {
+  it('copies 2 under fio with verify through the NBD export: no block of an older pass after the old sheep are back', async () => {
     const k = 2;
     const { c, t } = await setup(k);
     const job = (seed: number, extra: string[]): string[] => [
@@ -86,39 +88,56 @@ describe('rolling replacement under a verifying workload', () => {
       '--ioengine=nbd',
       `--uri=${t.uri('roll')}`,
       '--rw=randwrite',
-      '--bs=4k',
-      '--size=16M',
+      '--bs=64k',
+      '--size=100M',
       '--iodepth=4',
       `--randseed=${seed}`,
-      '--verify=crc32c',
+      // A pattern of the pass and the block's offset: a block left from another pass, or from another place,
+      // fails verification (crc32c would not tell: a stale block is a consistent block).
+      '--verify=pattern',
+      `--verify_pattern="pass${String(seed).padStart(4, '0')}"%o`,
       '--verify_fatal=1',
       '--verify_backlog=64',
       '--output-format=json',
       ...extra,
     ];
     const passes: { seed: number; code: number; out: string }[] = [];
+    const pass = async (seed: number, extra: string[] = []): Promise<number> => {
+      const p = start('fio', job(seed, extra));
+      const code = await p.exited;
+      passes.push({ seed, code: typeof code === 'number' ? code : -1, out: p.output().slice(-4000) });
+      return seed;
+    };
     let stop = false;
-    // fio passes back to back while the sheep are replaced; each writes the 16 MiB with data of its own seed and
-    // verifies what it wrote (interleaved, and all of it at the end of the pass).
+    let seed = 0;
+    // fio passes back to back while the original sheep are replaced; each writes the whole VDI (25 objects) with
+    // its own pattern and verifies what it wrote (interleaved, and all of it at the end of the pass).
     const loop = (async () => {
-      for (let seed = 1; !stop; seed++) {
-        const p = start('fio', job(seed, []));
-        const code = await p.exited;
-        passes.push({ seed, code: typeof code === 'number' ? code : -1, out: p.output().slice(-4000) });
-      }
+      while (!stop) await pass(++seed);
     })();
     const steps: string[] = [];
     let failure: unknown = null;
+    let final = { code: -1, stdout: '', stderr: 'not run' };
     try {
-      await rollForwardAndBack(c, k, steps);
+      for (let j = 0; j < k; j++) {
+        await replaceNode(c, j, k + j);
+        steps.push(`replaced node ${j} by node ${k + j}`);
+      }
+      stop = true;
+      await loop;
+      // As test 028: one more pass while only the new sheep are up, then the originals (with the data of older
+      // passes on disk) replace them, and that pass's data is verified through them.
+      const last = await pass(++seed);
+      for (let j = 0; j < k; j++) {
+        await replaceNode(c, k + j, j);
+        steps.push(`replaced node ${k + j} by node ${j}`);
+      }
+      final = await run('fio', job(last, ['--verify_only']), { timeoutMs: 240_000 });
     } catch (err) {
       failure = err;
     }
     stop = true;
     await loop;
-    // The last pass's data, read back through the original sheep now that they are back.
-    const last = passes[passes.length - 1]!;
-    const final = await run('fio', job(last.seed, ['--verify_only']), { timeoutMs: 240_000 });
     const bad = passes.filter((p) => p.code !== 0);
     reportReliability('rolling-workload-fio', { sheep: k, copies: k, passes: passes.length, failed_passes: bad.length, final_verify: final.code });
     if (failure !== null || bad.length > 0 || final.code !== 0) {
