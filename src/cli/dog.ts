@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import fs from 'node:fs';
 import readline from 'node:readline';
 import { DogContext, EXIT_USAGE, describeFailure, type CommonOptions } from '../dog/context.js';
-import { clusterFormat, clusterInfo, clusterShutdown, type FormatOptions } from '../dog/cluster.js';
+import { clusterFormat, clusterInfo, clusterRecoverForce, clusterShutdown, type FormatOptions } from '../dog/cluster.js';
 import { nodeInfo, nodeList } from '../dog/node.js';
 import { clusterCheck, nodeKill, nodeRecovery, recoveryGetThrottle, recoverySetThrottle, type RecoveryOptions } from '../dog/node-recovery.js';
 import {
@@ -118,6 +118,10 @@ function buildCluster(dog: Command): void {
   leaf(cluster, 'info', 'show cluster status and epoch history').action((o: Opts) => run(o, clusterInfo));
   leaf(cluster, 'shutdown', 'stop every sheep of the cluster').action((o: Opts) => run(o, clusterShutdown));
   leaf(cluster, 'check', 'check and repair the replicas of every VDI').action((o: Opts) => run(o, clusterCheck));
+  const recover = cluster.command('recover').description('cluster recovery: force');
+  leaf(recover, 'force', 'stop waiting for the missing nodes of the last epoch after a shutdown')
+    .option('-f, --force', 'do not ask for confirmation')
+    .action((o: Opts) => run(o, (ctx) => clusterRecoverForce(ctx, o.force === true, confirmer(o.json === true))));
 }
 
 function recoveryOptions(o: Opts): RecoveryOptions {

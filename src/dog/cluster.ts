@@ -4,9 +4,9 @@
 // refused (VDI ids are never recycled). info: STAT_CLUSTER with the epoch history, doubling nodes_nr on
 // BUFFER_SMALL.
 import * as C from '../proto/sheepdog/constants.js';
-import { nodeAddr, resultMessage, resultName, sdTimestampSeconds } from '../proto/sheepdog/index.js';
+import { emptyReqArgs, makeRequest, nodeAddr, resultMessage, resultName, sdTimestampSeconds } from '../proto/sheepdog/index.js';
 import { nowTimestamp } from '../client/index.js';
-import { DogError, EXIT_USAGE, type DogContext } from './context.js';
+import { DogError, EXIT_FAILURE, EXIT_USAGE, type DogContext } from './context.js';
 import { ctimeText, dateSeconds, redundancy } from './format.js';
 
 export interface FormatOptions {
@@ -129,4 +129,22 @@ export async function clusterInfo(ctx: DogContext): Promise<void> {
 export async function clusterShutdown(ctx: DogContext): Promise<void> {
   await ctx.client.shutdown();
   ctx.output({ shutdown: true }, '');
+}
+
+const RECOVER_PRINT =
+  'Caution! Please try starting all the cluster nodes normally before\nrunning this command.\n\n' +
+  'The cluster may need to be force recovered if:\n' +
+  '  - the master node fails to start because of epoch mismatch; or\n' +
+  '  - some nodes fail to start after a cluster shutdown.\n\n' +
+  'Are you sure you want to continue? [yes/no]: ';
+
+/**
+ * `dog cluster recover force`: after a shutdown the cluster waits for every node of its last epoch; this makes
+ * it go on with the nodes present (one new epoch). Asks dog's question unless -f.
+ */
+export async function clusterRecoverForce(ctx: DogContext, force: boolean, confirm: (q: string) => Promise<boolean>): Promise<void> {
+  if (!force && !(await confirm(RECOVER_PRINT))) throw new DogError('force recovery not confirmed: nothing changed', EXIT_FAILURE);
+  const r = await ctx.client.call(makeRequest(C.SD_OP_FORCE_RECOVER, emptyReqArgs('obj')), { ok: [C.SD_RES_FORCE_RECOVER] });
+  if (r.rsp.result !== C.SD_RES_SUCCESS) throw new DogError(`failed to execute request, ${resultMessage(r.rsp.result)}`, EXIT_FAILURE);
+  ctx.output({ recovered: true }, '');
 }

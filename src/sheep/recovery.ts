@@ -56,12 +56,16 @@ export interface RecoveryStatus {
   transferred: number;
 }
 
+/** SET_RECOVERY's values as a client set them (GET_RECOVERY reports them unchanged). */
 export interface Throttle {
   maxExecCount: number;
-  intervalMs: number;
+  intervalMs: bigint;
 }
 
 const DEFAULT_CONCURRENCY = 4;
+/** Most objects recovered at once, and longest pause between two, whatever the throttle asks (docs/cluster.md). */
+const MAX_CONCURRENCY = 64;
+const MAX_INTERVAL_MS = 3_600_000n;
 const VERSION_LIST_START = 4 * 1024 * 1024;
 const VERSION_LIST_MAX = 1024 * 1024 * 1024;
 /** Pause before unavailable objects are planned again with fresh version lists. */
@@ -80,7 +84,7 @@ interface Run {
 export class Recovery {
   private run: Run | null = null;
   private readonly inflight = new Map<bigint, Promise<void>>();
-  throttle: Throttle = { maxExecCount: 0, intervalMs: 0 };
+  throttle: Throttle = { maxExecCount: 0, intervalMs: 0n };
   /** Progress observer (the event feed): called when a run starts, is planned, finishes an object, ends. */
   onProgress: ((s: RecoveryStatus) => void) | null = null;
   private lastStatus: RecoveryStatus = { epoch: 0, inRecovery: false, state: 2, finished: 0, total: 0, transferred: 0 };
@@ -232,7 +236,7 @@ export class Recovery {
       this.progress(run);
     }
     h.log.info({ epoch: run.epoch, total: run.status.total }, 'recovery_started');
-    const workers = Math.max(1, this.throttle.maxExecCount || DEFAULT_CONCURRENCY);
+    const workers = Math.min(MAX_CONCURRENCY, Math.max(1, this.throttle.maxExecCount || DEFAULT_CONCURRENCY));
     for (;;) {
       const queue = [...run.pending.keys()];
       await Promise.all(
@@ -241,7 +245,8 @@ export class Recovery {
             const oid = queue.shift() as bigint;
             if (!run.pending.has(oid)) continue;
             await this.recoverOne(run, oid);
-            if (this.throttle.intervalMs > 0) await new Promise((r) => setTimeout(r, this.throttle.intervalMs));
+            const pause = this.throttle.intervalMs < MAX_INTERVAL_MS ? this.throttle.intervalMs : MAX_INTERVAL_MS;
+            if (pause > 0n) await new Promise((r) => setTimeout(r, Number(pause)));
           }
         }),
       );

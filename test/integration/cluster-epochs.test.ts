@@ -1,6 +1,7 @@
 // Epochs around a cluster shutdown, as sheepdog records them (real processes, local driver): `dog cluster
 // shutdown` does not move the epoch; sheep started again wait (WAIT_FOR_JOIN) until every node of the last
-// epoch is back, then the cluster records one epoch with all of them and serves the data written before.
+// epoch is back, then the cluster records one epoch with all of them and serves the data written before;
+// `dog cluster recover force` ends the wait with the nodes present.
 import { afterAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { startLocalCluster, type LocalCluster } from '../helpers/cluster.js';
@@ -55,5 +56,23 @@ describe('cluster shutdown and restart', () => {
     const read = await cluster.dogBinary(['vdi', 'read', 'v']);
     expect(read.code, read.stderr).toBe(0);
     expect(read.stdout.equals(data)).toBe(true);
+
+    // Shut down again and bring back only two: `dog cluster recover force` goes on without the third.
+    expect((await cluster.dog(['cluster', 'shutdown'])).code).toBe(0);
+    for (const n of cluster.nodes) await n.proc?.exited;
+    await cluster.startNode(0);
+    await cluster.startNode(1);
+    expect((await cluster.dogJson<Info>(['cluster', 'info'], { node: 1 })).status).toBe('wait_for_join');
+    const refused = await cluster.dog(['cluster', 'recover', 'force'], { node: 0, input: Buffer.from('no\n') });
+    expect(refused.code).toBe(1);
+    expect(refused.stdout + refused.stderr).toContain('Are you sure you want to continue? [yes/no]: ');
+    const forced = await cluster.dog(['cluster', 'recover', 'force'], { node: 0, input: Buffer.from('yes\n') });
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(await cluster.waitSettled(2)).toBe(after + 1);
+    const again = await cluster.dogBinary(['vdi', 'read', 'v']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout.equals(data)).toBe(true);
+    // Not waiting any more: a second force is refused as sheepdog refuses it.
+    expect((await cluster.dog(['cluster', 'recover', 'force', '-f'], { node: 0 })).code).toBe(1);
   });
 });

@@ -221,7 +221,7 @@ describe('Recovery', () => {
         [0x401n, [obj(5), v(2, 1, 2)]],
       ]),
     });
-    t.recovery.throttle = { maxExecCount: 1, intervalMs: 50 };
+    t.recovery.throttle = { maxExecCount: 1, intervalMs: 50n };
     t.recovery.start(t.now);
     expect(t.recovery.untrusted(0x401n) || !t.store.exists(0x401n)).toBe(true);
     await t.recovery.waitFor(0x401n);
