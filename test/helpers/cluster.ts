@@ -11,6 +11,8 @@ import { DOG_BIN, SHEEPFOLD_BIN, run, runBinary, start, tempDir, waitForOutput, 
 
 export interface ClusterNode {
   index: number;
+  /** Address the sheep binds (and dog talks to). */
+  host: string;
   port: number;
   store: string;
   proc: Proc | null;
@@ -54,7 +56,15 @@ interface ClusterInfoJson {
 
 export async function startLocalCluster(
   n: number,
-  opts: { logLevel?: string; extraArgs?: string[]; peerProxies?: boolean } = {},
+  opts: {
+    logLevel?: string;
+    extraArgs?: string[];
+    peerProxies?: boolean;
+    /** --cluster value (default local:DIR/cluster). */
+    cluster?: string;
+    /** Bind address of node i (default 127.0.0.1); distinct loopback addresses are distinct hosts (zones). */
+    hostOf?: (i: number) => string;
+  } = {},
 ): Promise<LocalCluster> {
   const dir = tempDir('sheepfold-cluster-');
   const clusterDir = path.join(dir, 'cluster');
@@ -82,7 +92,9 @@ export async function startLocalCluster(
       '--port',
       String(node.port),
       '--cluster',
-      `local:${clusterDir}`,
+      opts.cluster ?? `local:${clusterDir}`,
+      '--bind',
+      node.host,
       '--log-level',
       opts.logLevel ?? 'warn',
       ...(node.proxyPort !== undefined ? ['--advertise', `127.0.0.1:${node.proxyPort}`] : []),
@@ -95,9 +107,9 @@ export async function startLocalCluster(
 
   const addNode = async (): Promise<ClusterNode> => {
     const index = nodes.length;
-    const node: ClusterNode = { index, port: await freePort(), store: path.join(dir, `n${index}`), proc: null };
+    const node: ClusterNode = { index, host: opts.hostOf?.(index) ?? '127.0.0.1', port: await freePort(), store: path.join(dir, `n${index}`), proc: null };
     if (opts.peerProxies) {
-      node.proxy = new FaultProxy({ targetHost: '127.0.0.1', targetPort: node.port });
+      node.proxy = new FaultProxy({ targetHost: node.host, targetPort: node.port });
       node.proxyPort = await node.proxy.start();
     }
     nodes.push(node);
@@ -113,10 +125,10 @@ export async function startLocalCluster(
   };
 
   const dog = (args: string[], o: { node?: number; input?: Buffer; timeoutMs?: number } = {}): Promise<RunResult> =>
-    run(process.execPath, [DOG_BIN, ...args, '-p', String(target(o.node).port)], { input: o.input, timeoutMs: o.timeoutMs ?? 300_000 });
+    run(process.execPath, [DOG_BIN, ...args, '-a', target(o.node).host, '-p', String(target(o.node).port)], { input: o.input, timeoutMs: o.timeoutMs ?? 300_000 });
 
   const dogBinary = (args: string[], o: { node?: number; timeoutMs?: number } = {}) =>
-    runBinary(process.execPath, [DOG_BIN, ...args, '-p', String(target(o.node).port)], { timeoutMs: o.timeoutMs ?? 300_000 });
+    runBinary(process.execPath, [DOG_BIN, ...args, '-a', target(o.node).host, '-p', String(target(o.node).port)], { timeoutMs: o.timeoutMs ?? 300_000 });
 
   const dogJson = async <T>(args: string[], o: { node?: number } = {}): Promise<T> => {
     const r = await dog([...args, '--json'], o);
