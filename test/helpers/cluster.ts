@@ -47,6 +47,51 @@ export interface LocalCluster {
 interface NodeListEntry {
   addr: string;
 }
+/** `dog node list --json` entry. */
+export interface NodeJson {
+  addr: string;
+  zone: number;
+}
+/** `dog vdi object location --json`. */
+export interface LocationJson {
+  nodes: { node: string; zone: number; has: boolean }[];
+  zones: number[];
+}
+
+/**
+ * Wait until every node (as `dogJson` reaches it) reports `count` nodes and the same epoch, with recovery
+ * finished everywhere; returns the epoch.
+ */
+export async function waitSettledVia<N>(
+  nodes: () => N[],
+  dogJson: <T>(node: N | undefined, args: string[]) => Promise<T>,
+  count: number,
+  timeoutMs = 120_000,
+): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      const epochs = new Set<number>();
+      let ok = true;
+      for (const node of nodes()) {
+        const list = await dogJson<NodeListEntry[]>(node, ['node', 'list']);
+        const info = await dogJson<ClusterInfoJson>(node, ['cluster', 'info']);
+        epochs.add(info.epoch);
+        if (list.length !== count) ok = false;
+      }
+      if (ok && epochs.size === 1) {
+        const rec = await dogJson<RecoveryJson>(undefined, ['node', 'recovery']);
+        if (rec.nodes.length === count && rec.nodes.every((x) => !x.inRecovery)) return [...epochs][0] as number;
+        last = JSON.stringify(rec);
+      } else last = `epochs ${[...epochs].join(',')}`;
+    } catch (err) {
+      last = String(err);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`cluster did not settle at ${count} nodes: ${last}`);
+}
 interface RecoveryJson {
   nodes: { addr: string; inRecovery: boolean; state: number; finished: string | number; total: string | number }[];
 }
@@ -136,31 +181,8 @@ export async function startLocalCluster(
     return JSON.parse(r.stdout) as T;
   };
 
-  const waitSettled = async (count: number, timeoutMs = 120_000): Promise<number> => {
-    const deadline = Date.now() + timeoutMs;
-    let last = '';
-    while (Date.now() < deadline) {
-      try {
-        const epochs = new Set<number>();
-        let ok = true;
-        for (const node of live()) {
-          const list = await dogJson<NodeListEntry[]>(['node', 'list'], { node: node.index });
-          const info = await dogJson<ClusterInfoJson>(['cluster', 'info'], { node: node.index });
-          epochs.add(info.epoch);
-          if (list.length !== count) ok = false;
-        }
-        if (ok && epochs.size === 1) {
-          const rec = await dogJson<RecoveryJson>(['node', 'recovery']);
-          if (rec.nodes.length === count && rec.nodes.every((x) => !x.inRecovery)) return [...epochs][0] as number;
-          last = JSON.stringify(rec);
-        } else last = `epochs ${[...epochs].join(',')}`;
-      } catch (err) {
-        last = String(err);
-      }
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    throw new Error(`cluster did not settle at ${count} nodes: ${last}`);
-  };
+  const waitSettled = (count: number, timeoutMs = 120_000): Promise<number> =>
+    waitSettledVia(live, (node, args) => dogJson(args, node ? { node: node.index } : {}), count, timeoutMs);
 
   const killNode = async (i: number): Promise<void> => {
     const node = nodes[i];

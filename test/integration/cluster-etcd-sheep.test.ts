@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { hostZone } from '../../src/sheep/index.js';
-import { startLocalCluster, type LocalCluster } from '../helpers/cluster.js';
+import { startLocalCluster, type LocalCluster, type LocationJson, type NodeJson } from '../helpers/cluster.js';
 import { startEtcd, stopEtcd, type EtcdMember } from '../helpers/etcd.js';
 import { cleanupTempDirs, killAll } from '../helpers/proc.js';
 
@@ -23,15 +23,6 @@ afterAll(async () => {
   if (etcd) await stopEtcd(etcd);
   cleanupTempDirs();
 }, 120_000);
-
-interface NodeJson {
-  addr: string;
-  zone: number;
-}
-interface LocationJson {
-  nodes: { node: string; zone: number; has: boolean }[];
-  zones: number[];
-}
 
 describe('sheep on the etcd cluster driver', () => {
   it('3 sheep: format -c 3 → copies on 3 zones (hosts); kill one → failed leave, new epoch, I/O goes on; back → recovery, check clean', async () => {

@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Etcd3 } from 'etcd3';
 import { EtcdClusterDriver, parseEtcdSpec } from '../../src/sheep/cluster/etcd.js';
 import { driverContract, track, until } from '../helpers/cluster-driver-contract.js';
-import { startEtcd, stopEtcd, type EtcdMember } from '../helpers/etcd.js';
+import { retainedRevisions, startEtcd, stopEtcd, type EtcdMember } from '../helpers/etcd.js';
 
 let etcd: EtcdMember;
 let admin: Etcd3;
@@ -31,33 +31,10 @@ function make(prefix: string, o: { compactEvery?: number; ttlSeconds?: number } 
   return d;
 }
 
-/** Revisions etcd still keeps history for (current − compacted), found by probing reads at old revisions. */
-async function retainedRevisions(prefix: string): Promise<number> {
-  const key = Buffer.from(`${prefix}/log`);
-  const head = Number((await admin.kv.range({ key })).header.revision);
-  let lo = 1;
-  let hi = head; // invariant: reading at hi works
-  const readable = async (rev: number): Promise<boolean> =>
-    admin.kv.range({ key, revision: rev }).then(
-      () => true,
-      (err: Error) => {
-        if (/compacted/.test(err.message)) return false;
-        throw err;
-      },
-    );
-  if (await readable(lo)) return head;
-  while (hi - lo > 1) {
-    const mid = Math.floor((lo + hi) / 2);
-    if (await readable(mid)) hi = mid;
-    else lo = mid;
-  }
-  return head - hi;
-}
-
 describe('etcd cluster driver (real etcd)', () => {
   driverContract(() => {
     const prefix = `/sf-test-${process.pid}-${++prefixN}`;
-    return { make: (o = {}) => make(prefix, o), retained: () => retainedRevisions(prefix) };
+    return { make: (o = {}) => make(prefix, o), retained: () => retainedRevisions(admin, Buffer.from(`${prefix}/log`)) };
   });
 
   it('parses etcd:ENDPOINTS[/PREFIX] and rejects what it cannot use', () => {

@@ -24,7 +24,7 @@ import fs from 'node:fs';
 import type { Logger } from '../../obs/log.js';
 import { componentLogger } from '../../obs/log.js';
 import type { ClusterDriver, ClusterEvent, ClusterMember, ClusterSnapshotter } from './local.js';
-import { deliverMessage, oldestMember } from './delivery.js';
+import { deliverMessage, GroupCommit, oldestMember } from './delivery.js';
 
 export interface EtcdTlsOptions {
   /** PEM files. */
@@ -50,6 +50,8 @@ export interface EtcdDriverOptions {
 export const ETCD_DEFAULT_PREFIX = '/sheepfold';
 export const ETCD_DEFAULT_TTL_S = 3;
 export const ETCD_DEFAULT_COMPACT_EVERY = 10_000;
+/** Event seqs are revision·SEQ_PER_REV + index within the revision (a batched put holds fewer records). */
+const SEQ_PER_REV = 1024;
 
 /**
  * `etcd:ENDPOINTS[/PREFIX]`, ENDPOINTS a comma-separated list of http(s) URLs; a path on the last one is the
@@ -155,7 +157,13 @@ export class EtcdClusterDriver implements ClusterDriver {
   /** mod_revision of PREFIX/snap as last seen (a snapshot write only succeeds over the one we saw). */
   private snapModRev = 0;
   private snapshotting = false;
-  private appendChain: Promise<unknown> = Promise.resolve();
+  /** This member's broadcasts, in order; those queued during a put go out together as one put (one revision). */
+  private readonly appends = new GroupCommit<LogRecord>(
+    (recs) => this.client.kv.put({ key: this.logKey, value: Buffer.from(JSON.stringify(recs.length === 1 ? recs[0] : recs)) }).then(() => undefined),
+    SEQ_PER_REV - 1,
+    512 * 1024,
+    (r) => JSON.stringify(r).length,
+  );
   private syncing: { started: number; done: Promise<void> } | null = null;
   private closed = false;
   private expelled = false;
@@ -221,7 +229,7 @@ export class EtcdClusterDriver implements ClusterDriver {
       this.lastSnapRev = s.rev;
       for (const m of s.members) this.current.set(m.id, m);
       for (const [id, n] of s.lastN) this.lastN.set(id, n);
-      await this.handler({ type: 'snapshot', seq: s.rev, historical: true, state: s.state, members: this.members() });
+      await this.handler({ type: 'snapshot', seq: s.rev * SEQ_PER_REV, historical: true, state: s.state, members: this.members() });
       this.appliedRev = s.rev;
       start = s.rev + 1;
       this.log.info({ rev: s.rev, members: s.members.length }, 'cluster_snapshot_loaded');
@@ -299,11 +307,8 @@ export class EtcdClusterDriver implements ClusterDriver {
     const n = ++this.msgCounter;
     const delivered = new Promise<number>((resolve) => this.waiters.set(n, resolve));
     const rec: LogRecord = { t: 'msg', from: this.selfId, n, payload };
-    // Serialized so this member's messages keep their send order.
-    const put = this.appendChain.then(() => this.client.kv.put({ key: this.logKey, value: Buffer.from(JSON.stringify(rec)) }));
-    this.appendChain = put.catch(() => undefined);
     try {
-      await put;
+      await this.appends.add(rec);
     } catch (err) {
       this.waiters.delete(n);
       throw err;
@@ -381,7 +386,7 @@ export class EtcdClusterDriver implements ClusterDriver {
   async leave(): Promise<void> {
     if (!this.self || this.expelled || this.closed) return;
     const rec: LogRecord = { t: 'leave', id: this.selfId, reason: 'graceful' };
-    await this.appendChain;
+    await this.appends.idle();
     await this.client.kv.txn({
       compare: [],
       success: [
@@ -418,7 +423,7 @@ export class EtcdClusterDriver implements ClusterDriver {
     // must stop being a member; rejoin refuses, so it ends.
     if (this.self && !this.expelled) {
       this.expelled = true;
-      void this.handler({ type: 'expelled', seq: this.appliedRev, historical: false });
+      void this.handler({ type: 'expelled', seq: this.appliedRev * SEQ_PER_REV, historical: false });
     }
   }
 
@@ -435,24 +440,33 @@ export class EtcdClusterDriver implements ClusterDriver {
   private async pump(): Promise<void> {
     while (this.queue.length > 0 && !this.closed) {
       const res = this.queue.shift()!;
+      let rev = 0;
+      let sub = 0;
+      // Events delivered in a revision get seq rev·1024 + i (a batch of records shares one revision).
+      const nextSeq = (): number => rev * SEQ_PER_REV + sub++;
       for (const ev of res.events) {
-        const rev = Number(ev.kv.mod_revision);
-        if (rev <= this.appliedRev && ev.kv.key.equals(this.logKey)) continue; // resent after a reconnect
-        await this.apply(ev.type === 'Put' ? 'put' : 'delete', ev.kv, rev);
+        const r = Number(ev.kv.mod_revision);
+        if (r <= this.appliedRev) continue; // resent after a reconnect
+        if (r !== rev) {
+          rev = r;
+          sub = 0;
+        }
+        await this.apply(ev.type === 'Put' ? 'put' : 'delete', ev.kv, rev, nextSeq);
         if (this.closed) return;
-        this.appliedRev = Math.max(this.appliedRev, rev);
       }
+      // A revision's events all come in one response: this one is now fully delivered.
+      if (rev > this.appliedRev) this.appliedRev = rev;
       for (const w of this.appliedWaiters.splice(0)) w();
       // Between two watch responses no revision is half delivered (a transaction's events come in one response).
       if (this.recordsSinceSnap >= this.compactEvery) await this.maybeSnapshot();
     }
   }
 
-  private async apply(type: 'put' | 'delete', kv: IKeyValue, seq: number): Promise<void> {
+  private async apply(type: 'put' | 'delete', kv: IKeyValue, rev: number, nextSeq: () => number): Promise<void> {
     const key = kv.key.toString('utf8');
     if (kv.key.equals(this.snapKey)) {
       if (type === 'put') {
-        this.snapModRev = seq;
+        this.snapModRev = rev;
         const s = JSON.parse(kv.value.toString('utf8')) as Snapshot;
         if (s.rev > this.lastSnapRev) {
           this.lastSnapRev = s.rev;
@@ -463,6 +477,7 @@ export class EtcdClusterDriver implements ClusterDriver {
     }
     const historical = this.self === null;
     if (key.startsWith(this.memberPrefix)) {
+      const seq = nextSeq();
       const id = key.slice(this.memberPrefix.length);
       if (type === 'put') {
         if (this.current.has(id)) return; // only the creation is a join
@@ -492,8 +507,12 @@ export class EtcdClusterDriver implements ClusterDriver {
       return;
     }
     if (!kv.key.equals(this.logKey) || type !== 'put') return;
+    const parsed = JSON.parse(kv.value.toString('utf8')) as LogRecord | LogRecord[];
+    for (const rec of Array.isArray(parsed) ? parsed : [parsed]) await this.applyRecord(rec, nextSeq(), historical);
+  }
+
+  private async applyRecord(rec: LogRecord, seq: number, historical: boolean): Promise<void> {
     this.recordsSinceSnap++;
-    const rec = JSON.parse(kv.value.toString('utf8')) as LogRecord;
     if (rec.t === 'leave') {
       const m = this.current.get(rec.id);
       if (!m) return;

@@ -26,7 +26,7 @@ import { randomUUID } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../../obs/log.js';
 import { componentLogger } from '../../obs/log.js';
-import { deliverMessage, oldestMember } from './delivery.js';
+import { deliverMessage, GroupCommit, oldestMember } from './delivery.js';
 
 const REC_MAGIC = 0x5346434c; // 'SFCL'
 const REC_HEADER = 16;
@@ -165,7 +165,7 @@ export class LocalClusterDriver extends EventEmitter implements ClusterDriver {
   private closed = false;
   private expelled = false;
   /** Appends from this member are serialized so its messages keep their send order in the log. */
-  private appendChain: Promise<void> = Promise.resolve();
+  private readonly appends = new GroupCommit<Buffer>((bufs) => this.appendNow(bufs), 1024, 4 * 1024 * 1024, (b) => b.length);
 
   constructor(opts: LocalDriverOptions) {
     super();
@@ -311,21 +311,14 @@ export class LocalClusterDriver extends EventEmitter implements ClusterDriver {
     return this.writeSeg;
   }
 
-  /** Append one record (after every earlier append of this member) with a single write, durably. */
+  /** Append one record (after every earlier append of this member), durably; concurrent ones share a write. */
   private append(rec: Record): Promise<void> {
-    const next = this.appendChain.then(() => this.appendNow(rec));
-    this.appendChain = next.catch(() => undefined);
-    return next;
+    return this.appends.add(encodeRecord(rec));
   }
 
-  private async appendNow(rec: Record, segment?: number): Promise<void> {
-    const body = Buffer.from(JSON.stringify(rec), 'utf8');
-    if (body.length > MAX_RECORD) throw new Error(`cluster record of ${body.length} bytes exceeds ${MAX_RECORD}`);
-    const buf = Buffer.alloc(REC_HEADER + body.length);
-    buf.writeUInt32LE(REC_MAGIC, 0);
-    buf.writeUInt32LE(body.length, 4);
-    buf.writeUInt32LE(crc32(body), 8);
-    body.copy(buf, REC_HEADER);
+  /** Append records with a single write (atomic against other appenders) and fdatasync. */
+  private async appendNow(recs: Buffer[], segment?: number): Promise<void> {
+    const buf = recs.length === 1 ? recs[0]! : Buffer.concat(recs);
     for (;;) {
       const k = segment ?? (await this.newestSegment());
       const fh = await fsp.open(this.segPath(k), 'a+');
@@ -356,7 +349,7 @@ export class LocalClusterDriver extends EventEmitter implements ClusterDriver {
       throw err;
     }
     this.compacting = k;
-    await this.appendNow({ t: 'seal', by: this.selfId }, k);
+    await this.appendNow([encodeRecord({ t: 'seal', by: this.selfId })], k);
   }
 
   /** Passing the seal of segment `k` that we appended: the state here is that of the start of `k + 1`. */
@@ -545,7 +538,7 @@ export class LocalClusterDriver extends EventEmitter implements ClusterDriver {
 
   /**
    * A compactor that died between creating the next segment and sealing the current one would leave every
-   * reader at the end of a segment whose successor takes the appends: after the failure timeout, seal it.
+   * reader at the end of a segment whose successor takes the appends: after 5× the failure timeout, seal it.
    */
   private async sealAbandoned(now: number): Promise<void> {
     const fd = this.readFd;
@@ -559,10 +552,11 @@ export class LocalClusterDriver extends EventEmitter implements ClusterDriver {
       return;
     }
     this.unsealedSince ??= now;
-    if (now - this.unsealedSince < this.failTimeoutMs) return;
+    // A live compactor seals right after creating the segment (one fdatasync); give it ample time.
+    if (now - this.unsealedSince < 5 * this.failTimeoutMs) return;
     this.log.warn({ segment: this.readSeg }, 'cluster_segment_sealed_for_dead_compactor');
     this.unsealedSince = null;
-    await this.appendNow({ t: 'seal', by: this.selfId }, this.readSeg);
+    await this.appendNow([encodeRecord({ t: 'seal', by: this.selfId })], this.readSeg);
     this.kick();
   }
 }
@@ -576,8 +570,23 @@ async function exists(p: string): Promise<boolean> {
   }
 }
 
-/** Whether `rec` (exact bytes) occurs in the segment open as `fh` before its first seal record. */
-async function beforeSeal(fh: fsp.FileHandle, rec: Buffer): Promise<boolean> {
+function encodeRecord(rec: Record): Buffer {
+  const body = Buffer.from(JSON.stringify(rec), 'utf8');
+  if (body.length > MAX_RECORD) throw new Error(`cluster record of ${body.length} bytes exceeds ${MAX_RECORD}`);
+  const buf = Buffer.alloc(REC_HEADER + body.length);
+  buf.writeUInt32LE(REC_MAGIC, 0);
+  buf.writeUInt32LE(body.length, 4);
+  buf.writeUInt32LE(crc32(body), 8);
+  body.copy(buf, REC_HEADER);
+  return buf;
+}
+
+/**
+ * Whether the write that starts with record `buf` (exact bytes; a batch is one write, so all or none of it)
+ * lies in the segment open as `fh` before its first seal record.
+ */
+async function beforeSeal(fh: fsp.FileHandle, buf: Buffer): Promise<boolean> {
+  const rec = buf.subarray(0, REC_HEADER + buf.readUInt32LE(4));
   const { size } = await fh.stat();
   const all = Buffer.alloc(size);
   await fh.read(all, 0, size, 0);
