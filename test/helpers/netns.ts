@@ -7,7 +7,7 @@
 // without killing), and tc netem (loss, delay, jitter) on a host's link.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { run, start, type Proc, type RunResult } from './proc.js';
+import { run, runBinary, start, type Proc, type RunResult } from './proc.js';
 
 export interface NsHost {
   index: number;
@@ -21,6 +21,8 @@ export interface NsHost {
   start(cmd: string, args: string[]): Proc;
   /** Run a command to completion inside the host. */
   run(cmd: string, args: string[], opts?: { input?: Buffer | string; timeoutMs?: number }): Promise<RunResult>;
+  /** Same, stdout as bytes. */
+  runBinary(cmd: string, args: string[], opts?: { timeoutMs?: number }): Promise<{ code: number; stdout: Buffer; stderr: string }>;
   procs: Set<Proc>;
 }
 
@@ -117,6 +119,7 @@ export async function createHosts(n: number): Promise<NsNet> {
           return p;
         },
         run: (cmd, args, opts = {}) => run('ip', ['netns', 'exec', ns, cmd, ...args], opts),
+        runBinary: (cmd, args, opts = {}) => runBinary('ip', ['netns', 'exec', ns, cmd, ...args], opts),
       });
     }
   } catch (err) {
