@@ -4,7 +4,9 @@
 // - host 2 crashes (every process SIGKILLed, its link down) under a verifying workload (each write read back
 //   and compared through another host): no error, the cluster goes on with 2 hosts (etcd keeps quorum with 2 of
 //   3); the host comes back (link up, its etcd member and sheep restarted): recovery, `dog vdi check` clean,
-//   every byte equal when read through each host.
+//   every byte equal when read through each host;
+// - host 2 partitioned for 15 s (processes alive): removed by the others, I/O goes on; after the heal it rejoins
+//   as a new incarnation (expelled → rejoin) and recovers.
 import { afterAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -49,7 +51,7 @@ async function readBack(h: NsHost, image: Buffer): Promise<void> {
 }
 
 describe('sheep on three namespace hosts with a 3-member etcd', () => {
-  it('format -c 3 → copies on 3 distinct hosts; host crash and return under verifying I/O → no error, recovery, check clean', async () => {
+  it('format -c 3 → copies on 3 distinct hosts; host crash and return, then a 15 s partition, under verifying I/O → no error, recovery, rejoin, check clean', async () => {
     net = await createHosts(3);
     const hosts = net.hosts;
     const dir = tempDir('sf-hosts-');
@@ -124,10 +126,27 @@ describe('sheep on three namespace hosts with a 3-member etcd', () => {
     await waitHealthy(endpoints, 60_000, (c, a) => hosts[0]!.run(c, a));
     await startSheep(2);
     await waitSettled(hosts, 3, 180_000);
+    const afterReturn = writes;
+
+    // Host 2 partitioned (link down, processes alive) for 15 s: its etcd member is in the minority and its
+    // sheep's lease expires, so the others remove it and go on; after the heal the sheep reads its own removal
+    // (expelled), rejoins as a new incarnation and recovers.
+    const epochBefore = (await dogJson<{ epoch: number }>(h0, ['cluster', 'info'])).epoch;
+    await net.partition(2);
+    const epochPart = await waitSettled(hosts.slice(0, 2), 2, 120_000);
+    expect(epochPart).toBeGreaterThan(epochBefore);
+    await new Promise((r) => setTimeout(r, 15_000));
+    await net.heal(2);
+    await waitSettled(hosts, 3, 180_000);
+    const sheep2 = [...hosts[2]!.procs].find((p) => p.output().includes('sheep ready'));
+    expect(sheep2?.output()).toMatch(/cluster_expelled/);
+    expect(sheep2?.output()).toMatch(/cluster_rejoin/);
+
     stop = true;
     await workload.catch(() => undefined);
     expect(workloadError).toBeNull();
     expect(writes).toBeGreaterThan(before);
+    expect(writes).toBeGreaterThan(afterReturn);
     const check = await dog(h0, ['vdi', 'check', 'v']);
     expect(check.code, check.stdout + check.stderr).toBe(0);
     for (const h of hosts) await readBack(h, image);
