@@ -5,13 +5,16 @@
 //   and compared through another host): no error, the cluster goes on with 2 hosts (etcd keeps quorum with 2 of
 //   3); the host comes back (link up, its etcd member and sheep restarted): recovery, `dog vdi check` clean,
 //   every byte equal when read through each host;
-// - host 2 partitioned for 15 s (processes alive): removed by the others, I/O goes on; after the heal it rejoins
-//   as a new incarnation (expelled → rejoin) and recovers.
+// - host 2 partitioned for 15 s (processes alive): its sheep fences itself within the lease TTL (refuses to serve
+//   or acknowledge), the others remove it and I/O goes on; after the heal it rejoins as a new incarnation
+//   (expelled → rejoin) and recovers.
 import { afterAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { hostZone } from '../../src/sheep/index.js';
+import { SheepClient, SheepError } from '../../src/client/index.js';
+import * as C from '../../src/proto/sheepdog/constants.js';
 import { waitSettledVia, type LocationJson, type NodeJson } from '../helpers/cluster.js';
 import { startEtcdMember, waitHealthy, type EtcdMemberSpec } from '../helpers/etcd.js';
 import { createHosts, type NsHost, type NsNet } from '../helpers/netns.js';
@@ -104,7 +107,10 @@ describe('sheep on three namespace hosts with a 3-member etcd', () => {
         if (w.code !== 0) throw new Error(`write ${k} failed: ${w.stderr}`);
         data.copy(image, off);
         const r = await hosts[1]!.runBinary(process.execPath, [DOG_BIN, 'vdi', 'read', 'v', String(off), String(MiB), '-a', hosts[1]!.addr, '-p', String(SHEEP_PORT)], { timeoutMs: 120_000 });
-        if (r.code !== 0 || !r.stdout.equals(data)) throw new Error(`read-back ${k} differs (${r.code}: ${r.stderr})`);
+        if (r.code !== 0 || !r.stdout.equals(data)) {
+          const fences = hosts.map((h) => [...h.procs].map((p) => (p.output().match(/cluster_(un)?fenced[^\n]*/g) ?? []).join('\n')).join(''));
+          throw new Error(`read-back ${k} at ${off} differs (${r.code}: ${r.stderr}; ${r.stdout.length} bytes, first diff at ${r.stdout.findIndex((b, i) => b !== data[i])})\n${fences.join('\n')}`);
+        }
         writes++;
       }
     })();
@@ -132,8 +138,38 @@ describe('sheep on three namespace hosts with a 3-member etcd', () => {
     // sheep's lease expires, so the others remove it and go on; after the heal the sheep reads its own removal
     // (expelled), rejoins as a new incarnation and recovers.
     const epochBefore = (await dogJson<{ epoch: number }>(h0, ['cluster', 'info'])).epoch;
+    // The partitioned sheep is watched through its unix socket (the test runs outside the namespaces).
+    const own = new SheepClient({ gateways: `unix:${path.join(dir, 'sheep2', 'sock')}`, reconnectTimeoutMs: 0 });
+    const { vid } = await own.getVdiInfo('v');
+    await own.readInode(vid);
     await net.partition(2);
+    const parted = Date.now();
+    let fencedMs = -1;
+    for (;;) {
+      const r = await own.readInode(vid).then(
+        () => null,
+        (err: unknown) => err,
+      );
+      if (r instanceof SheepError && r.result === C.SD_RES_NETWORK_ERROR) {
+        fencedMs = Date.now() - parted;
+        break;
+      }
+      if (r !== null) throw r;
+      if (Date.now() - parted > 10_000) break;
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    // Fenced within the lease TTL (2 s): TTL − 0.5 s after its last confirmed keepalive, before the others can
+    // remove it; from then on it neither serves nor acknowledges.
+    expect(fencedMs).toBeGreaterThan(0);
+    expect(fencedMs).toBeLessThanOrEqual(2_000);
+    const w2 = await own.readInode(vid).then(
+      () => 'served',
+      (err: unknown) => (err instanceof SheepError ? C.resultName(err.result) : String(err)),
+    );
+    expect(w2).toBe('NETWORK_ERROR');
+    own.close();
     const epochPart = await waitSettled(hosts.slice(0, 2), 2, 120_000);
+    const removedMs = Date.now() - parted;
     expect(epochPart).toBeGreaterThan(epochBefore);
     await new Promise((r) => setTimeout(r, 15_000));
     await net.heal(2);
@@ -159,6 +195,9 @@ describe('sheep on three namespace hosts with a 3-member etcd', () => {
       located++;
     }
     expect(located).toBeGreaterThanOrEqual(4);
-    console.log(`hosts: host crash → settled at 2 hosts after ${settledMs} ms; ${writes} verified 1 MiB writes, 0 errors`);
+    console.log(
+      `hosts: host crash → settled at 2 hosts after ${settledMs} ms; partitioned sheep fenced after ${fencedMs} ms, ` +
+        `removed by the others (settled) after ${removedMs} ms; ${writes} verified 1 MiB writes, 0 errors`,
+    );
   });
 });

@@ -50,6 +50,11 @@ export interface EtcdDriverOptions {
 export const ETCD_DEFAULT_PREFIX = '/sheepfold';
 export const ETCD_DEFAULT_TTL_S = 3;
 export const ETCD_DEFAULT_COMPACT_EVERY = 10_000;
+/**
+ * Self-fencing margin: a member stops acknowledging this long before the lease could have expired on the
+ * server (timer and scheduling slack), i.e. at TTL − margin after the last keepalive that etcd confirmed.
+ */
+export const FENCE_MARGIN_MS = 500;
 /** Event seqs are revision·SEQ_PER_REV + index within the revision (a batched put holds fewer records). */
 const SEQ_PER_REV = 1024;
 
@@ -168,6 +173,10 @@ export class EtcdClusterDriver implements ClusterDriver {
   private closed = false;
   private expelled = false;
   private leaseLost = false;
+  /** When the last keepalive etcd confirmed was sent: the lease lives at least until then + TTL. */
+  private aliveSince = 0;
+  private fenceLogged = false;
+  private fenceTimer: NodeJS.Timeout | null = null;
   private fatal: Error | null = null;
 
   constructor(opts: EtcdDriverOptions) {
@@ -208,9 +217,23 @@ export class EtcdClusterDriver implements ClusterDriver {
     return this.self;
   }
 
-  /** Whether this member's lease is known to be valid (false once etcd could not be reached for a TTL). */
-  get leaseValid(): boolean {
-    return this.self !== null && !this.leaseLost && !this.expelled;
+  /**
+   * Self-fencing: true unless etcd confirmed a keepalive of our lease sent less than TTL − margin ago (and we
+   * are a member). A sheep cut off from the etcd majority is fenced before the others can remove it.
+   */
+  fenced(): boolean {
+    if (!this.self || this.expelled || this.leaseLost || this.fatal) return true;
+    return this.now() >= this.aliveSince + this.ttl * 1000 - FENCE_MARGIN_MS;
+  }
+
+  private logFence(): void {
+    if (!this.self || this.closed) return;
+    const f = this.fenced();
+    if (f === this.fenceLogged) return;
+    this.fenceLogged = f;
+    const sinceMs = this.now() - this.aliveSince;
+    if (f) this.log.error({ sinceConfirmedMs: sinceMs }, 'cluster_fenced');
+    else this.log.warn({ sinceConfirmedMs: sinceMs }, 'cluster_unfenced');
   }
 
   async join(node: string, info: unknown): Promise<ClusterMember> {
@@ -285,6 +308,11 @@ export class EtcdClusterDriver implements ClusterDriver {
   private async putMember(): Promise<ClusterMember> {
     const lease = this.client.lease(this.ttl, { autoKeepAlive: true });
     this.lease = lease;
+    let firedAt = 0;
+    lease.on('keepaliveFired', () => (firedAt = this.now()));
+    lease.on('keepaliveSucceeded', () => {
+      if (this.lease === lease) this.aliveSince = Math.max(this.aliveSince, firedAt);
+    });
     lease.on('lost', (err) => {
       if (this.lease !== lease || this.closed) return;
       this.leaseLost = true;
@@ -293,8 +321,11 @@ export class EtcdClusterDriver implements ClusterDriver {
     const id = this.selfId;
     const joined = new Promise<ClusterMember>((resolve, reject) => (this.joinWaiter = { id, resolve, reject }));
     if (this.fatal) throw this.fatal;
+    const asked = this.now();
     const leaseId = await lease.grant();
+    this.aliveSince = asked;
     this.leaseLost = false;
+    this.fenceTimer ??= setInterval(() => this.logFence(), 100);
     const value: MemberValue = { node: this.selfNode, pid: process.pid, info: this.selfInfo, ts: this.now() };
     await this.client.put(`${this.memberPrefix}${id}`).value(JSON.stringify(value)).lease(leaseId).exec();
     return joined;
@@ -403,6 +434,7 @@ export class EtcdClusterDriver implements ClusterDriver {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.fenceTimer) clearInterval(this.fenceTimer);
     const lease = this.lease;
     this.lease = null;
     // A closed member's lease is left to expire unless it left: a crash and a close without leave look alike.

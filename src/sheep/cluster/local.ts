@@ -114,6 +114,12 @@ export interface ClusterDriver {
   members(): ClusterMember[];
   /** Events in total order; the driver awaits each handler before delivering the next. */
   onEvent(handler: (e: ClusterEvent) => void | Promise<void>): void;
+  /**
+   * True while this member cannot prove it is still a member — cut off from the coordination service long
+   * enough that the others may already have removed it: it must not acknowledge anything (self-fencing).
+   * Absent: the driver cannot be cut off (one host).
+   */
+  fenced?(): boolean;
   /** Compaction: where the driver takes snapshots of the applied state from. */
   setSnapshotter?(s: ClusterSnapshotter): void;
   /**
