@@ -3,7 +3,11 @@
 // the min(copies, zones) replica nodes the ring picks, a Boyer–Moore majority over the copies found, then
 // REPAIR_REPLICA (pull from the majority node) to each replica that lacks the object or differs. With one
 // replica this proves the object exists and is readable in full (the node hashes the whole object).
+// Versions first: a copy its sheep does not hold current (recovery has not made it so) does not vote and is
+// repaired like a differing one; where the current copies disagree without a majority, the one with the
+// newest version (write epoch, then writes in it) wins, and only equal newest versions are left unrepaired.
 import * as C from '../proto/sheepdog/constants.js';
+import { emptyReqArgs, makeRequest } from '../proto/sheepdog/header.js';
 import { Ring, vidToDataOid, vidToVdiOid, countDataObjs, type Inode, type SdNode } from '../proto/sheepdog/index.js';
 import { SheepError, type SheepClient } from '../client/index.js';
 import { addrToStr, oid16, strnumber } from './format.js';
@@ -30,6 +34,32 @@ export interface CheckProgress {
 
 const UNREADABLE = 'unreadable';
 const DOWN = 'down';
+
+/** One replica's answer: digest (hex) and version, or why it has none. */
+export type Found = { digest: string; ver: [number, number] | null } | null | typeof UNREADABLE | typeof DOWN;
+
+/** GET_HASH asking for the copy's version too (12 bytes: epoch, gen, current). */
+async function hashAndVersion(client: SheepClient, n: SdNode, oid: bigint, epoch: number): Promise<{ digest: string; ver: [number, number] | null }> {
+  const r = await client.forNode(n.nid).call(makeRequest(C.SD_OP_GET_HASH, { ...emptyReqArgs('obj'), oid, tgtEpoch: epoch }, { dataLength: 12 }));
+  const a = r.rsp.args;
+  const d = r.data;
+  return { digest: (a.kind === 'hash' ? a.digest : Buffer.alloc(20)).toString('hex'), ver: d && d.length >= 12 ? [d.readUInt32LE(0), d.readUInt32LE(4)] : null };
+}
+
+/** The digest of the single newest version among `found`, or null when the newest is not unique. */
+export function newest(found: readonly Found[]): string | null {
+  let best: { digest: string; ver: [number, number] } | null = null;
+  let tie = false;
+  for (const f of found) {
+    if (f === null || typeof f === 'string' || !f.ver) continue;
+    const cmp = best ? f.ver[0] - best.ver[0] || f.ver[1] - best.ver[1] : 1;
+    if (cmp > 0) {
+      best = { digest: f.digest, ver: f.ver };
+      tie = false;
+    } else if (cmp === 0 && f.digest !== best?.digest) tie = true;
+  }
+  return best && !tie ? best.digest : null;
+}
 
 /** Boyer–Moore majority over digests (hex); the winner must hold more than half of the copies found. */
 export function majority(digests: readonly string[]): string | null {
@@ -80,10 +110,11 @@ export async function checkVdi(
     // Per replica: its digest; null when it lacks the object; UNREADABLE when it cannot read its copy (EIO: a
     // corrupt copy, which does not vote and is repaired like a differing one); DOWN when the node cannot be
     // reached (reported; nothing can be done there).
-    const found = await Promise.all(
-      replicas.map(async (n): Promise<string | null> => {
+    // A copy its sheep does not hold current (NODE_IN_RECOVERY) counts as UNREADABLE: no vote, repaired.
+    const answers = await Promise.all(
+      replicas.map(async (n): Promise<Found> => {
         try {
-          return (await client.forNode(n.nid).getHash(oid, epoch)).toString('hex');
+          return await hashAndVersion(client, n, oid, epoch);
         } catch (err) {
           if (err instanceof SheepError) return err.result === C.SD_RES_NO_OBJ ? null : UNREADABLE;
           const line = `cannot reach ${addrToStr(n.nid)} for ${oid16(oid)}: ${err instanceof Error ? err.message : String(err)}`;
@@ -93,8 +124,9 @@ export async function checkVdi(
         }
       }),
     );
+    const found = answers.map((a) => (a !== null && typeof a === 'object' ? a.digest : a));
     const present = found.filter((d): d is string => d !== null && d !== UNREADABLE && d !== DOWN);
-    const winner = majority(present);
+    const winner = majority(present) ?? newest(answers);
     if (winner === null) {
       if (present.length === 0) {
         report.lost.push(oid16(oid));

@@ -34,6 +34,8 @@ export interface ProcessMetrics {
   inflight: Gauge<'proto'>;
   connections: Gauge<'proto'>;
   recoveryObjects: Gauge<'state'>;
+  /** Where the recovery gauges read from at scrape time (a sheep sets it once its node exists). */
+  recoverySource: { get: (() => { inRecovery: boolean; finished: number; total: number }) | null };
   locks: Gauge<'state'>;
   /** Event feed (sheep): open subscriptions and events published, by type. */
   feedSubscribers: Gauge;
@@ -78,11 +80,27 @@ export function createMetrics(component: string, labels: Record<string, string> 
     labelNames: ['proto'] as const,
     registers: [registry],
   });
+  const recoverySource: ProcessMetrics['recoverySource'] = { get: null };
   const recoveryObjects = new Gauge({
     name: 'sheepfold_recovery_objects',
     help: 'Recovery progress in objects (state=total|done)',
     labelNames: ['state'] as const,
     registers: [registry],
+    collect() {
+      const st = recoverySource.get?.();
+      if (!st) return;
+      this.set({ state: 'total' }, st.total);
+      this.set({ state: 'done' }, st.finished);
+    },
+  });
+  new Gauge({
+    name: 'sheepfold_recovery_in_progress',
+    help: '1 from an epoch change until every node of the epoch has all its objects current, else 0',
+    registers: [registry],
+    collect() {
+      const st = recoverySource.get?.();
+      if (st) this.set(st.inRecovery ? 1 : 0);
+    },
   });
   const locks = new Gauge({
     name: 'sheepfold_vdi_locks',
@@ -112,7 +130,7 @@ export function createMetrics(component: string, labels: Record<string, string> 
       latency.observe({ proto, op }, Number(process.hrtime.bigint() - start) / 1e9);
     };
   };
-  return { registry, requests, latency, bytes, inflight, connections, recoveryObjects, locks, feedSubscribers, feedEvents, time };
+  return { registry, requests, latency, bytes, inflight, connections, recoveryObjects, recoverySource, locks, feedSubscribers, feedEvents, time };
 }
 
 /** Serve `/metrics` on host:port; resolves with the bound address once listening. */

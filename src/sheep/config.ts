@@ -84,6 +84,23 @@ export class NodeStateFiles {
     this.epochDir = path.join(dir, 'epoch');
   }
 
+  /** The epoch of this node's last deletion of copies (currency.ts); 0 when it never deleted one. */
+  async loadPurgeEpoch(): Promise<number> {
+    try {
+      const b = await fsp.readFile(path.join(this.dir, 'purge_epoch'));
+      return b.length >= 4 ? b.readUInt32LE(0) : 0;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      throw err;
+    }
+  }
+
+  async savePurgeEpoch(epoch: number): Promise<void> {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(epoch >>> 0, 0);
+    await writeFileAtomic(path.join(this.dir, 'purge_epoch'), b);
+  }
+
   async loadConfig(): Promise<SheepConfig | null> {
     try {
       return decodeConfig(await fsp.readFile(this.configPath));

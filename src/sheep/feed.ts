@@ -184,7 +184,8 @@ export class EventFeed {
   /** Hook into the node: applied cluster events and recovery progress. */
   attach(): void {
     this.node.eventObserver = this.observer;
-    this.node.recovery.onProgress = (s) => this.onProgress(s);
+    // The cluster's view, not only this node's run: "done" only once every node of the epoch is.
+    this.node.recovery.onProgress = () => this.onProgress(this.node.recoveryState());
   }
 
   /** Unhook, end every subscriber. */
@@ -349,7 +350,7 @@ export class EventFeed {
   }
 
   private recoveryBody(s: RecoveryStatus): FeedEventBody {
-    const state = s.state === 0 ? 'preparing' : s.state === 1 && s.inRecovery ? 'recovering' : 'done';
+    const state = !s.inRecovery ? 'done' : s.state === 0 ? 'preparing' : 'recovering';
     return { type: 'recovery', node: nodeAddr(this.node.nid), state, done: s.finished, total: s.total, recoveryEpoch: s.epoch };
   }
 

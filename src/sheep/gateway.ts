@@ -35,7 +35,7 @@ import { SdError, resultOf } from './errors.js';
 import { SF_RES_FENCED } from '../proto/sheepdog/target-id.js';
 import type { LockTable, TargetIdentity } from './lock.js';
 import type { Mutex } from './mutex.js';
-import type { ObjectStore } from './store/store.js';
+import type { ClientStore } from './client-store.js';
 import type { VdiNamespace } from './vdi.js';
 import { ackEarly } from '../drill/faults.js';
 
@@ -56,7 +56,7 @@ export interface Placement {
 /** The local store as a replica. */
 export class LocalReplica implements ReplicaIo {
   readonly label = 'local';
-  constructor(private readonly store: ObjectStore) {}
+  constructor(private readonly store: ClientStore) {}
   create(oid: bigint, size: number, data: Buffer, offset: number, base: Buffer | undefined): Promise<void> {
     return this.store.create(oid, size, data, offset, base);
   }
@@ -74,7 +74,7 @@ export class LocalReplica implements ReplicaIo {
 /** Placement of a one-node cluster: every object lives in the local store. */
 export class SinglePlacement implements Placement {
   private readonly local: ReplicaIo[];
-  constructor(store: ObjectStore) {
+  constructor(store: ClientStore) {
     this.local = [new LocalReplica(store)];
   }
   replicas(): ReplicaIo[] {

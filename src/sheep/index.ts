@@ -63,6 +63,10 @@ export async function startSheep(opts: StartSheepOptions): Promise<RunningSheep>
     server = new SheepServer(node, { host, port, unixPaths, limits: opts.limits, log, metrics: opts.metrics });
   }
   await node.start();
+  if (opts.metrics) {
+    const n = node;
+    opts.metrics.recoverySource.get = () => n.recoveryState();
+  }
   await server.listen();
   let stopped = false;
   const stop = async (): Promise<void> => {

@@ -43,12 +43,12 @@ import { addrBytes, compareNodeId, encodeNodes, makeNodeId, nodeAddr, nodeIdEqua
 import { isVdiOid, oidToVid, vidToVdiOid } from '../proto/sheepdog/oid.js';
 import { componentLogger, type Logger } from '../obs/log.js';
 import { Ring } from '../proto/sheepdog/ring.js';
-import { DirtyTracker, TrackedStore } from './cluster/dirty.js';
+import { ClientStore } from './client-store.js';
 import type { ClusterDriver, ClusterEvent, ClusterMember } from './cluster/local.js';
 import { EpochHistory, nodeSetChanged, nodeSetOf, type MemberInfo, type NodeSet } from './epoch.js';
 import { PeerPool } from './peer-pool.js';
 import { RingPlacement } from './peer-replica.js';
-import { Recovery } from './recovery.js';
+import { Recovery, type RecoveryStatus } from './recovery.js';
 import { fromWireNodeId, isClusterMsg, toWireNodeId, type ClusterMsg } from './cluster/messages.js';
 import { SingleClusterDriver } from './cluster/single.js';
 import { decodeTagged, encodeTagged } from './cluster/snapshot.js';
@@ -117,7 +117,7 @@ interface ClusterStateSnapshot {
 export class SheepNode extends EventEmitter {
   readonly dir: string;
   readonly files: NodeStateFiles;
-  readonly store: ObjectStore;
+  readonly store: ClientStore;
   readonly vdis = new VdiNamespace();
   readonly locks = new LockTable();
   readonly namespaceMutex = new Mutex();
@@ -137,7 +137,9 @@ export class SheepNode extends EventEmitter {
   readonly clustered: boolean;
   /** The store without dirty tracking (recovery, cleanup); `store` records client-path changes. */
   readonly rawStore: ObjectStore;
-  readonly tracker = new DirtyTracker();
+  /** Epoch of this node's last deletion of copies, durable before the deletion (currency.ts). */
+  purgeEpoch = 0;
+  private purgeWrites: Promise<void> = Promise.resolve();
   readonly peers: PeerPool;
   readonly recovery: Recovery;
   /** Called before and after this node applies each delivered cluster event (the event feed, feed.ts). */
@@ -165,7 +167,7 @@ export class SheepNode extends EventEmitter {
     this.driver = opts.driver ?? new SingleClusterDriver();
     this.clustered = this.driver.name !== 'single';
     this.rawStore = opts.store ?? new PlainStore(opts.dir, this.log.child({ component: 'store' }));
-    this.store = this.clustered ? new TrackedStore(this.rawStore, this.tracker, () => this.epoch) : this.rawStore;
+    this.store = new ClientStore(this.rawStore, () => this.epoch, (epoch) => this.raisePurgeEpoch(epoch));
     this.nid = makeNodeId(opts.addr, opts.port);
     if (opts.advertise) this.nid = { ...this.nid, ioAddr: addrBytes(opts.advertise.host), ioPort: opts.advertise.port };
     this.zone = opts.zone ?? this.nid.addr.readUInt32LE(12);
@@ -180,6 +182,7 @@ export class SheepNode extends EventEmitter {
       copiesOf: (oid) => this.copiesOf(oid),
       objectSize: (oid) => this.gateway.objectSize(oid),
       tombstoned: (oid) => this.tombstones.has(oid),
+      purgeEpoch: () => this.purgeEpoch,
       announceDone: (epoch) => this.clusterOp({ t: 'recovery_done', token: '', epoch, node: nodeAddr(this.nid) }).then(() => undefined),
       log: this.log.child({ component: 'recovery' }),
     });
@@ -290,8 +293,9 @@ export class SheepNode extends EventEmitter {
   async start(): Promise<void> {
     await fsp.mkdir(this.dir, { recursive: true });
     await this.lockStoreDir();
-    await this.store.open();
-    this.space = (await this.store.space()).size;
+    await this.rawStore.open();
+    this.purgeEpoch = await this.files.loadPurgeEpoch();
+    this.space = (await this.rawStore.space()).size;
     this.config = await this.files.loadConfig();
     const epochs = await this.files.epochs();
     this.epoch = epochs.at(-1) ?? 0;
@@ -321,7 +325,7 @@ export class SheepNode extends EventEmitter {
     this.peers.close();
     await this.driver.leave().catch(() => undefined);
     await this.driver.close().catch(() => undefined);
-    await this.store.close();
+    await this.rawStore.close();
     await fsp.rm(path.join(this.dir, 'sheep.pid'), { force: true });
   }
 
@@ -443,7 +447,7 @@ export class SheepNode extends EventEmitter {
     switch (m.t) {
       case 'make_fs': {
         if (this.clustered) return this.applyMakeFsClustered(m, historical);
-        await this.store.wipe();
+        await this.wipeStore();
         this.vdis.clear();
         this.locks.clear();
         this.config = this.configOf(m);
@@ -537,8 +541,7 @@ export class SheepNode extends EventEmitter {
     this.config = this.configOf(m);
     this.setEpoch(1, this.nodeSet);
     if (historical) return SD_RES_SUCCESS;
-    await this.rawStore.wipe();
-    this.tracker.reset(1);
+    await this.wipeStore();
     await this.files.saveConfig(this.config);
     this.diskConfig = this.config;
     await this.files.clearEpochs();
@@ -595,7 +598,7 @@ export class SheepNode extends EventEmitter {
     }
     if (this.diskConfig?.ctime !== this.config.ctime) {
       // Formatted (again) while this store was away: its objects belong to an older cluster.
-      await this.rawStore.wipe();
+      await this.wipeStore();
       await this.files.saveConfig(this.config);
       this.diskConfig = this.config;
       this.log.warn({}, 'store_wiped_for_new_format');
@@ -646,12 +649,7 @@ export class SheepNode extends EventEmitter {
     this.log.info({ epoch, nodes: next.nodes.map((n) => nodeAddr(n.nid)) }, 'epoch_changed');
     // Recovery starts in the same tick as the epoch, so STAT_RECOVERY never shows a new epoch as recovered.
     const selfName = nodeAddr(this.nid);
-    if (next.nodes.some((n) => nodeAddr(n.nid) === selfName)) {
-      const sameIncarnation = prev.reps.has(selfName) && prev.reps.get(selfName) === next.reps.get(selfName);
-      const lastMember = sameIncarnation ? epoch - 1 : this.history.lastWith(this.nid, epoch);
-      if (this.tracker.since === 0) this.tracker.reset(epoch);
-      this.recovery.start(epoch, lastMember);
-    }
+    if (next.nodes.some((n) => nodeAddr(n.nid) === selfName)) this.recovery.start(epoch);
     await this.saveEpochFile(epoch);
   }
 
@@ -675,6 +673,7 @@ export class SheepNode extends EventEmitter {
     // and its copies are exactly what its rejoin will verify instead of fetching.
     if (!this.nodeSet.nodes.some((n) => nodeAddr(n.nid) === nodeAddr(this.nid))) return;
     if (!this.nodeSet.nodes.every((n) => done.has(nodeAddr(n.nid)))) return;
+    this.recovery.onProgress?.(this.recoveryState());
     for (const e of [...this.recoveryDone.keys()]) if (e < epoch) this.recoveryDone.delete(e);
     void this.removeStaleCopies(epoch).catch((err: unknown) => this.log.warn({ err }, 'stale_cleanup_failed'));
   }
@@ -682,14 +681,49 @@ export class SheepNode extends EventEmitter {
   private async removeStaleCopies(epoch: number): Promise<void> {
     const ring = this.ring();
     let removed = 0;
-    for (const oid of this.rawStore.list()) {
+    const gone = this.rawStore.list().filter((oid) => !ring.oidToNodes(oid, this.copiesOf(oid)).some((n) => nodeAddr(n.nid) === nodeAddr(this.nid)));
+    if (gone.length > 0) await this.raisePurgeEpoch(epoch);
+    for (const oid of gone) {
       if (this.epoch !== epoch) return;
-      if (ring.oidToNodes(oid, this.copiesOf(oid)).some((n) => nodeAddr(n.nid) === nodeAddr(this.nid))) continue;
-      if (this.recovery.untrusted(oid)) continue;
       await this.rawStore.remove(oid).catch(() => undefined);
       removed++;
     }
     this.log.info({ epoch, removed }, 'stale_copies_removed');
+  }
+
+  /**
+   * STAT_RECOVERY as the cluster stands: this node's own run, and after it — until every member of the epoch
+   * announced `recovery_done`, i.e. every object of the epoch has its copies where the ring puts them — still
+   * "in recovery" (notifying), so no node reports an epoch as recovered while another is not.
+   */
+  recoveryState(): RecoveryStatus {
+    const st = this.recovery.status();
+    if (st.inRecovery || !this.clustered || this.config === null || this.epoch <= 1) return st;
+    const done = this.recoveryDone.get(this.epoch);
+    if (this.nodeSet.nodes.every((n) => done?.has(nodeAddr(n.nid)) ?? false)) return st;
+    return { ...st, epoch: this.epoch, inRecovery: true, state: 2, finished: st.total };
+  }
+
+  /**
+   * Record, durably and before any copy goes, that this node deleted copies in `epoch`: from then on it no
+   * longer vouches (without a copy) that an object was not written in an epoch up to this one.
+   */
+  raisePurgeEpoch(epoch: number): Promise<void> {
+    const next = this.purgeWrites.then(async () => {
+      if (epoch <= this.purgeEpoch) return;
+      await this.files.savePurgeEpoch(epoch);
+      this.purgeEpoch = epoch;
+    });
+    this.purgeWrites = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Remove every object (a new format): epochs restart, so the purge epoch does too. */
+  private async wipeStore(): Promise<void> {
+    await this.rawStore.wipe();
+    await this.purgeWrites;
+    await this.files.savePurgeEpoch(0);
+    this.purgeEpoch = 0;
   }
 
   /** Kill (KILL_NODE): stop serving; the process exits. */

@@ -24,8 +24,10 @@ import type { ObjIo } from './gateway.js';
 import type { TargetIdentity } from './lock.js';
 import type { SheepNode, VdiReply } from './node.js';
 import { fetchFromPeer } from './peer.js';
-import { encodeDirtyReport } from './cluster/dirty.js';
-import { SF_OP_GET_DIRTY } from './recovery.js';
+import { encodeVersionList, VERSIONS_ENTRY, VERSIONS_HEADER } from './currency.js';
+import { notCurrent } from './peer-replica.js';
+import { SF_OP_GET_VERSIONS } from './recovery.js';
+import type { ObjVersion } from './store/store.js';
 
 export type OpClass = 'gateway' | 'peer' | 'local' | 'cluster';
 
@@ -129,17 +131,17 @@ const peerCheckRange = (node: SheepNode, oid: bigint, offset: number, length: nu
   if (offset + length > size) throw new SdError(C.SD_RES_INVALID_PARMS, `range outside ${oidHex(oid)}`);
   return size;
 };
-// Peer ops wait for the object's recovery on this node (§10.5 step 6); a RECOVERY read is answered only
-// from a copy this node can vouch for, and CREATE/REMOVE replace whatever recovery would have fetched.
+// Peer ops wait for the object's recovery on this node (§10.5 step 6) and never serve or change a copy
+// recovery could not make current (NODE_IN_RECOVERY: the gateway retries); a RECOVERY read is answered from
+// the copy the requester chose by its version; CREATE/REMOVE replace whatever recovery would have fetched.
 const readPeer: OpHandler = async (node, req) => {
   const a = objArgs(req);
   peerCheckRange(node, a.oid, a.offset, req.dataLength);
-  if ((req.flags & C.SD_FLAG_CMD_RECOVERY) !== 0) {
-    if (node.recovery.untrusted(a.oid)) return fail(C.SD_RES_NO_OBJ);
-  } else {
+  if ((req.flags & C.SD_FLAG_CMD_RECOVERY) === 0) {
     await node.recovery.waitFor(a.oid);
     // The epoch moved while this waited: the sender's placement is stale, it retries on the new one.
     if (req.epoch < node.epoch) return fail(C.SD_RES_OLD_NODE_VER);
+    if (node.recovery.untrusted(a.oid)) throw notCurrent(a.oid);
   }
   return ok(await node.store.read(a.oid, a.offset, req.dataLength));
 };
@@ -158,6 +160,7 @@ const writePeer: OpHandler = async (node, req, data) => {
   peerCheckRange(node, a.oid, a.offset, p.length);
   await node.recovery.waitFor(a.oid);
   if (req.epoch < node.epoch) return fail(C.SD_RES_OLD_NODE_VER);
+  if (node.recovery.untrusted(a.oid)) throw notCurrent(a.oid);
   await node.store.write(a.oid, p, a.offset);
   return ok();
 };
@@ -166,11 +169,16 @@ const removePeer: OpHandler = async (node, req) => {
   await node.store.remove(objArgs(req).oid);
   return ok();
 };
-/** Objects changed on this node after epoch tgt_epoch (dirty tracking, seed 004). */
-const getDirty: OpHandler = (node, req) => {
-  const out = encodeDirtyReport(node.tracker.changedAfter(objArgs(req).tgtEpoch));
-  if (req.dataLength < out.length) return Promise.resolve(fail(C.SD_RES_BUFFER_SMALL));
-  return Promise.resolve(ok(out));
+/** The version of every local copy and this node's purge epoch (recovery plans by them, currency.ts). */
+const getVersions: OpHandler = (node, req) => {
+  const oids = node.rawStore.list();
+  if (req.dataLength < VERSIONS_HEADER + VERSIONS_ENTRY * oids.length) return Promise.resolve(fail(C.SD_RES_BUFFER_SMALL));
+  const entries: [bigint, ObjVersion][] = [];
+  for (const oid of oids) {
+    const v = node.rawStore.version(oid);
+    if (v) entries.push([oid, v]);
+  }
+  return Promise.resolve(ok(encodeVersionList(node.purgeEpoch, entries)));
 };
 
 // ---- VDI ops ----
@@ -270,7 +278,7 @@ const getNodeList: OpHandler = (node) => {
 };
 
 const statSheep: OpHandler = async (node) => {
-  const s = await node.store.space();
+  const s = await node.rawStore.space();
   return ok(null, { kind: 'node', nrNodes: 0, storeSize: s.size, storeFree: s.free });
 };
 
@@ -342,10 +350,22 @@ const getVdiCopies: OpHandler = (node, req) => {
   return Promise.resolve(ok(encodeVdiStates(states)));
 };
 
+/**
+ * GET_HASH: the SHA-1 of this node's copy — refused (NODE_IN_RECOVERY) while recovery has not made it current,
+ * so a stale copy never votes in a check. A caller that asks for 12 bytes also gets the copy's version
+ * (epoch, gen, current as u32le), which `dog vdi check` uses where current copies disagree.
+ */
 const getHash: OpHandler = async (node, req) => {
   const oid = objArgs(req).oid;
+  if (node.clustered && node.recovery.untrusted(oid)) throw notCurrent(oid);
   const digest = await node.store.hash(oid, node.gateway.objectSize(oid));
-  return ok(null, { kind: 'hash', digest });
+  const v = node.store.version(oid);
+  if (req.dataLength < 12 || !v) return ok(null, { kind: 'hash', digest });
+  const out = Buffer.alloc(12);
+  out.writeUInt32LE(v.epoch >>> 0, 0);
+  out.writeUInt32LE(v.gen >>> 0, 4);
+  out.writeUInt32LE(v.current >>> 0, 8);
+  return ok(out, { kind: 'hash', digest });
 };
 
 const exist: OpHandler = (node, req) => Promise.resolve(fail(node.store.exists(objArgs(req).oid) ? C.SD_RES_SUCCESS : C.SD_RES_NO_OBJ));
@@ -398,8 +418,10 @@ const repairReplica: OpHandler = async (node, req) => {
   if (!node.nodes().some((n) => nodeIdEquals(n.nid, { addr, port, ioAddr: Buffer.alloc(16), ioPort: 0 }))) {
     return fail(C.SD_RES_INVALID_PARMS);
   }
+  // The source serves only a copy current in this epoch (readPeer), so the repaired copy is current too.
   const data = await fetchFromPeer({ addr, port }, oid, size, node.epoch);
-  await node.store.create(oid, size, data, 0);
+  await node.recovery.claim(oid);
+  await node.rawStore.create(oid, size, data, 0, { epoch: node.epoch, gen: 0, current: node.epoch });
   node.log.info({ oid: oidHex(oid), from: port }, 'replica_repaired');
   return ok();
 };
@@ -456,7 +478,7 @@ const clusterDefault: OpHandler = (node) => {
 
 const storeList: OpHandler = () => Promise.resolve(ok(Buffer.from('plain ', 'latin1')));
 const statRecovery: OpHandler = (node) => {
-  const st = node.recovery.status();
+  const st = node.recoveryState();
   return Promise.resolve(ok(encodeRecoveryState({ inRecovery: st.inRecovery, state: st.state, nrFinished: BigInt(st.finished), nrTotal: BigInt(st.total) })));
 };
 const getRecovery: OpHandler = (node) => {
@@ -554,7 +576,7 @@ export const OPS: ReadonlyMap<number, OpDef> = new Map<number, OpDef>([
   [C.SD_OP_READ_DEL_VDIS, def('READ_DEL_VDIS', 'local', true, readVdis('deleted'))],
   [C.SD_OP_GET_RECOVERY, def('GET_RECOVERY', 'local', true, getRecovery)],
   [C.SD_OP_SET_RECOVERY, def('SET_RECOVERY', 'local', true, setRecovery)],
-  [SF_OP_GET_DIRTY, def('GET_DIRTY', 'local', false, getDirty)],
+  [SF_OP_GET_VERSIONS, def('GET_VERSIONS', 'local', false, getVersions)],
   [C.SD_OP_GET_VNODES, def('GET_VNODES', 'local', false, getVnodes)],
   [SF_OP_HELLO, def('HELLO', 'local', true, hello)],
   [SF_OP_TARGET_LOCKS, def('TARGET_LOCKS', 'local', true, targetLocks)],

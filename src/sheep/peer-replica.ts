@@ -6,20 +6,26 @@
 import * as C from '../proto/sheepdog/constants.js';
 import { emptyReqArgs } from '../proto/sheepdog/header.js';
 import { nodeAddr, nodeIdEquals, type NodeId } from '../proto/sheepdog/node.js';
+import { oidHex } from '../proto/sheepdog/oid.js';
 import type { Ring } from '../proto/sheepdog/ring.js';
 import { SdError } from './errors.js';
 import type { Placement, ReplicaIo } from './gateway.js';
 import { PeerPool } from './peer-pool.js';
 import type { Recovery } from './recovery.js';
-import type { ObjectStore } from './store/store.js';
+import type { ClientStore } from './client-store.js';
 
 export interface RingPlacementDeps {
   self: NodeId;
-  store: ObjectStore;
+  store: ClientStore;
   peers: PeerPool;
   recovery: Recovery;
   ring: () => Ring;
   epoch: () => number;
+}
+
+/** The answer for a copy recovery has not made current: retryable, the gateway waits and tries again. */
+export function notCurrent(oid: bigint): SdError {
+  return new SdError(C.SD_RES_NODE_IN_RECOVERY, `object ${oidHex(oid)} is not current on this node yet`);
 }
 
 /** This node's replica in a cluster. */
@@ -36,16 +42,19 @@ class ClusterLocalReplica implements ReplicaIo {
     await this.d.store.create(oid, size, data, offset, base);
   }
   async write(oid: bigint, data: Buffer, offset: number, epoch: number): Promise<void> {
-    this.check(epoch);
-    await this.d.recovery.waitFor(oid);
-    this.check(epoch);
+    await this.ready(oid, epoch);
     await this.d.store.write(oid, data, offset);
   }
   async read(oid: bigint, offset: number, length: number, epoch: number): Promise<Buffer> {
+    await this.ready(oid, epoch);
+    return this.d.store.read(oid, offset, length);
+  }
+  /** Recover the object first; a copy recovery could not make current is never read or written. */
+  private async ready(oid: bigint, epoch: number): Promise<void> {
     this.check(epoch);
     await this.d.recovery.waitFor(oid);
     this.check(epoch);
-    return this.d.store.read(oid, offset, length);
+    if (this.d.recovery.untrusted(oid)) throw notCurrent(oid);
   }
   async remove(oid: bigint, epoch: number): Promise<void> {
     this.check(epoch);

@@ -1,32 +1,34 @@
-// Recovery (fact sheet §10.5, seeds 003 and 004): after every live epoch change each node fetches the objects
-// it owns under the new ring and does not hold a current copy of.
-// 1. Plan: the object lists of every node of the epoch (GET_OBJ_LIST, the object-list cache), minus objects
-//    of deleted VDIs (tombstones); keep the oids this node is a replica of. A local copy is trusted when this
-//    node was a replica of the oid in the last epoch it was a member of, and no peer reports a change to it
-//    since (dirty tracking); copies changed in exactly that epoch are verified by hash, not copied.
-// 2. Fetch: READ_PEER (RECOVERY flag) from the replicas of the previous epochs, newest first, then from any
-//    node listing the oid; store the whole object. A client request for a pending oid recovers it first
-//    (waitFor); a CREATE claims it (the new data wins). Concurrency and pacing follow SET_RECOVERY.
-// 3. Done: the node broadcasts `recovery_done`; once every node of the epoch has, copies this node no longer
-//    owns are removed (never before, so a failed recovery can still find them).
+// Recovery (fact sheet §10.5): after every live epoch change each node makes every object it owns under the
+// new ring current — holding every acknowledged write — by versions (currency.ts), never by trust.
+// 1. Plan: the version list of every live member (SF_OP_GET_VERSIONS: each copy's ObjVersion and the member's
+//    purge epoch), minus objects of deleted VDIs (tombstones); for each oid this node is a replica of, decide:
+//    keep (current by continuity), fetch from the authoritative copy (or verify by hash when the versions are
+//    equal), or unavailable (no live member can prove which content is current).
+// 2. Fetch: READ_PEER (RECOVERY flag) from the chosen member; the copy is stored with the source's version,
+//    made current in this epoch. A client request for a pending oid recovers it first (waitFor); a CREATE or
+//    REMOVE claims it (the new data wins). Concurrency and pacing follow SET_RECOVERY.
+// 3. Unavailable objects stay pending — client reads and writes of them wait (the gateway retries) — and are
+//    planned again with fresh version lists until a member that can prove their content answers.
+// 4. Done: only when every owned object is current the node broadcasts `recovery_done`; once every node of the
+//    epoch has, copies this node no longer owns are removed (never before).
 // Per-oid work is serialized across runs, so a late fetch of an older run can never land after newer data.
 import * as C from '../proto/sheepdog/constants.js';
 import { emptyReqArgs } from '../proto/sheepdog/header.js';
-import { nodeAddr, nodeIdEquals, type NodeId, type SdNode } from '../proto/sheepdog/node.js';
+import { nodeAddr, nodeIdEquals, type NodeId } from '../proto/sheepdog/node.js';
 import { oidHex } from '../proto/sheepdog/oid.js';
 import type { Ring } from '../proto/sheepdog/ring.js';
 import type { Logger } from '../obs/log.js';
-import { decodeDirtyReport } from './cluster/dirty.js';
+import { decide, decodeVersionList, isReplica, type CopyInfo, type Decision, type History, type VersionList } from './currency.js';
 import { resultOf } from './errors.js';
 import { PeerPool } from './peer-pool.js';
-import type { ObjectStore } from './store/store.js';
+import { compareVersion, type ObjectStore } from './store/store.js';
 
-/** Internal opcode of the dirty report (an opcode sheepdog defines without a handler, §2.4). */
-export const SF_OP_GET_DIRTY = 0xc3;
+/** Internal opcode: this node's object versions and purge epoch (one sheepdog defines without a handler, §2.4). */
+export const SF_OP_GET_VERSIONS = 0xc3;
 
 export interface RecoveryHost {
   self: NodeId;
-  /** The store without dirty tracking (recovery copies data, it does not change it). */
+  /** The store without version bumping (recovery copies data, it does not change it). */
   store: ObjectStore;
   peers: PeerPool;
   epoch(): number;
@@ -36,6 +38,8 @@ export interface RecoveryHost {
   copiesOf(oid: bigint): number;
   objectSize(oid: bigint): number;
   tombstoned(oid: bigint): boolean;
+  /** Epoch of this node's last deletion of copies (currency.ts CopyInfo.purgeEpoch). */
+  purgeEpoch(): number;
   /** Broadcast that this node finished recovering `epoch`. */
   announceDone(epoch: number): Promise<void>;
   log: Logger;
@@ -58,19 +62,17 @@ export interface Throttle {
 }
 
 const DEFAULT_CONCURRENCY = 4;
-const GET_OBJ_LIST_START = 4 * 1024 * 1024;
-const GET_OBJ_LIST_MAX = 512 * 1024 * 1024;
-/** How many earlier epochs' replicas are tried as sources. */
-const SOURCE_EPOCHS = 8;
+const VERSION_LIST_START = 4 * 1024 * 1024;
+const VERSION_LIST_MAX = 1024 * 1024 * 1024;
+/** Pause before unavailable objects are planned again with fresh version lists. */
+const REPLAN_MS = 1_000;
 
 interface Run {
   epoch: number;
-  pending: Set<bigint>;
-  /** oids whose local copy changed in exactly the last member epoch: compare hashes first. */
-  verify: Set<bigint>;
-  /** oids removed cluster-wide while this node was away. */
-  removed: Set<bigint>;
-  holders: Map<bigint, NodeId[]>;
+  /** Objects still to make current, with what to do. */
+  pending: Map<bigint, Decision>;
+  /** Objects no live member can prove current yet: untrusted until a later plan resolves them. */
+  unavailable: Set<bigint>;
   planned: Promise<void>;
   status: RecoveryStatus;
 }
@@ -78,8 +80,6 @@ interface Run {
 export class Recovery {
   private run: Run | null = null;
   private readonly inflight = new Map<bigint, Promise<void>>();
-  /** Local copies known not to be current (refreshed or removed by a later run). */
-  private readonly suspect = new Set<bigint>();
   throttle: Throttle = { maxExecCount: 0, intervalMs: 0 };
   /** Progress observer (the event feed): called when a run starts, is planned, finishes an object, ends. */
   onProgress: ((s: RecoveryStatus) => void) | null = null;
@@ -91,33 +91,36 @@ export class Recovery {
     return this.run ? { ...this.run.status } : { ...this.lastStatus };
   }
 
-  /** True while this node may not vouch for its local copy of `oid` (recovery reads answer NO_OBJ). */
-  untrusted(oid: bigint): boolean {
-    return this.suspect.has(oid) || (this.run?.pending.has(oid) ?? false);
+  /** Objects this node's run has not made current yet (pending or unavailable). */
+  outstanding(): number {
+    return this.run ? this.run.pending.size + this.run.unavailable.size : 0;
   }
 
-  /** Start recovering `epoch`; `lastMember` is the last earlier epoch this node was a member of (0: none). */
-  start(epoch: number, lastMember: number): void {
+  /** True while the local copy of `oid` is not known to be current (client I/O waits; RECOVERY reads refuse). */
+  untrusted(oid: bigint): boolean {
+    const run = this.run;
+    return run !== null && (run.pending.has(oid) || run.unavailable.has(oid));
+  }
+
+  /** Start recovering `epoch` (every live epoch change that keeps this node a member). */
+  start(epoch: number): void {
     let ready!: () => void;
     const planned = new Promise<void>((r) => (ready = r));
     const run: Run = {
       epoch,
-      pending: new Set(),
-      verify: new Set(),
-      removed: new Set(),
-      holders: new Map(),
+      pending: new Map(),
+      unavailable: new Set(),
       planned,
       status: { epoch, inRecovery: true, state: 0, finished: 0, total: 0, transferred: 0 },
     };
     this.run = run;
     this.progress(run);
-    void this.execute(run, lastMember, ready).catch((err: unknown) => this.h.log.error({ err, epoch }, 'recovery_failed'));
+    void this.execute(run, ready).catch((err: unknown) => this.h.log.error({ err, epoch }, 'recovery_failed'));
   }
 
   /** Forget everything (format). */
   reset(): void {
     this.run = null;
-    this.suspect.clear();
     this.lastStatus = { epoch: 0, inRecovery: false, state: 2, finished: 0, total: 0, transferred: 0 };
   }
 
@@ -138,14 +141,13 @@ export class Recovery {
     const run = this.run;
     if (run) {
       await run.planned;
-      if (run.pending.delete(oid)) {
+      if (run.pending.delete(oid) || run.unavailable.delete(oid)) {
         run.status.finished++;
         this.progress(run);
       }
     }
     const f = this.inflight.get(oid);
     if (f) await f;
-    this.suspect.delete(oid);
   }
 
   private progress(run: Run): void {
@@ -156,83 +158,102 @@ export class Recovery {
     return this.run === run && this.h.epoch() === run.epoch;
   }
 
-  private async execute(run: Run, lastMember: number, ready: () => void): Promise<void> {
+  private history(): History {
+    return { ringOf: (e) => (e === this.h.epoch() ? this.h.ring() : this.h.ringOf(e)), copiesOf: (oid) => this.h.copiesOf(oid) };
+  }
+
+  /** The version lists of every other member of the epoch that answers (a silent one only adds no facts). */
+  private async collect(run: Run): Promise<{ nid: NodeId; list: VersionList }[]> {
+    const out: { nid: NodeId; list: VersionList }[] = [];
+    for (const n of this.h.ring().nodes) {
+      if (nodeIdEquals(n.nid, this.h.self)) continue;
+      const list = await this.versionList(n.nid, run.epoch).catch((err: unknown) => {
+        this.h.log.warn({ from: nodeAddr(n.nid), err }, 'recovery_versions_unavailable');
+        return null;
+      });
+      if (list) out.push({ nid: n.nid, list });
+    }
+    return out;
+  }
+
+  /** Decide for `oids` (all this node holds or any member lists, when absent) from fresh version lists. */
+  private async plan(run: Run, only: Set<bigint> | null): Promise<void> {
     const h = this.h;
+    const lists = await this.collect(run);
+    const hist = this.history();
     const ring = h.ring();
-    const self = h.self;
-    const all = new Set<bigint>(h.store.list());
+    const oids = new Set<bigint>(only ?? h.store.list());
+    if (!only) for (const l of lists) for (const oid of l.list.entries.keys()) oids.add(oid);
+    const sorted = [...oids].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    let counts = { keep: 0, fetch: 0, verify: 0, unavailable: 0 };
+    for (const oid of sorted) {
+      if (h.tombstoned(oid)) continue;
+      if (!isReplica(ring, oid, h.self, h.copiesOf(oid))) continue;
+      const mine: CopyInfo = { node: h.self, ver: h.store.version(oid), purgeEpoch: h.purgeEpoch() };
+      const others: CopyInfo[] = lists.map((l) => ({ node: l.nid, ver: l.list.entries.get(oid) ?? null, purgeEpoch: l.list.purgeEpoch }));
+      const d = decide(oid, run.epoch, mine, others, hist);
+      h.log.debug({ oid: oidHex(oid), decision: d.kind, ver: mine.ver }, 'recovery_plan_object');
+      run.unavailable.delete(oid);
+      if (d.kind === 'none' || (d.kind === 'keep' && !d.mark)) {
+        if (only) this.finish(run, oid);
+        counts.keep++;
+        continue;
+      }
+      if (d.kind === 'unavailable') {
+        run.pending.delete(oid);
+        run.unavailable.add(oid);
+        counts.unavailable++;
+        h.log.warn({ oid: oidHex(oid), epoch: run.epoch, currentThrough: d.best, gapFrom: d.gapFrom, gapTo: d.gapTo }, 'recovery_object_unproven');
+        continue;
+      }
+      run.pending.set(oid, d);
+      if (d.kind === 'fetch' && d.verify) counts.verify++;
+      else counts = { ...counts, fetch: counts.fetch + (d.kind === 'fetch' ? 1 : 0), keep: counts.keep + (d.kind === 'keep' ? 1 : 0) };
+    }
+    h.log.info({ epoch: run.epoch, ...counts, replan: only !== null }, 'recovery_planned');
+  }
+
+  private finish(run: Run, oid: bigint): void {
+    const was = run.pending.delete(oid) || run.unavailable.delete(oid);
+    if (was) {
+      run.status.finished++;
+      this.progress(run);
+    }
+  }
+
+  private async execute(run: Run, ready: () => void): Promise<void> {
+    const h = this.h;
     try {
-      for (const n of ring.nodes) {
-        if (nodeIdEquals(n.nid, self)) continue;
-        const oids = await this.objList(n.nid, run.epoch).catch(() => null);
-        if (oids === null) continue;
-        for (const oid of oids) {
-          all.add(oid);
-          const list = run.holders.get(oid);
-          if (list) list.push(n.nid);
-          else run.holders.set(oid, [n.nid]);
-        }
-      }
-      const continuous = lastMember === run.epoch - 1;
-      const dirty = new Map<bigint, { epoch: number; removed: boolean }>();
-      let complete = true;
-      if (!continuous && lastMember > 0) {
-        for (const n of ring.nodes) {
-          if (nodeIdEquals(n.nid, self)) continue;
-          try {
-            const r = await h.peers.call(
-              n.nid,
-              PeerPool.request(SF_OP_GET_DIRTY, { ...emptyReqArgs('obj'), tgtEpoch: lastMember - 1 }, run.epoch, 64 * 1024 * 1024),
-            );
-            const rep = decodeDirtyReport(r.data ?? Buffer.alloc(0));
-            if (!rep.complete) complete = false;
-            for (const e of rep.entries) {
-              const d = dirty.get(e.oid);
-              if (!d || e.epoch > d.epoch) dirty.set(e.oid, { epoch: e.epoch, removed: e.removed });
-            }
-          } catch {
-            complete = false;
-          }
-        }
-      }
-      const prev = lastMember > 0 ? h.ringOf(lastMember) : null;
-      const mine = (r: Ring, oid: bigint): boolean => r.oidToNodes(oid, h.copiesOf(oid)).some((n) => nodeIdEquals(n.nid, self));
-      const sorted = [...all].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-      for (const oid of sorted) {
-        if (h.tombstoned(oid)) continue;
-        if (!mine(ring, oid)) continue;
-        const local = h.store.exists(oid);
-        const d = dirty.get(oid);
-        let trusted = local && prev !== null && mine(prev, oid) && !this.suspect.has(oid) && (continuous || complete);
-        if (trusted && d && d.epoch > lastMember) trusted = false;
-        h.log.debug({ oid: oidHex(oid), local, trusted, dirtyEpoch: d?.epoch ?? null, suspect: this.suspect.has(oid) }, 'recovery_plan_object');
-        if (trusted && d && d.epoch === lastMember && !d.removed) run.verify.add(oid);
-        if (d?.removed && d.epoch > lastMember) run.removed.add(oid);
-        if (!trusted || run.verify.has(oid)) {
-          run.pending.add(oid);
-          if (local && !run.verify.has(oid)) this.suspect.add(oid);
-        }
-      }
+      await this.plan(run, null);
     } finally {
-      run.status.total = run.pending.size;
+      run.status.total = run.pending.size + run.unavailable.size;
       run.status.state = 1;
       ready();
       this.progress(run);
     }
-    h.log.info({ epoch: run.epoch, total: run.pending.size, lastMember }, 'recovery_started');
-    const queue = [...run.pending];
+    h.log.info({ epoch: run.epoch, total: run.status.total }, 'recovery_started');
     const workers = Math.max(1, this.throttle.maxExecCount || DEFAULT_CONCURRENCY);
-    await Promise.all(
-      Array.from({ length: workers }, async () => {
-        while (queue.length > 0 && this.current(run)) {
-          const oid = queue.shift() as bigint;
-          if (!run.pending.has(oid)) continue;
-          await this.recoverOne(run, oid);
-          if (this.throttle.intervalMs > 0) await new Promise((r) => setTimeout(r, this.throttle.intervalMs));
-        }
-      }),
-    );
-    if (!this.current(run)) return;
+    for (;;) {
+      const queue = [...run.pending.keys()];
+      await Promise.all(
+        Array.from({ length: workers }, async () => {
+          while (queue.length > 0 && this.current(run)) {
+            const oid = queue.shift() as bigint;
+            if (!run.pending.has(oid)) continue;
+            await this.recoverOne(run, oid);
+            if (this.throttle.intervalMs > 0) await new Promise((r) => setTimeout(r, this.throttle.intervalMs));
+          }
+        }),
+      );
+      if (!this.current(run)) return;
+      if (run.pending.size > 0) continue;
+      if (run.unavailable.size === 0) break;
+      // Objects nobody could prove current: ask again (a member may have finished its own recovery, or a
+      // fetch source may answer again); the epoch change a returning holder brings starts a new run anyway.
+      await new Promise((r) => setTimeout(r, REPLAN_MS));
+      if (!this.current(run)) return;
+      await this.plan(run, new Set(run.unavailable));
+    }
     run.status.state = 2;
     run.status.inRecovery = false;
     this.lastStatus = { ...run.status };
@@ -242,34 +263,36 @@ export class Recovery {
     if (this.run === run) this.run = null;
   }
 
-  /** GET_OBJ_LIST from a peer, growing the buffer on BUFFER_SMALL. */
-  private async objList(nid: NodeId, epoch: number): Promise<bigint[]> {
-    for (let size = GET_OBJ_LIST_START; size <= GET_OBJ_LIST_MAX; size *= 2) {
-      const r = await this.h.peers.send(nid, PeerPool.request(C.SD_OP_GET_OBJ_LIST, emptyReqArgs('obj'), epoch, size));
+  /** SF_OP_GET_VERSIONS from a peer, growing the buffer on BUFFER_SMALL. */
+  private async versionList(nid: NodeId, epoch: number): Promise<VersionList> {
+    for (let size = VERSION_LIST_START; size <= VERSION_LIST_MAX; size *= 2) {
+      const r = await this.h.peers.send(nid, PeerPool.request(SF_OP_GET_VERSIONS, emptyReqArgs('obj'), epoch, size));
       if (r.result === C.SD_RES_BUFFER_SMALL) continue;
-      if (r.result !== C.SD_RES_SUCCESS) throw new Error(`GET_OBJ_LIST: ${C.resultName(r.result)}`);
-      const d = r.data ?? Buffer.alloc(0);
-      const out: bigint[] = [];
-      for (let off = 0; off + 8 <= d.length; off += 8) out.push(d.readBigUInt64LE(off));
-      return out;
+      if (r.result !== C.SD_RES_SUCCESS) throw new Error(`GET_VERSIONS: ${C.resultName(r.result)}`);
+      const list = decodeVersionList(r.data ?? Buffer.alloc(0));
+      if (!list) throw new Error('GET_VERSIONS: malformed reply');
+      return list;
     }
-    throw new Error('object list too large');
+    throw new Error('version list too large');
   }
 
   /** Recover one oid (serialized per oid across runs). */
   private recoverOne(run: Run, oid: bigint): Promise<void> {
     const prev = this.inflight.get(oid) ?? Promise.resolve();
     const p = prev.then(async () => {
-      if (!run.pending.has(oid)) return;
+      const d = run.pending.get(oid);
+      if (!d) return;
+      let ok = false;
       try {
-        await this.fetch(run, oid);
+        ok = await this.apply(run, oid, d);
       } catch (err) {
         this.h.log.warn({ oid: oidHex(oid), err }, 'recovery_object_failed');
-      } finally {
-        if (run.pending.delete(oid)) {
-          run.status.finished++;
-          this.progress(run);
-        }
+      }
+      if (!run.pending.has(oid)) return; // claimed meanwhile
+      if (ok) this.finish(run, oid);
+      else {
+        run.pending.delete(oid);
+        run.unavailable.add(oid);
       }
     });
     const tracked = p.finally(() => {
@@ -279,72 +302,44 @@ export class Recovery {
     return tracked;
   }
 
-  /** Candidate sources: replicas of earlier epochs (newest first), then nodes listing the oid. */
-  private sources(run: Run, oid: bigint): NodeId[] {
+  /** Carry out a decision; false when the object is still not current (its source failed). */
+  private async apply(run: Run, oid: bigint, d: Decision): Promise<boolean> {
     const h = this.h;
-    const out: NodeId[] = [];
-    const add = (nid: NodeId): void => {
-      if (nodeIdEquals(nid, h.self) || out.some((x) => nodeIdEquals(x, nid))) return;
-      out.push(nid);
-    };
-    const live = h.ring().nodes;
-    const isLive = (nid: NodeId): boolean => live.some((n: SdNode) => nodeIdEquals(n.nid, nid));
-    for (let e = run.epoch - 1; e >= 1 && e >= run.epoch - SOURCE_EPOCHS; e--) {
-      const r = h.ringOf(e);
-      if (!r) continue;
-      for (const n of r.oidToNodes(oid, h.copiesOf(oid))) if (isLive(n.nid)) add(n.nid);
+    if (!this.current(run)) return false;
+    const local = h.store.version(oid);
+    if (d.kind === 'keep') {
+      if (local) await h.store.setVersion(oid, { ...local, current: run.epoch });
+      return true;
     }
-    for (const nid of run.holders.get(oid) ?? []) add(nid);
-    for (const n of h.ring().oidToNodes(oid, h.copiesOf(oid))) add(n.nid);
-    return out;
-  }
-
-  private async fetch(run: Run, oid: bigint): Promise<void> {
-    const h = this.h;
+    if (d.kind !== 'fetch') return false;
     const size = h.objectSize(oid);
-    const local = h.store.exists(oid);
-    // A copy changed in the last epoch this node saw: keep it if a current replica has the same bytes.
-    const mine = run.verify.has(oid) && local ? await h.store.hash(oid, size).catch(() => null) : null;
-    for (const src of this.sources(run, oid)) {
-      if (!this.current(run)) return;
-      try {
-        if (mine !== null) {
-          const digest = await this.peerHash(src, oid, run.epoch);
-          h.log.debug({ oid: oidHex(oid), from: nodeAddr(src), same: digest?.equals(mine) ?? null }, 'recovery_verify');
-          if (digest === null) continue;
-          if (digest.equals(mine)) {
-            this.suspect.delete(oid);
-            return;
-          }
+    try {
+      if (d.verify && local) {
+        const [mine, theirs] = await Promise.all([h.store.hash(oid, size).catch(() => null), this.peerHash(d.from, oid, run.epoch)]);
+        h.log.debug({ oid: oidHex(oid), from: nodeAddr(d.from), same: mine && theirs ? mine.equals(theirs) : null }, 'recovery_verify');
+        if (mine && theirs && mine.equals(theirs)) {
+          await h.store.setVersion(oid, { ...local, current: run.epoch });
+          return true;
         }
-        const r = await h.peers.call(
-          src,
-          PeerPool.request(C.SD_OP_READ_PEER, { ...emptyReqArgs('obj'), oid, tgtEpoch: run.epoch - 1 }, run.epoch, size, C.SD_FLAG_CMD_RECOVERY),
-        );
-        const data = r.data ?? Buffer.alloc(0);
-        await h.store.create(oid, size, data, 0);
-        this.suspect.delete(oid);
-        run.status.transferred++;
-        h.log.debug({ oid: oidHex(oid), from: nodeAddr(src) }, 'object_recovered');
-        return;
-      } catch (err) {
-        const res = resultOf(err);
-        if (res !== C.SD_RES_NO_OBJ && res !== C.SD_RES_NETWORK_ERROR) h.log.warn({ oid: oidHex(oid), from: nodeAddr(src), err }, 'recovery_source_failed');
       }
+      const r = await h.peers.call(
+        d.from,
+        PeerPool.request(C.SD_OP_READ_PEER, { ...emptyReqArgs('obj'), oid, tgtEpoch: run.epoch - 1 }, run.epoch, size, C.SD_FLAG_CMD_RECOVERY),
+      );
+      if (!this.current(run) || !run.pending.has(oid)) return false;
+      const now = h.store.version(oid);
+      // A local copy newer than the source holds writes that were never acknowledged (an acknowledged write
+      // reached every replica of its epoch, the source included): the source's content is what was agreed.
+      if (now && compareVersion(now, d.ver) > 0) h.log.warn({ oid: oidHex(oid), local: now, source: d.ver }, 'recovery_drops_unacknowledged');
+      await h.store.create(oid, size, r.data ?? Buffer.alloc(0), 0, { epoch: d.ver.epoch, gen: d.ver.gen, current: run.epoch });
+      run.status.transferred++;
+      h.log.debug({ oid: oidHex(oid), from: nodeAddr(d.from), ver: d.ver }, 'object_recovered');
+      return true;
+    } catch (err) {
+      const res = resultOf(err);
+      h.log.warn({ oid: oidHex(oid), from: nodeAddr(d.from), err, result: res }, 'recovery_source_failed');
+      return false;
     }
-    if (run.removed.has(oid) || h.tombstoned(oid)) {
-      if (h.store.exists(oid)) await h.store.remove(oid).catch(() => undefined);
-      this.suspect.delete(oid);
-      h.log.info({ oid: oidHex(oid) }, 'recovery_removed_deleted_object');
-      return;
-    }
-    if (local) {
-      // No other copy anywhere: the local one is the best there is.
-      this.suspect.delete(oid);
-      h.log.warn({ oid: oidHex(oid) }, 'recovery_kept_only_copy');
-      return;
-    }
-    h.log.error({ oid: oidHex(oid), epoch: run.epoch }, 'recovery_object_unavailable');
   }
 
   /** GET_HASH of a peer's copy (null if it has none). */

@@ -15,6 +15,10 @@ import { Gateway, SinglePlacement, type GatewayDeps } from '../../src/sheep/gate
 import { Mutex } from '../../src/sheep/mutex.js';
 import { CrashFs } from '../../src/sheep/store/crashfs.js';
 import { PlainStore } from '../../src/sheep/store/plain.js';
+import { ClientStore } from '../../src/sheep/client-store.js';
+
+/** Client-path versions of a one-node store in epoch 1. */
+const clientStore = (s: PlainStore): ClientStore => new ClientStore(s, () => 1, () => Promise.resolve());
 import { longMode, reliabilitySeconds, reportReliability } from '../helpers/reliability.js';
 
 const OBJ = 64 * 1024;
@@ -30,7 +34,7 @@ function openStore(fs: CrashFs): PlainStore {
 
 /** A one-node gateway over `store`, optionally with the ack-early fault. */
 function gatewayBackend(store: PlainStore, faulty: boolean): ObjectBackend {
-  const single = new SinglePlacement(store);
+  const single = new SinglePlacement(clientStore(store));
   const deps = {
     placement: faulty ? ackEarly(single) : single,
     vdis: { get: () => undefined, familyFrom: () => [] },
@@ -71,7 +75,7 @@ async function replay(fs: CrashFs, wl: Workload, seed: number, policies?: ('sync
     open: async (crashed) => {
       const s = openStore(crashed);
       await s.open();
-      return { target: new ObjectIoTarget(s, OBJ, FIRST), close: () => s.close() };
+      return { target: new ObjectIoTarget(clientStore(s), OBJ, FIRST), close: () => s.close() };
     },
   });
 }
@@ -87,7 +91,7 @@ describe('flush durability across power cuts (crash-state replay)', () => {
       const fs = new CrashFs();
       const store = openStore(fs);
       await store.open();
-      const wl = await runWorkload(fs, store, 200, seed0 + round);
+      const wl = await runWorkload(fs, clientStore(store), 200, seed0 + round);
       await store.close();
       const rep = await replay(fs, wl, seed0 + round);
       reports.push(rep);

@@ -3,8 +3,12 @@
 // held before the last change. A read accepts either, so a crash in the middle of an overwrite (old bytes or
 // new bytes on disk) never looks like corruption, while a bit flip, a zeroed or truncated block matches
 // neither. Layout (little-endian): magic u32 'SFCS', version u32, object size u64, then entries
-// { cur u32, prev u32 } × ceil(size / 4096). GET_HASH stays the SHA-1 of the object data alone.
+// { cur u32, prev u32 } × ceil(size / 4096), then the object's version trailer { magic u32 'SFVR', epoch u32,
+// gen u32, current u32 } (absent in sidecars written before versions: the version is then unknown). The
+// trailer is written with the entries and covered by the same fdatasync. GET_HASH stays the SHA-1 of the
+// object data alone.
 import { crc32 } from 'node:zlib';
+import type { ObjVersion } from './store.js';
 
 export const CSUM_MAGIC = 0x53434653; // 'SFCS' read as LE bytes
 export const CSUM_VERSION = 1;
@@ -76,4 +80,27 @@ export function decodeEntries(b: Buffer): CsumEntry[] {
 /** True when a block's CRC is one the entry allows. */
 export function entryAccepts(e: CsumEntry | undefined, crc: number): boolean {
   return e !== undefined && (e.cur === crc || e.prev === crc);
+}
+
+export const VER_MAGIC = 0x52564653; // 'SFVR' read as LE bytes
+export const VER_TRAILER_SIZE = 16;
+
+/** Offset of the version trailer in the sidecar of an object of `size` bytes. */
+export function trailerOffset(size: number): number {
+  return entryOffset(blockCount(size));
+}
+
+export function encodeVersionTrailer(v: ObjVersion): Buffer {
+  const b = Buffer.alloc(VER_TRAILER_SIZE);
+  b.writeUInt32LE(VER_MAGIC, 0);
+  b.writeUInt32LE(v.epoch >>> 0, 4);
+  b.writeUInt32LE(v.gen >>> 0, 8);
+  b.writeUInt32LE(v.current >>> 0, 12);
+  return b;
+}
+
+/** The version a trailer holds, or null when the bytes are not a trailer (an old sidecar). */
+export function decodeVersionTrailer(b: Buffer): ObjVersion | null {
+  if (b.length < VER_TRAILER_SIZE || b.readUInt32LE(0) !== VER_MAGIC) return null;
+  return { epoch: b.readUInt32LE(4), gen: b.readUInt32LE(8), current: b.readUInt32LE(12) };
 }

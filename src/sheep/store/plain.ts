@@ -12,7 +12,10 @@
 // - a capacity limit (bytes of objects, logical size) answers NO_SPACE before anything is written;
 // - scrub() (and a timer with scrubIntervalMs) re-verifies every object and reports corrupt or missing ones;
 // - mutations of one oid are serialized (a re-sent CREATE racing the first one must not interleave).
-// Objects without a sidecar (stores from before checksums) are served unverified.
+// Objects without a sidecar (stores from before checksums) are served unverified; their version lives only in
+// memory (it is unknown again after a restart).
+// Versions: the trailer of the sidecar (checksum.ts), written with the entries before the same fdatasync, so a
+// write's version is durable exactly when its checksums are; a create's comes with the renamed sidecar.
 // Reads, hashes and writes use an object's data file and sidecar from a bounded open-file cache (openfiles.ts),
 // invalidated right after any rename or unlink of an object path; scrub and open() always go by path. Writes
 // keep their fdatasync before the promise resolves (fdatasync covers the file, whichever descriptor).
@@ -21,7 +24,7 @@ import path from 'node:path';
 import { SD_RES_EIO, SD_RES_NO_OBJ, SD_RES_NO_SPACE } from '../../proto/sheepdog/constants.js';
 import { oidHex, parseOidHex } from '../../proto/sheepdog/oid.js';
 import { componentLogger, type Logger } from '../../obs/log.js';
-import { StoreError, type ObjectStore } from './store.js';
+import { NO_VERSION, StoreError, type ObjVersion, type ObjectStore } from './store.js';
 import { NodeStoreFs, readFully, writeFully, type StoreFile, type StoreFs } from './fs.js';
 import { OpenFileCache, type OpenObject } from './openfiles.js';
 import {
@@ -33,10 +36,14 @@ import {
   blockLength,
   decodeCsumHeader,
   decodeEntries,
+  decodeVersionTrailer,
   encodeCsumHeader,
   encodeEntries,
+  encodeVersionTrailer,
   entryAccepts,
   entryOffset,
+  trailerOffset,
+  VER_TRAILER_SIZE,
   zeroCrc,
   type CsumEntry,
 } from './checksum.js';
@@ -116,6 +123,7 @@ export class PlainStore implements ObjectStore {
   readonly csumDir: string;
   readonly stats: IntegrityStats = { detected: 0, scrubs: 0, scrubCorrupt: 0, scrubMissing: 0 };
   private readonly objects = new Map<bigint, number>();
+  private readonly versions = new Map<bigint, ObjVersion>();
   private readonly locks = new Map<bigint, Promise<void>>();
   private tmpCounter = 0;
   private usedBytes = 0;
@@ -185,6 +193,7 @@ export class PlainStore implements ObjectStore {
     await this.fs.mkdirp(this.staleDir);
     await this.fs.mkdirp(this.csumDir);
     this.objects.clear();
+    this.versions.clear();
     this.usedBytes = 0;
     let removed = 0;
     for (const name of await this.fs.readdir(this.objDir)) {
@@ -209,12 +218,29 @@ export class PlainStore implements ObjectStore {
       await this.fs.syncDir(this.objDir);
       await this.fs.syncDir(this.csumDir);
     }
+    for (const oid of this.objects.keys()) {
+      const v = await this.loadVersion(oid).catch(() => null);
+      if (v) this.versions.set(oid, v);
+    }
     const interval = this.opts.scrubIntervalMs ?? 0;
     if (interval > 0 && !this.scrubTimer) {
       this.scrubTimer = setInterval(() => void this.scrub().catch((err: unknown) => this.log.warn({ err }, 'scrub_failed')), interval);
       this.scrubTimer.unref();
     }
     this.log.info({ objects: this.objects.size, removedTmp: removed, usedBytes: this.usedBytes }, 'store_opened');
+  }
+
+  /** The version trailer of an object's sidecar (null: no sidecar, or one from before versions). */
+  private async loadVersion(oid: bigint): Promise<ObjVersion | null> {
+    const sc = await this.openSidecar(oid, 'r');
+    if (!sc) return null;
+    try {
+      const b = Buffer.alloc(VER_TRAILER_SIZE);
+      const n = await readFully(sc.f, b, 0, VER_TRAILER_SIZE, trailerOffset(sc.size));
+      return n === VER_TRAILER_SIZE ? decodeVersionTrailer(b) : null;
+    } finally {
+      await sc.f.close();
+    }
   }
 
   private async fileSize(file: string): Promise<number> {
@@ -307,7 +333,7 @@ export class PlainStore implements ObjectStore {
     return buf.subarray(offset - start, offset - start + length);
   }
 
-  create(oid: bigint, size: number, data: Buffer, offset: number, base?: Buffer): Promise<void> {
+  create(oid: bigint, size: number, data: Buffer, offset: number, ver: ObjVersion, base?: Buffer): Promise<void> {
     return this.withLock(oid, async () => {
       const n = ++this.tmpCounter;
       const tmp = `${this.file(oid)}.tmp.${process.pid}.${n}`;
@@ -322,7 +348,7 @@ export class PlainStore implements ObjectStore {
       try {
         const entries = this.contentCrcs(size, data, offset, base);
         if (oldSize !== undefined) await this.carryOldCrcs(oid, entries);
-        await Promise.all([this.writeSidecar(sumTmp, size, entries), this.writeObjectFile(tmp, size, data, offset, base)]);
+        await Promise.all([this.writeSidecar(sumTmp, size, entries, ver), this.writeObjectFile(tmp, size, data, offset, base)]);
         await this.fs.rename(sumTmp, this.sumFile(oid));
         this.files.invalidate(oid);
         await this.fs.syncDir(this.csumDir);
@@ -330,6 +356,7 @@ export class PlainStore implements ObjectStore {
         this.files.invalidate(oid);
         await this.fs.syncDir(this.objDir);
         this.objects.set(oid, size);
+        this.versions.set(oid, { ...ver });
         if (oldSize !== undefined) {
           const sc = await this.fs.open(this.sumFile(oid), 'r+');
           try {
@@ -360,10 +387,10 @@ export class PlainStore implements ObjectStore {
     }
   }
 
-  private async writeSidecar(file: string, size: number, entries: CsumEntry[]): Promise<void> {
+  private async writeSidecar(file: string, size: number, entries: CsumEntry[], ver: ObjVersion): Promise<void> {
     const f = await this.fs.open(file, 'w');
     try {
-      await writeFully(f, Buffer.concat([encodeCsumHeader(size), encodeEntries(entries)]), 0);
+      await writeFully(f, Buffer.concat([encodeCsumHeader(size), encodeEntries(entries), encodeVersionTrailer(ver)]), 0);
       await f.sync();
     } finally {
       await f.close();
@@ -410,24 +437,52 @@ export class PlainStore implements ObjectStore {
     }
   }
 
-  write(oid: bigint, data: Buffer, offset: number): Promise<void> {
+  write(oid: bigint, data: Buffer, offset: number, ver: ObjVersion): Promise<void> {
     return this.withLock(oid, async () => {
       try {
         await this.withFiles(oid, async (f, sc) => {
-          if (sc && data.length > 0 && offset < sc.size) await this.writeChecked(oid, f, sc, data, offset);
+          if (sc && data.length > 0 && offset < sc.size) await this.writeChecked(oid, f, sc, data, offset, ver);
           else {
+            if (sc) await this.writeTrailer(sc, ver);
             await writeFully(f, data, offset);
             await f.datasync();
           }
         });
+        if (this.objects.has(oid)) this.versions.set(oid, { ...ver });
       } catch (err) {
         throw storeError(err, `write ${oidHex(oid)}`);
       }
     });
   }
 
+  /** Make `ver` the durable version of an open sidecar. */
+  private async writeTrailer(sc: Sidecar, ver: ObjVersion): Promise<void> {
+    await writeFully(sc.f, encodeVersionTrailer(ver), trailerOffset(sc.size));
+    await sc.f.datasync();
+  }
+
+  version(oid: bigint): ObjVersion | null {
+    if (!this.objects.has(oid)) return null;
+    const v = this.versions.get(oid);
+    return v ? { ...v } : { ...NO_VERSION };
+  }
+
+  setVersion(oid: bigint, ver: ObjVersion): Promise<void> {
+    return this.withLock(oid, async () => {
+      if (!this.objects.has(oid)) throw new StoreError(SD_RES_NO_OBJ, `version of ${oidHex(oid)}: no such object`);
+      try {
+        await this.withFiles(oid, async (_f, sc) => {
+          if (sc) await this.writeTrailer(sc, ver);
+        });
+      } catch (err) {
+        throw storeError(err, `set version ${oidHex(oid)}`);
+      }
+      this.versions.set(oid, { ...ver });
+    });
+  }
+
   /** Sidecar first (old and new CRCs, synced), then the data: the sidecar on disk accepts either state. */
-  private async writeChecked(oid: bigint, f: StoreFile, sc: Sidecar, data: Buffer, offset: number): Promise<void> {
+  private async writeChecked(oid: bigint, f: StoreFile, sc: Sidecar, data: Buffer, offset: number, ver: ObjVersion): Promise<void> {
     const first = Math.floor(offset / CSUM_BLOCK);
     const last = Math.ceil(Math.min(offset + data.length, sc.size) / CSUM_BLOCK);
     const start = first * CSUM_BLOCK;
@@ -450,6 +505,7 @@ export class PlainStore implements ObjectStore {
       next.push({ cur: newCrc, prev: valid ? oldCrc : newCrc });
     }
     await writeFully(sc.f, encodeEntries(next), entryOffset(first));
+    await writeFully(sc.f, encodeVersionTrailer(ver), trailerOffset(sc.size));
     await sc.f.datasync();
     try {
       await writeFully(f, data, offset);
@@ -533,6 +589,7 @@ export class PlainStore implements ObjectStore {
   private forget(oid: bigint): void {
     this.usedBytes -= this.objects.get(oid) ?? 0;
     this.objects.delete(oid);
+    this.versions.delete(oid);
   }
 
   exists(oid: bigint): boolean {
@@ -581,6 +638,7 @@ export class PlainStore implements ObjectStore {
     await this.fs.mkdirp(this.staleDir);
     await this.fs.mkdirp(this.csumDir);
     this.objects.clear();
+    this.versions.clear();
     this.usedBytes = 0;
     await this.fs.syncDir(this.objDir);
   }

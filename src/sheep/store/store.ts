@@ -3,7 +3,9 @@
 // without touching them. Fact sheet §10.7. Invariants every implementation keeps:
 // - create(): atomic — after a crash the object is either absent or complete; it replaces an existing object;
 // - write()/create() resolve only once the bytes are on stable storage;
-// - reads of holes and of the part past the end of a short file return zeros.
+// - reads of holes and of the part past the end of a short file return zeros;
+// - every object carries an ObjVersion, made durable together with the create or write that sets it (no
+//   extra sync), so a copy that missed writes can be told from a current one after any crash.
 
 import { SdError } from '../errors.js';
 
@@ -15,16 +17,45 @@ export class StoreError extends SdError {
   }
 }
 
+/**
+ * What one copy of an object holds, as the cluster's recovery compares copies: `epoch`/`gen` name the last
+ * client write it reflects (the epoch it was written in, and how many writes this copy took in that epoch),
+ * `current` the epoch in which this copy was last known to hold every acknowledged write (a client write,
+ * or recovery fetching or verifying it). Three u32s; {0,0,0} is "unknown" (a store from before versions).
+ */
+export interface ObjVersion {
+  epoch: number;
+  gen: number;
+  current: number;
+}
+
+export const NO_VERSION: Readonly<ObjVersion> = Object.freeze({ epoch: 0, gen: 0, current: 0 });
+
+/** The version a client write in `epoch` gives a copy whose version was `prev`. */
+export function nextVersion(prev: ObjVersion | null, epoch: number): ObjVersion {
+  const gen = prev !== null && prev.epoch === epoch ? prev.gen + 1 : 1;
+  return { epoch, gen: gen >>> 0, current: epoch };
+}
+
+/** Order of the content two versions name: by write epoch, then by writes within it. */
+export function compareVersion(a: ObjVersion, b: ObjVersion): number {
+  return a.epoch - b.epoch || a.gen - b.gen;
+}
+
 export interface ObjectStore {
   /** Scan the store after a (possibly unclean) start: drop leftover temporaries, build the object list. */
   open(): Promise<void>;
   /**
    * Create (or replace) `oid` as a `size`-byte object: zero-filled, with `data` at `offset` (or the bytes of
-   * `base` first, for copy-on-write, then `data` over them). Durable and atomic.
+   * `base` first, for copy-on-write, then `data` over them), carrying `ver`. Durable and atomic.
    */
-  create(oid: bigint, size: number, data: Buffer, offset: number, base?: Buffer): Promise<void>;
-  /** Overwrite bytes of an existing object (NO_OBJ if absent); durable on return. */
-  write(oid: bigint, data: Buffer, offset: number): Promise<void>;
+  create(oid: bigint, size: number, data: Buffer, offset: number, ver: ObjVersion, base?: Buffer): Promise<void>;
+  /** Overwrite bytes of an existing object (NO_OBJ if absent) and set its version; durable on return. */
+  write(oid: bigint, data: Buffer, offset: number, ver: ObjVersion): Promise<void>;
+  /** The version of the local copy (from memory), or null when the object is absent. */
+  version(oid: bigint): ObjVersion | null;
+  /** Change only the version of an existing object (NO_OBJ if absent); durable on return. */
+  setVersion(oid: bigint, ver: ObjVersion): Promise<void>;
   /** Read `length` bytes at `offset`; holes and bytes past the end read as zeros. NO_OBJ if absent. */
   read(oid: bigint, offset: number, length: number): Promise<Buffer>;
   /** Remove an object (NO_OBJ if absent). */

@@ -24,7 +24,7 @@ import {
   vdiTree,
 } from '../../../src/dog/vdi.js';
 import { pieces, vdiRead, vdiWrite } from '../../../src/dog/vdi-io.js';
-import { majority, progressLine } from '../../../src/dog/check.js';
+import { majority, newest, progressLine } from '../../../src/dog/check.js';
 import { strnumber } from '../../../src/dog/format.js';
 import { FakeSheep } from '../client/fake-sheep.js';
 
@@ -71,6 +71,13 @@ describe('dog formats', () => {
       { name: 'a', label: '(you are here)', vid: 4, pvid: 1 },
     ]);
     expect(t).toBe('a---[2024-01-01 00:00]-+-[2024-01-02 00:00]---(you are here)\n' + '                       `-(you are here)\n');
+  });
+
+  it('picks the copy with the single newest version where current copies disagree', () => {
+    expect(newest([{ digest: 'old', ver: [3, 9] }, { digest: 'new', ver: [5, 1] }])).toBe('new');
+    expect(newest([{ digest: 'a', ver: [5, 2] }, { digest: 'b', ver: [5, 1] }, null, 'unreadable'])).toBe('a');
+    expect(newest([{ digest: 'a', ver: [5, 1] }, { digest: 'b', ver: [5, 1] }])).toBeNull();
+    expect(newest([{ digest: 'a', ver: null }, 'down'])).toBeNull();
   });
 
   it('finds a Boyer-Moore majority only with more than half the copies', () => {

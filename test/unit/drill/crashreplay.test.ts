@@ -9,6 +9,10 @@ import { componentLogger } from '../../../src/obs/log.js';
 import { SD_RES_NO_OBJ } from '../../../src/proto/sheepdog/constants.js';
 import { CrashFs } from '../../../src/sheep/store/crashfs.js';
 import { PlainStore } from '../../../src/sheep/store/plain.js';
+import { ClientStore } from '../../../src/sheep/client-store.js';
+
+/** Client-path versions of a one-node store in epoch 1. */
+const clientStore = (s: PlainStore): ClientStore => new ClientStore(s, () => 1, () => Promise.resolve());
 import type { StoreFile, StoreFs } from '../../../src/sheep/store/fs.js';
 
 const log = componentLogger('drill-test').child({}, { level: 'silent' });
@@ -32,7 +36,7 @@ async function run(broken: boolean): Promise<{ lost: number; corrupt: number; st
   const fs = new CrashFs();
   const store = new PlainStore('/s', { fs: broken ? noSync(fs) : fs, log });
   await store.open();
-  const wl = new Workload(new ObjectIoTarget(store, 16384, 1n), { blocks: 16, blockSize: 4096, workers: 2, writeRatio: 1, seed: 7, now: () => fs.clock });
+  const wl = new Workload(new ObjectIoTarget(clientStore(store), 16384, 1n), { blocks: 16, blockSize: 4096, workers: 2, writeRatio: 1, seed: 7, now: () => fs.clock });
   wl.start();
   while (wl.stats.writes < 40) await new Promise((r) => setTimeout(r, 1));
   await wl.stop();
@@ -48,7 +52,7 @@ async function run(broken: boolean): Promise<{ lost: number; corrupt: number; st
     open: async (crashed) => {
       const s = new PlainStore('/s', { fs: crashed, log });
       await s.open();
-      return { target: new ObjectIoTarget(s, 16384, 1n), close: () => s.close() };
+      return { target: new ObjectIoTarget(clientStore(s), 16384, 1n), close: () => s.close() };
     },
   });
   return { lost: rep.lost, corrupt: rep.corrupt + rep.unreadable, states: rep.states };

@@ -1,6 +1,7 @@
-// Recovery (src/sheep/recovery.ts) against fake peers: what a node fetches after an epoch change — missing
-// objects, objects changed while it was away (dirty reports), verified-by-hash objects of its last epoch,
-// objects removed meanwhile — and the client-path ordering (waitFor recovers first, claim cancels a fetch).
+// Recovery (src/sheep/recovery.ts) against fake peers: what a node fetches after an epoch change, decided by
+// the versions the peers report (GET_VERSIONS) — missing and newer objects fetched, equal versions verified by
+// hash, copies nobody can prove current left unavailable (untrusted, no recovery_done) — and the client-path
+// ordering (waitFor recovers first, claim cancels a fetch).
 import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import * as C from '../../../src/proto/sheepdog/constants.js';
@@ -8,27 +9,36 @@ import { emptyRspArgs, type SdRequest, type SdResponse } from '../../../src/prot
 import { makeNodeId, nodeAddr, type NodeId, type SdNode } from '../../../src/proto/sheepdog/node.js';
 import { Ring } from '../../../src/proto/sheepdog/ring.js';
 import { rootLogger } from '../../../src/obs/log.js';
-import { encodeDirtyReport, type DirtyEntry } from '../../../src/sheep/cluster/dirty.js';
+import { encodeVersionList } from '../../../src/sheep/currency.js';
 import { SdError } from '../../../src/sheep/errors.js';
 import type { PeerPool, PeerReply } from '../../../src/sheep/peer-pool.js';
-import { Recovery, SF_OP_GET_DIRTY, type RecoveryHost } from '../../../src/sheep/recovery.js';
-import type { ObjectStore } from '../../../src/sheep/store/store.js';
+import { Recovery, SF_OP_GET_VERSIONS, type RecoveryHost } from '../../../src/sheep/recovery.js';
+import type { ObjVersion, ObjectStore } from '../../../src/sheep/store/store.js';
 
 const SIZE = 64;
 
 /** An in-memory store with just what recovery uses. */
 class MemStore {
   readonly objs = new Map<bigint, Buffer>();
+  readonly vers = new Map<bigint, ObjVersion>();
+  version(oid: bigint): ObjVersion | null {
+    return this.objs.has(oid) ? { ...(this.vers.get(oid) ?? { epoch: 0, gen: 0, current: 0 }) } : null;
+  }
+  setVersion(oid: bigint, v: ObjVersion): Promise<void> {
+    this.vers.set(oid, { ...v });
+    return Promise.resolve();
+  }
   exists(oid: bigint): boolean {
     return this.objs.has(oid);
   }
   list(): bigint[] {
     return [...this.objs.keys()].sort((a, b) => (a < b ? -1 : 1));
   }
-  create(oid: bigint, size: number, data: Buffer): Promise<void> {
+  create(oid: bigint, size: number, data: Buffer, _offset: number, ver: ObjVersion): Promise<void> {
     const b = Buffer.alloc(size);
     data.copy(b);
     this.objs.set(oid, b);
+    this.vers.set(oid, { ...ver });
     return Promise.resolve();
   }
   remove(oid: bigint): Promise<void> {
@@ -44,10 +54,9 @@ class MemStore {
 
 interface FakePeer {
   store: MemStore;
-  dirty: { complete: boolean; entries: DirtyEntry[] };
 }
 
-/** Fake peer pool: answers GET_OBJ_LIST, GET_DIRTY, GET_HASH and READ_PEER from in-memory peers. */
+/** Fake peer pool: answers GET_VERSIONS, GET_HASH and READ_PEER from in-memory peers. */
 function fakePeers(peers: Map<string, FakePeer>, reads: string[]): PeerPool {
   const reply = (req: SdRequest, result: number, data: Buffer | null, args = emptyRspArgs('obj') as SdResponse['args']): PeerReply => ({
     result,
@@ -60,14 +69,8 @@ function fakePeers(peers: Map<string, FakePeer>, reads: string[]): PeerPool {
     if (!p) return Promise.reject(new SdError(C.SD_RES_NETWORK_ERROR, 'down'));
     const oid = req.args.kind === 'obj' ? req.args.oid : 0n;
     switch (req.opcode) {
-      case C.SD_OP_GET_OBJ_LIST: {
-        const l = p.store.list();
-        const b = Buffer.alloc(8 * l.length);
-        l.forEach((o, i) => b.writeBigUInt64LE(o, 8 * i));
-        return Promise.resolve(reply(req, C.SD_RES_SUCCESS, b));
-      }
-      case SF_OP_GET_DIRTY:
-        return Promise.resolve(reply(req, C.SD_RES_SUCCESS, encodeDirtyReport(p.dirty)));
+      case SF_OP_GET_VERSIONS:
+        return Promise.resolve(reply(req, C.SD_RES_SUCCESS, encodeVersionList(0, p.store.list().map((o) => [o, p.store.version(o)!]))));
       case C.SD_OP_GET_HASH: {
         const b = p.store.objs.get(oid);
         if (!b) return Promise.resolve(reply(req, C.SD_RES_NO_OBJ, null));
@@ -93,28 +96,36 @@ function fakePeers(peers: Map<string, FakePeer>, reads: string[]): PeerPool {
 
 const node = (port: number): SdNode => ({ nid: makeNodeId('127.0.0.1', port), nrVnodes: 128, zone: port, space: 1000n });
 
-/** A 3-node cluster (copies 3: everyone owns everything) where node 7002 comes back at epoch 3. */
-function setup(opts: { dirty: DirtyEntry[]; complete?: boolean; local: Map<bigint, Buffer>; remote: Map<bigint, Buffer>; epoch?: number }) {
-  const now = opts.epoch ?? 3;
-  const all = [node(7000), node(7001), node(7002)];
-  const rings = new Map<number, Ring>([
-    [1, new Ring(all)],
-    [2, new Ring(all.slice(0, 2))],
-    [3, new Ring(all)],
-    [4, new Ring(all)],
-  ]);
+type Copies = Map<bigint, [Buffer, ObjVersion]>;
+
+/**
+ * Node 7002 comes back in epoch `now` (default 3) after missing epoch 2 ({7000, 7001}); copies 3, so every
+ * member owns everything. `remote` is what 7000 and 7001 hold (unless `down` lists them), `local` what 7002 holds.
+ */
+function setup(opts: { local: Copies; remote: Copies; down?: number[]; now?: number; epochs?: number[][] }) {
+  const now = opts.now ?? 3;
+  const byPort = (p: number): SdNode => node(p);
+  const sets = opts.epochs ?? [[7000, 7001, 7002], [7000, 7001], [7000, 7001, 7002]];
+  const rings = new Map<number, Ring>(sets.map((ports, i) => [i + 1, new Ring(ports.map(byPort))]));
   const peers = new Map<string, FakePeer>();
-  for (const n of all.slice(0, 2)) {
+  for (const port of [7000, 7001]) {
+    if (opts.down?.includes(port)) continue;
     const s = new MemStore();
-    for (const [o, b] of opts.remote) s.objs.set(o, Buffer.from(b));
-    peers.set(nodeAddr(n.nid), { store: s, dirty: { complete: opts.complete ?? true, entries: opts.dirty } });
+    for (const [o, [b, v]] of opts.remote) {
+      s.objs.set(o, Buffer.from(b));
+      s.vers.set(o, v);
+    }
+    peers.set(nodeAddr(node(port).nid), { store: s });
   }
   const store = new MemStore();
-  for (const [o, b] of opts.local) store.objs.set(o, Buffer.from(b));
+  for (const [o, [b, v]] of opts.local) {
+    store.objs.set(o, Buffer.from(b));
+    store.vers.set(o, v);
+  }
   const reads: string[] = [];
   let done = 0;
   const host: RecoveryHost = {
-    self: all[2]!.nid,
+    self: node(7002).nid,
     store: store as unknown as ObjectStore,
     peers: fakePeers(peers, reads),
     epoch: () => now,
@@ -123,13 +134,14 @@ function setup(opts: { dirty: DirtyEntry[]; complete?: boolean; local: Map<bigin
     copiesOf: () => 3,
     objectSize: () => SIZE,
     tombstoned: () => false,
+    purgeEpoch: () => 0,
     announceDone: () => {
       done++;
       return Promise.resolve();
     },
     log: rootLogger(),
   };
-  return { recovery: new Recovery(host), store, reads, done: () => done };
+  return { recovery: new Recovery(host), store, reads, done: () => done, now };
 }
 
 async function settle(r: Recovery): Promise<void> {
@@ -137,59 +149,63 @@ async function settle(r: Recovery): Promise<void> {
 }
 
 const obj = (fill: number): Buffer => Buffer.alloc(SIZE, fill);
+const v = (epoch: number, gen: number, current: number): ObjVersion => ({ epoch, gen, current });
 
 describe('Recovery', () => {
-  it('fetches missing and changed objects, verifies same-epoch ones by hash, deletes removed ones', async () => {
-    const same = 0x100n;
-    const changed = 0x101n;
+  it('fetches missing and newer objects with their versions, verifies equal versions by hash', async () => {
+    const newer = 0x101n;
     const missing = 0x102n;
     const verifiedEqual = 0x103n;
     const verifiedDiffer = 0x104n;
-    const removed = 0x105n;
     const t = setup({
       local: new Map([
-        [same, obj(1)],
-        [changed, obj(2)],
-        [verifiedEqual, obj(4)],
-        [verifiedDiffer, obj(5)],
-        [removed, obj(6)],
+        [newer, [obj(2), v(1, 1, 1)]],
+        [verifiedEqual, [obj(4), v(1, 2, 1)]],
+        [verifiedDiffer, [obj(5), v(1, 3, 1)]],
       ]),
       remote: new Map([
-        [same, obj(1)],
-        [changed, obj(22)],
-        [missing, obj(3)],
-        [verifiedEqual, obj(4)],
-        [verifiedDiffer, obj(55)],
+        [newer, [obj(22), v(2, 1, 2)]],
+        [missing, [obj(3), v(2, 4, 2)]],
+        [verifiedEqual, [obj(4), v(1, 2, 1)]],
+        [verifiedDiffer, [obj(55), v(1, 3, 1)]],
       ]),
-      dirty: [
-        { oid: changed, epoch: 2, removed: false },
-        { oid: verifiedEqual, epoch: 1, removed: false },
-        { oid: verifiedDiffer, epoch: 1, removed: false },
-        { oid: removed, epoch: 2, removed: true },
-      ],
     });
-    t.recovery.start(3, 1);
+    t.recovery.start(t.now);
     await settle(t.recovery);
     expect(t.reads.sort()).toEqual(['101', '102', '104']);
-    expect(t.store.objs.get(changed)).toEqual(obj(22));
+    expect(t.store.objs.get(newer)).toEqual(obj(22));
+    expect(t.store.version(newer)).toEqual(v(2, 1, 3));
     expect(t.store.objs.get(missing)).toEqual(obj(3));
     expect(t.store.objs.get(verifiedDiffer)).toEqual(obj(55));
-    expect(t.store.objs.get(same)).toEqual(obj(1));
-    expect(t.store.exists(removed)).toBe(false);
+    expect(t.store.objs.get(verifiedEqual)).toEqual(obj(4));
+    expect(t.store.version(verifiedEqual)).toEqual(v(1, 2, 3));
     expect(t.recovery.status()).toMatchObject({ inRecovery: false, transferred: 3 });
     expect(t.done()).toBe(1);
   });
 
-  it('fetches every owned object when a peer cannot vouch for the gap', async () => {
-    const t = setup({ local: new Map([[0x200n, obj(1)]]), remote: new Map([[0x200n, obj(1)]]), dirty: [], complete: false });
-    t.recovery.start(3, 1);
-    await settle(t.recovery);
-    expect(t.reads).toEqual(['200']);
+  it('keeps an old copy untrusted and announces nothing while no live member can prove the current one', async () => {
+    // Epoch 2 was {7000, 7001} (they took writes then); both are gone now, 7002 is alone with its old copy.
+    const t = setup({ local: new Map([[0x200n, [obj(1), v(1, 1, 1)]]]), remote: new Map(), down: [7000, 7001], epochs: [[7000, 7001, 7002], [7000, 7001], [7002]] });
+    t.recovery.start(t.now);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(t.recovery.untrusted(0x200n)).toBe(true);
+    expect(t.recovery.status()).toMatchObject({ inRecovery: true, state: 1 });
+    expect(t.recovery.outstanding()).toBe(1);
+    expect(t.done()).toBe(0);
+    expect(t.store.objs.get(0x200n)).toEqual(obj(1));
   });
 
-  it('a continuous member trusts its copies; claim() lets a client CREATE win over a pending fetch', async () => {
-    const t = setup({ local: new Map([[0x300n, obj(1)]]), remote: new Map([[0x300n, obj(9)], [0x301n, obj(7)]]), dirty: [], epoch: 4 });
-    t.recovery.start(4, 3);
+  it('a continuous member keeps its copies; claim() lets a client CREATE win over a pending fetch', async () => {
+    const t = setup({
+      local: new Map([[0x300n, [obj(1), v(3, 1, 3)]]]),
+      remote: new Map([
+        [0x300n, [obj(9), v(1, 1, 1)]],
+        [0x301n, [obj(7), v(1, 1, 1)]],
+      ]),
+      now: 4,
+      epochs: [[7000, 7001, 7002], [7000, 7001], [7000, 7001, 7002], [7000, 7001, 7002]],
+    });
+    t.recovery.start(t.now);
     await t.recovery.claim(0x301n);
     await settle(t.recovery);
     expect(t.reads).toEqual([]);
@@ -198,12 +214,19 @@ describe('Recovery', () => {
   });
 
   it('waitFor() recovers the object a client is waiting for before it returns', async () => {
-    const t = setup({ local: new Map(), remote: new Map([[0x400n, obj(4)], [0x401n, obj(5)]]), dirty: [] });
+    const t = setup({
+      local: new Map(),
+      remote: new Map([
+        [0x400n, [obj(4), v(2, 1, 2)]],
+        [0x401n, [obj(5), v(2, 1, 2)]],
+      ]),
+    });
     t.recovery.throttle = { maxExecCount: 1, intervalMs: 50 };
-    t.recovery.start(3, 1);
+    t.recovery.start(t.now);
     expect(t.recovery.untrusted(0x401n) || !t.store.exists(0x401n)).toBe(true);
     await t.recovery.waitFor(0x401n);
     expect(t.store.objs.get(0x401n)).toEqual(obj(5));
+    expect(t.recovery.untrusted(0x401n)).toBe(false);
     await settle(t.recovery);
     expect(t.store.objs.get(0x400n)).toEqual(obj(4));
   });

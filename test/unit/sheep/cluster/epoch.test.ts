@@ -1,8 +1,7 @@
-// Node sets and epoch history (src/sheep/epoch.ts) and the dirty report (src/sheep/cluster/dirty.ts): the
+// Node sets and epoch history (src/sheep/epoch.ts) : the
 // pure parts every node must compute identically from the same membership.
 import { describe, expect, it } from 'vitest';
 import { EpochHistory, nodeSetChanged, nodeSetOf } from '../../../../src/sheep/epoch.js';
-import { DirtyTracker, decodeDirtyReport, encodeDirtyReport } from '../../../../src/sheep/cluster/dirty.js';
 import type { ClusterMember } from '../../../../src/sheep/cluster/local.js';
 import { makeNodeId } from '../../../../src/proto/sheepdog/node.js';
 
@@ -47,26 +46,5 @@ describe('EpochHistory', () => {
     expect(h.lastWith(c, 4)).toBe(3);
     expect(h.lastWith(makeNodeId('127.0.0.1', 7009), 4)).toBe(0);
     expect(h.get(2)?.ring.nrZones).toBe(2);
-  });
-});
-
-describe('DirtyTracker', () => {
-  it('reports changes after an epoch and whether it watched the whole gap', () => {
-    const t = new DirtyTracker();
-    t.reset(3);
-    t.record(1n, 3, false);
-    t.record(2n, 4, false);
-    t.record(3n, 5, true);
-    expect(t.changedAfter(3).entries.map((e) => e.oid)).toEqual([2n, 3n]);
-    expect(t.changedAfter(2).complete).toBe(true);
-    expect(t.changedAfter(1).complete).toBe(false);
-  });
-
-  it('round-trips the wire report', () => {
-    const rep = { complete: true, entries: [{ oid: 0x8012345600000000n, epoch: 7, removed: false }, { oid: 5n, epoch: 9, removed: true }] };
-    const buf = encodeDirtyReport(rep);
-    expect(buf.length).toBe(8 + 32);
-    expect(decodeDirtyReport(buf)).toEqual(rep);
-    expect(decodeDirtyReport(Buffer.alloc(3))).toEqual({ complete: false, entries: [] });
   });
 });

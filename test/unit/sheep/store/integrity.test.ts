@@ -12,6 +12,9 @@ import { CrashFs } from '../../../../src/sheep/store/crashfs.js';
 import { PlainStore } from '../../../../src/sheep/store/plain.js';
 import { componentLogger } from '../../../../src/obs/log.js';
 
+/** The version every test write carries (what versions mean is tested in currency and recovery tests). */
+const V = { epoch: 1, gen: 1, current: 1 };
+
 const OID = 0x007c2b2500000003n;
 const FILE = '/s/obj/007c2b2500000003';
 const SIZE = 64 * 1024;
@@ -34,7 +37,7 @@ describe('PlainStore checksums', () => {
   it('serves good data and detects a bit flip, a zeroed block and truncation (EIO, counted)', async () => {
     const { s, fs } = await store();
     const data = Buffer.alloc(SIZE, 0x5a);
-    await s.create(OID, SIZE, data, 0);
+    await s.create(OID, SIZE, data, 0, V);
     expect((await s.read(OID, 100, 5000)).equals(data.subarray(100, 5100))).toBe(true);
 
     const flip = fs.peek(FILE)!.subarray(8192, 8193);
@@ -57,9 +60,9 @@ describe('PlainStore checksums', () => {
   it('keeps checksums in step with unaligned writes and copy-on-write creates; GET_HASH is the data SHA-1', async () => {
     const { s } = await store();
     const base = Buffer.alloc(SIZE, 3);
-    await s.create(OID, SIZE, Buffer.alloc(700, 9), 4000, base);
-    await s.write(OID, Buffer.alloc(5000, 7), 10_000);
-    await s.write(OID, Buffer.alloc(1, 8), SIZE - 1);
+    await s.create(OID, SIZE, Buffer.alloc(700, 9), 4000, V, base);
+    await s.write(OID, Buffer.alloc(5000, 7), 10_000, V);
+    await s.write(OID, Buffer.alloc(1, 8), SIZE - 1, V);
     const want = Buffer.from(base);
     want.fill(9, 4000, 4700);
     want.fill(7, 10_000, 15_000);
@@ -70,10 +73,10 @@ describe('PlainStore checksums', () => {
 
   it('detects a block that reverts to its old bytes (zeroed back to a hole) after an overwrite', async () => {
     const { s, fs } = await store();
-    await s.create(OID, SIZE, Buffer.alloc(10, 1), 0);
-    await s.write(OID, Buffer.alloc(4096, 2), 8192);
-    await s.create(OID + 1n, SIZE, Buffer.alloc(SIZE, 1), 0);
-    await s.create(OID + 1n, SIZE, Buffer.alloc(SIZE, 3), 0);
+    await s.create(OID, SIZE, Buffer.alloc(10, 1), 0, V);
+    await s.write(OID, Buffer.alloc(4096, 2), 8192, V);
+    await s.create(OID + 1n, SIZE, Buffer.alloc(SIZE, 1), 0, V);
+    await s.create(OID + 1n, SIZE, Buffer.alloc(SIZE, 3), 0, V);
     await damage(fs, FILE, 8192, Buffer.alloc(4096));
     await damage(fs, '/s/obj/007c2b2500000004', 0, Buffer.alloc(4096, 1));
     await expect(s.read(OID, 8192, 10)).rejects.toMatchObject({ result: SD_RES_EIO });
@@ -82,18 +85,18 @@ describe('PlainStore checksums', () => {
 
   it('refuses a partial write into a corrupt block but lets a whole-block write replace it', async () => {
     const { s, fs } = await store();
-    await s.create(OID, SIZE, Buffer.alloc(SIZE, 1), 0);
+    await s.create(OID, SIZE, Buffer.alloc(SIZE, 1), 0, V);
     await damage(fs, FILE, 4096 + 7, Buffer.from([0xff]));
-    await expect(s.write(OID, Buffer.alloc(10, 2), 4096)).rejects.toMatchObject({ result: SD_RES_EIO });
-    await s.write(OID, Buffer.alloc(4096, 2), 4096);
+    await expect(s.write(OID, Buffer.alloc(10, 2), 4096, V)).rejects.toMatchObject({ result: SD_RES_EIO });
+    await s.write(OID, Buffer.alloc(4096, 2), 4096, V);
     expect((await s.read(OID, 4096, 4096)).equals(Buffer.alloc(4096, 2))).toBe(true);
   });
 
   it('reports a damaged sidecar as corruption and a deleted object file as missing', async () => {
     const { s, fs } = await store();
-    await s.create(OID, SIZE, Buffer.alloc(SIZE, 1), 0);
-    await s.create(OID + 1n, SIZE, Buffer.alloc(SIZE, 2), 0);
-    await s.create(OID + 2n, SIZE, Buffer.alloc(SIZE, 3), 0);
+    await s.create(OID, SIZE, Buffer.alloc(SIZE, 1), 0, V);
+    await s.create(OID + 1n, SIZE, Buffer.alloc(SIZE, 2), 0, V);
+    await s.create(OID + 2n, SIZE, Buffer.alloc(SIZE, 3), 0, V);
     await damage(fs, '/s/csum/007c2b2500000003', 0, Buffer.from('junk'));
     await damage(fs, '/s/obj/007c2b2500000004', 30_000, Buffer.from('x'));
     await fs.unlink('/s/obj/007c2b2500000005');
@@ -113,12 +116,12 @@ describe('PlainStore verification races', () => {
     try {
       const s = new PlainStore(dir, { log });
       await s.open();
-      await s.create(OID, SIZE, Buffer.alloc(SIZE, 1), 0);
+      await s.create(OID, SIZE, Buffer.alloc(SIZE, 1), 0, V);
       let stop = false;
       const writer = (async () => {
         for (let i = 0; i < 60; i++) {
-          if (i % 10 === 9) await s.create(OID, SIZE, Buffer.alloc(SIZE, i & 0xff), 0);
-          else await s.write(OID, Buffer.alloc(8192, i & 0xff), 4096);
+          if (i % 10 === 9) await s.create(OID, SIZE, Buffer.alloc(SIZE, i & 0xff), 0, V);
+          else await s.write(OID, Buffer.alloc(8192, i & 0xff), 4096, V);
         }
         stop = true;
       })();
@@ -143,33 +146,33 @@ describe('PlainStore verification races', () => {
 describe('PlainStore space', () => {
   it('answers NO_SPACE past the capacity, writes nothing, and resumes when space is freed', async () => {
     const { s, fs } = await store(new CrashFs(), { capacityBytes: 2 * SIZE });
-    await s.create(OID, SIZE, Buffer.alloc(10, 1), 0);
-    await s.create(OID + 1n, SIZE, Buffer.alloc(10, 2), 0);
+    await s.create(OID, SIZE, Buffer.alloc(10, 1), 0, V);
+    await s.create(OID + 1n, SIZE, Buffer.alloc(10, 2), 0, V);
     expect((await s.space()).free).toBe(0n);
-    await expect(s.create(OID + 2n, SIZE, Buffer.alloc(10, 3), 0)).rejects.toMatchObject({ result: SD_RES_NO_SPACE });
+    await expect(s.create(OID + 2n, SIZE, Buffer.alloc(10, 3), 0, V)).rejects.toMatchObject({ result: SD_RES_NO_SPACE });
     expect(s.exists(OID + 2n)).toBe(false);
     expect(fs.peek('/s/obj/007c2b2500000005')).toBeNull();
     // Replacing an existing object needs no new space.
-    await s.create(OID, SIZE, Buffer.alloc(10, 4), 0);
+    await s.create(OID, SIZE, Buffer.alloc(10, 4), 0, V);
     await s.remove(OID + 1n);
-    await s.create(OID + 2n, SIZE, Buffer.alloc(10, 3), 0);
+    await s.create(OID + 2n, SIZE, Buffer.alloc(10, 3), 0, V);
     expect((await s.read(OID + 2n, 0, 10)).equals(Buffer.alloc(10, 3))).toBe(true);
     // Capacity is recounted from the files at open.
     const again = new PlainStore('/s', { fs, log, capacityBytes: 2 * SIZE });
     await again.open();
-    await expect(again.create(OID + 9n, SIZE, Buffer.alloc(1), 0)).rejects.toMatchObject({ result: SD_RES_NO_SPACE });
+    await expect(again.create(OID + 9n, SIZE, Buffer.alloc(1), 0, V)).rejects.toMatchObject({ result: SD_RES_NO_SPACE });
   });
 
   it('maps injected ENOSPC to NO_SPACE; a failed create leaves the old object, a failed write old or new bytes', async () => {
     const { s, fs } = await store();
-    await s.create(OID, SIZE, Buffer.alloc(SIZE, 1), 0);
+    await s.create(OID, SIZE, Buffer.alloc(SIZE, 1), 0, V);
     fs.inject = (op, file) => (op === 'write' && file.includes('/obj/') ? 'ENOSPC' : null);
-    await expect(s.create(OID, SIZE, Buffer.alloc(SIZE, 2), 0)).rejects.toMatchObject({ result: SD_RES_NO_SPACE });
-    await expect(s.write(OID, Buffer.alloc(8192, 2), 4096)).rejects.toMatchObject({ result: SD_RES_NO_SPACE });
+    await expect(s.create(OID, SIZE, Buffer.alloc(SIZE, 2), 0, V)).rejects.toMatchObject({ result: SD_RES_NO_SPACE });
+    await expect(s.write(OID, Buffer.alloc(8192, 2), 4096, V)).rejects.toMatchObject({ result: SD_RES_NO_SPACE });
     fs.inject = null;
     expect((await s.read(OID, 0, SIZE)).equals(Buffer.alloc(SIZE, 1))).toBe(true);
     expect((await fs.readdir('/s/obj')).filter((n) => n.includes('.tmp'))).toEqual([]);
-    await s.write(OID, Buffer.alloc(8192, 2), 4096);
+    await s.write(OID, Buffer.alloc(8192, 2), 4096, V);
     expect((await s.read(OID, 4096, 8192)).equals(Buffer.alloc(8192, 2))).toBe(true);
   });
 });

@@ -9,6 +9,9 @@ import { OpenFileCache } from '../../../../src/sheep/store/openfiles.js';
 import { PlainStore } from '../../../../src/sheep/store/plain.js';
 import { componentLogger } from '../../../../src/obs/log.js';
 
+/** The version every test write carries (what versions mean is tested in currency and recovery tests). */
+const V = { epoch: 1, gen: 1, current: 1 };
+
 const OID = 0x007c2b2500000003n;
 const SIZE = 16 * 1024;
 const log = componentLogger('store-test').child({}, { level: 'silent' });
@@ -58,11 +61,11 @@ async function store(maxOpenFiles?: number): Promise<{ s: PlainStore; c: Countin
 describe('PlainStore open-file cache', () => {
   it('serves repeated reads and writes from the same open files', async () => {
     const { s, c } = await store();
-    await s.create(OID, SIZE, Buffer.alloc(SIZE, 1), 0);
+    await s.create(OID, SIZE, Buffer.alloc(SIZE, 1), 0, V);
     await s.read(OID, 0, 4096);
     const before = c.opens;
     for (let i = 0; i < 10; i++) expect((await s.read(OID, i * 512, 512)).equals(Buffer.alloc(512, 1))).toBe(true);
-    await s.write(OID, Buffer.alloc(4096, 2), 4096);
+    await s.write(OID, Buffer.alloc(4096, 2), 4096, V);
     expect((await s.read(OID, 4096, 4096)).equals(Buffer.alloc(4096, 2))).toBe(true);
     expect(c.opens).toBe(before);
     await s.close();
@@ -71,42 +74,42 @@ describe('PlainStore open-file cache', () => {
 
   it('re-opens after a replacing create, remove, moveToStale and wipe', async () => {
     const { s } = await store();
-    await s.create(OID, SIZE, Buffer.alloc(SIZE, 1), 0);
+    await s.create(OID, SIZE, Buffer.alloc(SIZE, 1), 0, V);
     expect((await s.read(OID, 0, 4))[0]).toBe(1);
     // recovery replaces an object with a create of the fetched copy
-    await s.create(OID, SIZE, Buffer.alloc(SIZE, 2), 0);
+    await s.create(OID, SIZE, Buffer.alloc(SIZE, 2), 0, V);
     expect((await s.read(OID, 0, 4))[0]).toBe(2);
-    await s.write(OID, Buffer.alloc(4, 3), 0);
+    await s.write(OID, Buffer.alloc(4, 3), 0, V);
     expect((await s.read(OID, 0, 4))[0]).toBe(3);
     await s.remove(OID);
     await expect(s.read(OID, 0, 4)).rejects.toMatchObject({ result: SD_RES_NO_OBJ });
-    await expect(s.write(OID, Buffer.alloc(1), 0)).rejects.toMatchObject({ result: SD_RES_NO_OBJ });
+    await expect(s.write(OID, Buffer.alloc(1), 0, V)).rejects.toMatchObject({ result: SD_RES_NO_OBJ });
 
-    await s.create(OID, SIZE, Buffer.alloc(SIZE, 4), 0);
+    await s.create(OID, SIZE, Buffer.alloc(SIZE, 4), 0, V);
     expect((await s.read(OID, 0, 4))[0]).toBe(4);
     await s.moveToStale(OID, 7);
     await expect(s.read(OID, 0, 4)).rejects.toMatchObject({ result: SD_RES_NO_OBJ });
 
-    await s.create(OID, SIZE, Buffer.alloc(SIZE, 5), 0);
+    await s.create(OID, SIZE, Buffer.alloc(SIZE, 5), 0, V);
     expect((await s.read(OID, 0, 4))[0]).toBe(5);
     await s.wipe();
     await expect(s.read(OID, 0, 4)).rejects.toMatchObject({ result: SD_RES_NO_OBJ });
     await expect(s.hash(OID, SIZE)).rejects.toMatchObject({ result: SD_RES_NO_OBJ });
-    await s.create(OID, SIZE, Buffer.alloc(SIZE, 6), 0);
+    await s.create(OID, SIZE, Buffer.alloc(SIZE, 6), 0, V);
     expect((await s.read(OID, 0, 4))[0]).toBe(6);
     await s.close();
   });
 
   it('reads NO_OBJ from an object file deleted or renamed over behind its back, as without the cache', async () => {
     const { s, c } = await store();
-    await s.create(OID, SIZE, Buffer.alloc(SIZE, 1), 0);
-    await s.create(OID + 1n, SIZE, Buffer.alloc(SIZE, 2), 0);
+    await s.create(OID, SIZE, Buffer.alloc(SIZE, 1), 0, V);
+    await s.create(OID + 1n, SIZE, Buffer.alloc(SIZE, 2), 0, V);
     await s.read(OID, 0, 4);
     await s.read(OID + 1n, 0, 4);
     expect((await s.read(OID, 0, 4))[0]).toBe(1);
     await c.inner.unlink('/s/obj/007c2b2500000003');
     await expect(s.read(OID, 0, 4)).rejects.toMatchObject({ result: SD_RES_NO_OBJ });
-    await expect(s.write(OID, Buffer.alloc(4, 9), 0)).rejects.toMatchObject({ result: SD_RES_NO_OBJ });
+    await expect(s.write(OID, Buffer.alloc(4, 9), 0, V)).rejects.toMatchObject({ result: SD_RES_NO_OBJ });
     await expect(s.hash(OID, SIZE)).rejects.toMatchObject({ result: SD_RES_NO_OBJ });
     // Another file renamed over the object's name: its bytes are read (and fail their checksums), not the
     // cached old file's.
@@ -120,9 +123,9 @@ describe('PlainStore open-file cache', () => {
 
   it('reads racing replacing creates and writes see old or new bytes, never a stale file afterwards', async () => {
     const { s } = await store(4);
-    await s.create(OID, SIZE, Buffer.alloc(SIZE, 1), 0);
+    await s.create(OID, SIZE, Buffer.alloc(SIZE, 1), 0, V);
     for (let v = 2; v < 12; v++) {
-      const op = v % 2 === 0 ? s.create(OID, SIZE, Buffer.alloc(SIZE, v), 0) : s.write(OID, Buffer.alloc(SIZE, v), 0);
+      const op = v % 2 === 0 ? s.create(OID, SIZE, Buffer.alloc(SIZE, v), 0, V) : s.write(OID, Buffer.alloc(SIZE, v), 0, V);
       const reads = await Promise.all([s.read(OID, 0, 4096), op.then(() => undefined), s.read(OID, 4096, 4096)]);
       for (const r of [reads[0], reads[2]]) expect([v - 1, v]).toContain(r[0]);
       expect((await s.read(OID, 0, SIZE)).equals(Buffer.alloc(SIZE, v))).toBe(true);
@@ -132,7 +135,7 @@ describe('PlainStore open-file cache', () => {
 
   it('keeps no more descriptors than its budget and closes all of them on close()', async () => {
     const { s, c } = await store(6);
-    for (let i = 0n; i < 10n; i++) await s.create(OID + i, 4096, Buffer.alloc(4096, Number(i) + 1), 0);
+    for (let i = 0n; i < 10n; i++) await s.create(OID + i, 4096, Buffer.alloc(4096, Number(i) + 1), 0, V);
     for (let round = 0; round < 2; round++) {
       for (let i = 0n; i < 10n; i++) expect((await s.read(OID + i, 0, 1))[0]).toBe(Number(i) + 1);
     }
