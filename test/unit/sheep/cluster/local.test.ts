@@ -47,7 +47,8 @@ describe('local cluster driver', () => {
   driverContract(() => {
     dir = tmp();
     return {
-      make: (o = {}) => driver(dir, o).d,
+      // A generous failure timeout: a loaded machine must not expel members from the contract checks.
+      make: (o = {}) => driver(dir, { failTimeoutMs: 3000, ...o }).d,
       retained: () => Promise.resolve(retainedRecords(dir)),
     };
   });
