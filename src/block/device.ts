@@ -6,6 +6,7 @@
 // - writeZeroes() makes the range read as zeros; with {mayTrim:true} it may deallocate;
 // - extents() reports allocated data vs holes (holes read as zeros) covering exactly [offset, offset+length).
 // Errors are BlockError with a stable code, mapped to NBD errno / SCSI sense at each front end's edge.
+import { SheepfoldError } from '../util/errors.js';
 
 /** Stable error codes a BlockDevice may raise; each front end maps them in one table. */
 export type BlockErrorCode =
@@ -18,14 +19,7 @@ export type BlockErrorCode =
   | 'ECONFLICT'; // reservation/fence conflict: another path owns the device
 
 /** An operation error raised by a BlockDevice; front ends map `code` to the wire. */
-export class BlockError extends Error {
-  readonly code: BlockErrorCode;
-  constructor(code: BlockErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'BlockError';
-    this.code = code;
-  }
-}
+export class BlockError extends SheepfoldError<BlockErrorCode> {}
 
 export interface WriteOptions {
   /** Force Unit Access: resolve only once this write is on stable storage. */

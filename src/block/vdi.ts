@@ -32,6 +32,7 @@ import { FeedClient, type FeedEvent } from '../client/feed.js';
 import { componentLogger, type Logger } from '../obs/log.js';
 import { feedInvalidations, inodeReloads } from '../obs/metrics.js';
 import { firstDifference } from '../util/bytes.js';
+import type { ClockTimer } from '../util/clock.js';
 import { BlockError, checkRange, identityFor } from './device.js';
 import type { BlockDevice, BlockIdentity, Extent, WriteOptions, ZeroOptions } from './device.js';
 
@@ -340,7 +341,7 @@ export class VdiDevice implements BlockDevice {
   /** A write's deadline: the caller's, else the device's write fence counted from when the write was accepted. */
   private deadlineOf(opts: WriteOptions | undefined): number | undefined {
     const fenceMs = this.opts.writeFenceMs;
-    return opts?.notAfter ?? (fenceMs !== undefined && fenceMs > 0 ? (opts?.issuedAt ?? Date.now()) + fenceMs : undefined);
+    return opts?.notAfter ?? (fenceMs !== undefined && fenceMs > 0 ? (opts?.issuedAt ?? this.client.clock.now()) + fenceMs : undefined);
   }
 
   /**
@@ -355,7 +356,7 @@ export class VdiDevice implements BlockDevice {
 
   /** The write fence: refuse to start sheep I/O for a write whose deadline has passed. */
   private fence(notAfter: number | undefined): void {
-    if (notAfter !== undefined && Date.now() > notAfter) {
+    if (notAfter !== undefined && this.client.clock.now() > notAfter) {
       throw new BlockError('EIO', `write fence: not started within its deadline on VDI ${this.opts.vdi}`);
     }
   }
@@ -426,13 +427,13 @@ export class VdiDevice implements BlockDevice {
    */
   checkReady(): Promise<void> {
     this.checkOpen();
-    const now = Date.now();
+    const now = this.client.clock.now();
     const last = this.readyProbe;
     if (last && now - last.at < READY_REUSE_MS) return last.done;
     // The client may re-send through other gateways; the answer is due within READY_PROBE_MS whatever it does.
-    let timer: NodeJS.Timeout | undefined;
+    let timer: ClockTimer | undefined;
     const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new BlockError('EIO', `VDI ${this.opts.vdi}: no answer from sheep within ${READY_PROBE_MS} ms`)), READY_PROBE_MS);
+      timer = this.client.clock.setTimeout(() => reject(new BlockError('EIO', `VDI ${this.opts.vdi}: no answer from sheep within ${READY_PROBE_MS} ms`)), READY_PROBE_MS);
     });
     const read = this.client.readObj(vidToVdiOid(this.vid), 1, { timeoutMs: READY_PROBE_MS }).then(
       () => undefined,
@@ -441,7 +442,7 @@ export class VdiDevice implements BlockDevice {
       },
     );
     read.catch(() => undefined);
-    const done = Promise.race([read, late]).finally(() => clearTimeout(timer));
+    const done = Promise.race([read, late]).finally(() => this.client.clock.clear(timer));
     done.catch(() => undefined);
     this.readyProbe = { at: now, done };
     return done;

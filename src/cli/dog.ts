@@ -10,7 +10,7 @@ import readline from 'node:readline';
 import { DogContext, EXIT_USAGE, describeFailure, type CommonOptions } from '../dog/context.js';
 import { clusterFormat, clusterInfo, clusterShutdown, type FormatOptions } from '../dog/cluster.js';
 import { nodeInfo, nodeList } from '../dog/node.js';
-import { clusterCheck, nodeKill, nodeRecovery } from '../dog/node-recovery.js';
+import { clusterCheck, nodeKill, nodeRecovery, recoveryGetThrottle, recoverySetThrottle, type RecoveryOptions } from '../dog/node-recovery.js';
 import {
   vdiCheck,
   vdiClone,
@@ -57,16 +57,26 @@ async function run(opts: Opts, body: (ctx: DogContext) => Promise<void>): Promis
   }
 }
 
-/** Ask a yes/no question on a terminal; without one the answer is no. */
-function confirm(question: string): Promise<boolean> {
-  if (process.stdin.isTTY !== true) return Promise.resolve(false);
-  const rl = readline.createInterface({ input: process.stdin, output: process.stdout });
-  return new Promise((resolve) => {
-    rl.question(question, (a) => {
-      rl.close();
-      resolve(a.trim().toLowerCase() === 'yes');
+/** Ask a yes/no question as dog does: the question on stdout (stderr with --json, so the JSON stays clean), one
+ * line read from stdin (a terminal or a pipe, so `echo yes | dog ...` answers it); "yes" in any case is yes,
+ * anything else or no input at all is no. */
+function confirmer(json: boolean): (question: string) => Promise<boolean> {
+  return (question) => {
+    (json ? process.stderr : process.stdout).write(question);
+    const rl = readline.createInterface({ input: process.stdin, terminal: false });
+    return new Promise((resolve) => {
+      let answered = false;
+      rl.once('line', (line) => {
+        answered = true;
+        rl.close();
+        process.stdin.pause();
+        resolve(line.slice(0, 3).toLowerCase() === 'yes');
+      });
+      rl.once('close', () => {
+        if (!answered) resolve(false);
+      });
     });
-  });
+  };
 }
 
 function leaf(parent: Command, name: string, description: string): Command {
@@ -101,7 +111,7 @@ function buildCluster(dog: Command): void {
             force: o.force as boolean | undefined,
             store: o.store as string | undefined,
           } satisfies FormatOptions,
-          confirm,
+          confirmer(o.json === true),
         ),
       ),
     );
@@ -110,14 +120,36 @@ function buildCluster(dog: Command): void {
   leaf(cluster, 'check', 'check and repair the replicas of every VDI').action((o: Opts) => run(o, clusterCheck));
 }
 
+function recoveryOptions(o: Opts): RecoveryOptions {
+  return {
+    maxExecCount: o.maxExecCount as string | undefined,
+    queueWorkInterval: o.queueWorkInterval as string | undefined,
+    progress: o.progress as boolean | undefined,
+  };
+}
+
 function buildNode(dog: Command): void {
   const node = dog.command('node').description('node commands: list, info');
   leaf(node, 'list', 'list the nodes').action((o: Opts) => run(o, nodeList));
   leaf(node, 'info', 'show store usage per node').action((o: Opts) => run(o, nodeInfo));
-  leaf(node, 'recovery', 'show the recovery progress of every node (and set its throttle)')
-    .option('--max-exec-count <n>', 'throttle: objects recovered in parallel per node (0 = default)')
-    .option('--queue-work-interval <ms>', 'throttle: pause between recovered objects')
-    .action((o: Opts) => run(o, (ctx) => nodeRecovery(ctx, { maxExecCount: o.maxExecCount as string | undefined, queueWorkInterval: o.queueWorkInterval as string | undefined })));
+  const recovery = leaf(node, 'recovery', 'show recovery information of nodes (default), or set/get the recovery throttle of a node')
+    .option('-P, --progress', 'show progress of recovery in the node')
+    .option('--max-exec-count <n>', 'throttle every node: objects recovered in parallel (0 = default)')
+    .option('--queue-work-interval <ms>', 'throttle every node: pause between recovered objects')
+    .action((o: Opts) => run(o, (ctx) => nodeRecovery(ctx, recoveryOptions(o))));
+  // Options after a subcommand word (`recovery set-throttle 1 1 -p 7001`) belong to the subcommand; that takes
+  // positional options on every command above it as well.
+  dog.enablePositionalOptions();
+  node.enablePositionalOptions();
+  recovery.enablePositionalOptions();
+  leaf(recovery, 'info', 'show recovery information of nodes (default)')
+    .option('-P, --progress', 'show progress of recovery in the node')
+    .action((o: Opts) => run(o, (ctx) => nodeRecovery(ctx, recoveryOptions(o))));
+  leaf(recovery, 'set-throttle', 'set new throttling of the node: at most <max> objects every <interval> ms (0 0: none)')
+    .argument('[max]')
+    .argument('[interval]')
+    .action((max: string | undefined, interval: string | undefined, o: Opts) => run(o, (ctx) => recoverySetThrottle(ctx, max, interval)));
+  leaf(recovery, 'get-throttle', 'get current throttling of the node').action((o: Opts) => run(o, recoveryGetThrottle));
   leaf(node, 'kill', 'stop the node with this id (from node list)')
     .argument('<id>')
     .action((id: string, o: Opts) => run(o, (ctx) => nodeKill(ctx, id)));
@@ -161,7 +193,7 @@ function buildVdi(dog: Command): void {
     .argument('<name>')
     .option('-s, --snapshot <tag>', 'snapshot tag or id')
     .option('-f, --force', 'do not ask for confirmation')
-    .action((name: string, o: Opts) => run(o, (ctx) => vdiRollback(ctx, name, o.snapshot as string | undefined, o.force === true, confirm)));
+    .action((name: string, o: Opts) => run(o, (ctx) => vdiRollback(ctx, name, o.snapshot as string | undefined, o.force === true, confirmer(o.json === true))));
   leaf(vdi, 'resize', 'grow a VDI')
     .argument('<name>')
     .argument('<size>')

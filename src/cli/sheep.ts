@@ -37,9 +37,10 @@ function clusterDriver(
   if (o.leaseTtl !== undefined) throw new Error('--lease-ttl is for --cluster etcd:...');
   return new LocalClusterDriver({ dir: path.resolve(m[1]), compactEvery: o.compactEvery, log: clog });
 }
-import { PlainStore } from '../sheep/store/plain.js';
+import { STORE_KINDS, openStoreKind, type StoreKind } from '../sheep/store/select.js';
 import { createMetrics, serveMetrics } from '../obs/metrics.js';
 import { parseHostPort } from '../util/address.js';
+import { ackEarlyData } from '../drill/faults.js';
 
 /** A byte size: a number with an optional K/M/G/T suffix (powers of 1024). */
 function sizeOpt(name: string, v: string): number {
@@ -63,6 +64,9 @@ interface SheepCliOptions {
   maxInflight?: string;
   maxInflightBytes?: string;
   storeCapacity?: string;
+  storeBackend?: string;
+  journal?: string;
+  journalSize?: string;
   scrubInterval?: string;
   metrics?: string;
   advertise?: string;
@@ -71,6 +75,7 @@ interface SheepCliOptions {
   etcdCa?: string;
   etcdCert?: string;
   etcdKey?: string;
+  fault?: string;
 }
 
 /** A positive integer option, or undefined when absent. */
@@ -103,9 +108,13 @@ export function registerSheepCommand(program: Command): void {
     .option('--max-inflight <n>', 'requests in flight per connection (default 64)')
     .option('--max-inflight-bytes <bytes>', 'bytes of requests in flight over all connections (default 512 MiB)')
     .option('--store-capacity <size>', 'largest total size of the stored objects (e.g. 10G); beyond it writes get NO_SPACE')
+    .option('--store-backend <kind>', `object store of a new store directory: ${STORE_KINDS.join(' or ')} (default journal; an existing store keeps its kind)`)
+    .option('--journal <path>', 'the journal store\'s log file, e.g. on another device (default STORE/journal/wal; keep using the same one)')
+    .option('--journal-size <size>', 'size of a new journal log (default 64M, at least 32M)')
     .option('--scrub-interval <seconds>', 'verify every object against its checksums this often (default: never)')
     .option('--metrics <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics')
     .option('--advertise <host:port>', 'address other sheep use for peer I/O to this node (node_id io_addr/io_port, e.g. a proxy); the node identity stays --bind:--port')
+    .option('--fault <name>', 'TEST ONLY: run a deliberately broken build to prove the checks catch it (ack-early: acknowledge data writes 250 ms before the replicas have them)')
     .action(async (o: SheepCliOptions) => {
       const log = initLogger({ level: o.logLevel as LevelWithSilent, name: 'sheep' });
       const port = Number(o.port);
@@ -120,11 +129,23 @@ export function registerSheepCommand(program: Command): void {
         ...(o.maxInflightBytes ? { maxInflightBytes: intOpt('max-inflight-bytes', o.maxInflightBytes) } : {}),
       };
       const scrubSeconds = intOpt('scrub-interval', o.scrubInterval);
-      const store = new PlainStore(dir, {
+      if (o.storeBackend !== undefined && !(STORE_KINDS as readonly string[]).includes(o.storeBackend)) {
+        throw new Error(`bad --store-backend ${o.storeBackend} (expected ${STORE_KINDS.join(' or ')})`);
+      }
+      const journalBytes = o.journalSize === undefined ? undefined : sizeOpt('journal-size', o.journalSize);
+      if (journalBytes !== undefined && (journalBytes < 32 * 1024 * 1024 || journalBytes % 4096 !== 0)) {
+        throw new Error(`bad --journal-size ${o.journalSize}: at least 32M and a multiple of 4K`);
+      }
+      const { kind, store } = await openStoreKind({
+        dir,
         log: log.child({ component: 'store' }),
+        ...(o.storeBackend ? { kind: o.storeBackend as StoreKind } : {}),
+        ...(o.journal ? { journalPath: o.journal } : {}),
+        ...(journalBytes ? { journalBytes } : {}),
         ...(o.storeCapacity ? { capacityBytes: sizeOpt('store-capacity', o.storeCapacity) } : {}),
         ...(scrubSeconds ? { scrubIntervalMs: scrubSeconds * 1000 } : {}),
       });
+      log.info({ backend: kind }, 'store_backend');
       const driver = clusterDriver(o.cluster, log, {
         leaseTtl: intOpt('lease-ttl', o.leaseTtl),
         compactEvery: intOpt('compact-every', o.compactEvery),
@@ -135,7 +156,10 @@ export function registerSheepCommand(program: Command): void {
       const metrics = o.metrics ? createMetrics('sheep', { node: `${o.bind}:${port}` }) : undefined;
       const advertise = o.advertise ? parseHostPort(o.advertise, '--advertise') : undefined;
       if (advertise && advertise.port === 0) throw new Error(`bad --advertise ${o.advertise}: the port must not be 0`);
-      const sheep = await startSheep({ dir, port, bind: o.bind, unixPath: o.unix, zone, log, limits, store, driver, metrics, advertise });
+      if (o.fault !== undefined && o.fault !== 'ack-early') throw new Error(`bad --fault ${o.fault}: the only fault is ack-early`);
+      if (o.fault) log.warn({ fault: o.fault }, 'fault_injected');
+      const placementFilter = o.fault === 'ack-early' ? ackEarlyData : undefined;
+      const sheep = await startSheep({ dir, port, bind: o.bind, unixPath: o.unix, zone, log, limits, store, driver, metrics, advertise, placementFilter });
       const listen = o.metrics ? parseHostPort(o.metrics, '--metrics') : undefined;
       const metricsAddr = metrics && listen ? (await serveMetrics(metrics.registry, listen.host, listen.port)).address : undefined;
       const ready = {
@@ -145,6 +169,7 @@ export function registerSheepCommand(program: Command): void {
         store: dir,
         sock: sheep.sockPath,
         pid: process.pid,
+        backend: kind,
         ...(metricsAddr ? { metrics: metricsAddr } : {}),
       };
       process.stdout.write(

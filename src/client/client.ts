@@ -34,6 +34,7 @@ import type { SdReply } from './connection.js';
 import { SheepError, SheepNetError } from './errors.js';
 import { SheepTransport, type RequestOptions, type TransportOptions } from './transport.js';
 import { copyUnlessInPlace } from '../util/bytes.js';
+import type { Clock } from '../util/clock.js';
 
 export interface ObjIoOptions {
   /** Offset inside the object. */
@@ -43,7 +44,7 @@ export interface ObjIoOptions {
   /** Extra header flags (e.g. SD_FLAG_CMD_TGT for coherence-aware I/O). */
   flags?: number;
   timeoutMs?: number;
-  /** Write fence (Date.now() ms): never sent or re-sent after it (see RequestOptions.notAfter). */
+  /** Write fence (the client clock's now(), ms): never sent or re-sent after it (see RequestOptions.notAfter). */
   notAfter?: number;
   /** When the write was accepted from the initiator (RequestOptions.issuedAt). */
   issuedAt?: number;
@@ -109,6 +110,11 @@ export class SheepClient {
     this.opts = opts;
     const gateways = typeof opts.gateways === 'string' ? parseGatewayList(opts.gateways) : opts.gateways;
     this.transport = new SheepTransport({ ...opts, gateways });
+  }
+
+  /** The time source of this client's timeouts and write fences (`notAfter` is an instant on it). */
+  get clock(): Clock {
+    return this.transport.clock;
   }
 
   /** Text of the gateway in use. */

@@ -9,13 +9,15 @@ import {
   SD_REQ_SIZE,
   SdProtocolError,
   opName,
+  sdResponseCodec,
   writeRequestHeader,
   type SdRequest,
   type SdResponse,
 } from '../proto/sheepdog/index.js';
 import { gatewayText, type GatewayAddr } from './address.js';
 import { SheepNetError, describeSocketError } from './errors.js';
-import { ReplyReceiver } from './receiver.js';
+import { FrameEngine } from '../proto/frame.js';
+import { systemClock, type Clock, type ClockTimer } from '../util/clock.js';
 import { sayHello, type Hello } from './hello.js';
 
 /** A decoded reply: header plus payload (null when data_length is 0). */
@@ -31,7 +33,7 @@ interface Pending {
   opcode: number;
   resolve: (r: SdReply) => void;
   reject: (e: Error) => void;
-  timer: NodeJS.Timeout | undefined;
+  timer: ClockTimer | undefined;
   /** The caller's buffer for the reply payload (read in place when it fits). */
   into: Buffer | undefined;
 }
@@ -41,6 +43,8 @@ export interface ConnectOptions {
   connectTimeoutMs: number;
   /** Say HELLO (target identity, docs/fencing.md §3) before the connection is handed out. */
   hello?: Hello;
+  /** Time source of the connect and request timeouts (default: the system clock). */
+  clock?: Clock;
 }
 
 export class SheepConnection {
@@ -53,14 +57,15 @@ export class SheepConnection {
   private readonly closeListeners: ((err: SheepNetError) => void)[] = [];
   /** True when a HELLO bound this connection to a target identity (false: none asked, or the sheep lacks it). */
   targetBound = false;
+  private readonly clock: Clock;
 
-  private constructor(gateway: GatewayAddr, socket: net.Socket, rx: ReplyReceiver) {
+  private constructor(gateway: GatewayAddr, socket: net.Socket, rx: FrameEngine<SdResponse>, clock: Clock) {
+    this.clock = clock;
     this.gateway = gateway;
     this.label = gatewayText(gateway);
     this.socket = socket;
     socket.setNoDelay(true);
-    rx.onReply = (rsp, data) => this.onReply(rsp, data);
-    rx.destination = (rsp) => (this.dead ? undefined : this.pending.get(rsp.id)?.into);
+    rx.onFrame = (f) => this.onReply(f.header, f.payload ?? null);
     socket.on('error', (err) => this.fail(new SheepNetError('ECONNLOST', this.label, `connection to ${this.label} lost: ${describeSocketError(err)}`, { cause: err })));
     socket.on('close', () => this.fail(new SheepNetError('ECONNLOST', this.label, `connection to ${this.label} closed by peer`)));
   }
@@ -81,9 +86,13 @@ export class SheepConnection {
   private static open(gateway: GatewayAddr, opts: ConnectOptions): Promise<SheepConnection> {
     const label = gatewayText(gateway);
     return new Promise((resolve, reject) => {
-      // Replies are read into buffers the receiver chooses (no fresh 64 KiB buffer per read, payloads in place).
-      const rx = new ReplyReceiver(MAX_REPLY_PAYLOAD);
+      // Replies are read into buffers the engine chooses (one reused receive buffer; a large payload is read in
+      // place, into the request's own buffer when it brought one, else into a fresh one).
       let conn: SheepConnection | undefined;
+      const rx = new FrameEngine(
+        sdResponseCodec(MAX_REPLY_PAYLOAD, (rsp) => conn?.replyDestination(rsp)),
+        { payload: 'copy' },
+      );
       const onread = {
         buffer: () => rx.nextBuffer(),
         callback: (n: number, buf: Uint8Array): boolean => {
@@ -102,22 +111,28 @@ export class SheepConnection {
         gateway.kind === 'unix'
           ? net.createConnection({ path: gateway.path, onread })
           : net.createConnection({ host: gateway.host, port: gateway.port, onread });
-      const timer = setTimeout(() => {
+      const clock = opts.clock ?? systemClock;
+      const timer = clock.setTimeout(() => {
         socket.destroy();
         reject(new SheepNetError('ECONNECT', label, `cannot connect to ${label}: connection timed out`));
       }, opts.connectTimeoutMs);
       socket.once('error', (err) => {
-        clearTimeout(timer);
+        clock.clear(timer);
         socket.destroy();
         reject(new SheepNetError('ECONNECT', label, `cannot connect to ${label}: ${describeSocketError(err)}`, { cause: err }));
       });
       socket.once('connect', () => {
-        clearTimeout(timer);
+        clock.clear(timer);
         socket.removeAllListeners('error');
-        conn = new SheepConnection(gateway, socket, rx);
+        conn = new SheepConnection(gateway, socket, rx, clock);
         resolve(conn);
       });
     });
+  }
+
+  /** Where a reply's payload goes: the buffer its request brought, if any. */
+  private replyDestination(rsp: SdResponse): Buffer | undefined {
+    return this.dead ? undefined : this.pending.get(rsp.id)?.into;
   }
 
   /** Requests awaiting a reply. */
@@ -149,7 +164,7 @@ export class SheepConnection {
     return new Promise<SdReply>((resolve, reject) => {
       const p: Pending = { opcode: req.opcode, resolve, reject, timer: undefined, into };
       if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
-        p.timer = setTimeout(() => {
+        p.timer = this.clock.setTimeout(() => {
           this.fail(new SheepNetError('ETIMEDOUT', this.label, `${opName(req.opcode)} to ${this.label} timed out after ${timeoutMs} ms`));
         }, timeoutMs);
       }
@@ -179,8 +194,8 @@ export class SheepConnection {
     const p = this.pending.get(rsp.id);
     if (p === undefined) return;
     this.pending.delete(rsp.id);
-    if (p.timer) clearTimeout(p.timer);
-    // The payload is its own buffer or a view of the request's `into` (ReplyReceiver never reuses either).
+    this.clock.clear(p.timer);
+    // The payload is its own buffer or a view of the request's `into` (the frame engine never reuses either).
     p.resolve({ rsp, data });
   }
 
@@ -191,7 +206,7 @@ export class SheepConnection {
     const all = [...this.pending.values()];
     this.pending.clear();
     for (const p of all) {
-      if (p.timer) clearTimeout(p.timer);
+      this.clock.clear(p.timer);
       p.reject(err);
     }
     for (const fn of this.closeListeners.splice(0)) fn(err);

@@ -3,9 +3,10 @@
 // - SheepNetError: the transport failed (cannot connect, connection lost, timeout, client closed, or a
 //   non-idempotent request whose reply was lost so its effect is unknown).
 import { opName, resultMessage, resultName } from '../proto/sheepdog/index.js';
+import { SheepfoldError } from '../util/errors.js';
 
 /** The sheep answered a request with a non-success result. */
-export class SheepError extends Error {
+export class SheepError extends SheepfoldError<'ESHEEP'> {
   /** SD_RES_* code. */
   readonly result: number;
   readonly resultName: string;
@@ -14,8 +15,7 @@ export class SheepError extends Error {
 
   constructor(opcode: number, result: number, context?: string) {
     const msg = resultMessage(result);
-    super(context !== undefined ? `${context}: ${msg}` : `${opName(opcode)}: ${msg}`);
-    this.name = 'SheepError';
+    super('ESHEEP', context !== undefined ? `${context}: ${msg}` : `${opName(opcode)}: ${msg}`);
     this.result = result;
     this.resultName = resultName(result);
     this.resultMessage = msg;
@@ -38,14 +38,11 @@ export type SheepNetErrorCode =
   | 'EPROTO';
 
 /** A transport-level failure. */
-export class SheepNetError extends Error {
-  readonly code: SheepNetErrorCode;
+export class SheepNetError extends SheepfoldError<SheepNetErrorCode> {
   /** Gateway address the failure concerns (`host:port` or a unix path). */
   readonly gateway: string;
   constructor(code: SheepNetErrorCode, gateway: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'SheepNetError';
-    this.code = code;
+    super(code, message, options);
     this.gateway = gateway;
   }
 }

@@ -20,8 +20,7 @@ import {
   type Hello,
   type TargetLockEntry,
 } from '../proto/sheepdog/target-id.js';
-import type { SheepClient } from './client.js';
-import type { SheepConnection } from './connection.js';
+import type { SdRequest, SdResponse } from '../proto/sheepdog/header.js';
 import { SheepNetError } from './errors.js';
 
 export type { Hello } from '../proto/sheepdog/target-id.js';
@@ -45,11 +44,22 @@ export function defaultTargetId(parts: readonly string[], host: string = os.host
   return `${h || 'target'}-${digest}`;
 }
 
+/** What HELLO needs of a fresh connection (a SheepConnection): one request, answered or timed out. */
+export interface HelloChannel {
+  readonly label: string;
+  send(req: SdRequest, payload: Buffer | null, timeoutMs: number): Promise<{ rsp: SdResponse }>;
+}
+
+/** What the target-lock operations need of a client (a SheepClient): a call that accepts the listed results. */
+export interface LockOpsCaller {
+  call(req: SdRequest, opts: { ok: number[] }): Promise<{ rsp: SdResponse; data: Buffer | null }>;
+}
+
 /**
  * Say HELLO on a fresh connection. Resolves true when bound, false when the sheep does not support it;
  * rejects (SheepNetError EPROTO) when the sheep refuses it otherwise, so the caller drops the connection.
  */
-export async function sayHello(conn: SheepConnection, hello: Hello, timeoutMs: number): Promise<boolean> {
+export async function sayHello(conn: HelloChannel, hello: Hello, timeoutMs: number): Promise<boolean> {
   const payload = encodeHello(hello);
   const r = await conn.send(makeRequest(SF_OP_HELLO, emptyReqArgs('obj'), { flags: SD_FLAG_CMD_WRITE, dataLength: payload.length }), payload, timeoutMs);
   const res = r.rsp.result;
@@ -61,7 +71,7 @@ export async function sayHello(conn: SheepConnection, hello: Hello, timeoutMs: n
 /**
  * SF_OP_TARGET_LOCKS: the gateway's (VDI, target) lock records; null when the sheep has no target identities.
  */
-export async function targetLocks(client: SheepClient): Promise<TargetLockEntry[] | null> {
+export async function targetLocks(client: LockOpsCaller): Promise<TargetLockEntry[] | null> {
   for (let n = 64; ; n *= 2) {
     const r = await client.call(makeRequest(SF_OP_TARGET_LOCKS, emptyReqArgs('obj'), { dataLength: n * SF_TARGET_LOCK_SIZE }), {
       ok: [SD_RES_BUFFER_SMALL, SD_RES_INVALID_PARMS, SD_RES_VER_MISMATCH],
@@ -73,7 +83,7 @@ export async function targetLocks(client: SheepClient): Promise<TargetLockEntry[
 }
 
 /** SF_OP_BREAK_LOCK: release every holder of `vid`'s lock; false when the sheep does not know the op. */
-export async function breakLock(client: SheepClient, vid: number): Promise<boolean> {
+export async function breakLock(client: LockOpsCaller, vid: number): Promise<boolean> {
   const args = { ...emptyReqArgs('obj'), oid: vidToVdiOid(vid) };
   const r = await client.call(makeRequest(SF_OP_BREAK_LOCK, args), { ok: [SD_RES_INVALID_PARMS, SD_RES_VER_MISMATCH] });
   return r.rsp.result === SD_RES_SUCCESS;

@@ -24,6 +24,7 @@ import { gatewayText, type GatewayAddr } from './address.js';
 import { SheepConnection, type ConnectOptions, type SdReply } from './connection.js';
 import type { Hello } from './hello.js';
 import { SheepNetError } from './errors.js';
+import { systemClock, type Clock, type ClockTimer } from '../util/clock.js';
 
 export interface TransportOptions {
   /** Gateways in failover order (at least one). */
@@ -57,6 +58,8 @@ export interface TransportOptions {
   /** A probe not answered within this long makes the gateway suspect (default 2000 ms). */
   probeTimeoutMs?: number;
   logger?: Logger;
+  /** Time source of timeouts, fences, probes and backoff (default: the system clock). */
+  clock?: Clock;
 }
 
 export interface RequestOptions {
@@ -68,7 +71,7 @@ export interface RequestOptions {
   /** Override the opcode-derived idempotency. */
   idempotent?: boolean;
   /**
-   * Write fence (Date.now() ms): the request is neither sent nor re-sent after this instant, and a reply not
+   * Write fence (the clock's now(), ms): the request is neither sent nor re-sent after this instant, and a reply not
    * received by then is not waited for. A write that timed out on one path can then never be re-sent later,
    * over a newer write made through another path (docs/fencing.md).
    */
@@ -111,7 +114,6 @@ export interface TransportEvents {
 /** Probes run at most this often. */
 const PROBE_TICK_MS = 250;
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export class SheepTransport extends EventEmitter<TransportEvents> {
   readonly gateways: readonly GatewayAddr[];
@@ -142,7 +144,7 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
   private readonly probing = new Set<GatewayAddr>();
   /** When each suspect gateway was last probed (suspects are re-probed at most once a second). */
   private readonly lastProbe = new Map<GatewayAddr, number>();
-  private probeTimer: NodeJS.Timeout | null = null;
+  private probeTimer: ClockTimer | null = null;
   /**
    * Write fence across requests (docs/fencing.md §4): set when a request with a deadline (`notAfter`) passed it
    * unanswered. An initiator that timed out one write fails the whole path over and re-issues every write it had
@@ -152,6 +154,8 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
   private stalled = false;
   private stallBefore = 0;
   private readonly stallAfterMs: number;
+  /** The time source of every timeout and fence of this transport (write fences are instants on it). */
+  readonly clock: Clock;
 
   constructor(opts: TransportOptions) {
     super();
@@ -169,6 +173,7 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
     this.stallAfterMs = Math.max(0, opts.stallAfterMs ?? 0);
     this.probeTimeoutMs = opts.probeTimeoutMs ?? 2000;
     this.log = opts.logger ?? componentLogger('sheep-client');
+    this.clock = opts.clock ?? systemClock;
   }
 
   /** Gateways currently suspected dead. */
@@ -202,20 +207,20 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
     if (payload !== null && r.dataLength === 0) r = { ...r, dataLength: payload.length };
     const idempotent = opts.idempotent ?? isIdempotent(req.opcode);
     const timeoutMs = opts.timeoutMs ?? this.requestTimeoutMs;
-    const enteredAt = Math.min(Date.now(), opts.issuedAt ?? Date.now());
+    const enteredAt = Math.min(this.clock.now(), opts.issuedAt ?? this.clock.now());
     // Wherever it waits (in-flight limit, no usable gateway, on the wire), a fenced request still unanswered at
     // its deadline stalls the fence for every fenced request that entered before the sheep answers again.
     const stallIn = Math.min(
       opts.notAfter === undefined ? Infinity : Math.max(0, opts.notAfter - enteredAt),
       this.stallAfterMs > 0 ? this.stallAfterMs : Infinity,
     );
-    const fenceTimer = Number.isFinite(stallIn) ? setTimeout(() => this.markStalled(gatewayText(this.gateway)), stallIn) : undefined;
+    const fenceTimer = Number.isFinite(stallIn) ? this.clock.setTimeout(() => this.markStalled(gatewayText(this.gateway)), stallIn) : undefined;
     await this.enter();
     let freeResends = 2 * this.gateways.length;
     try {
       for (let attempt = 0; ; attempt++) {
         const conn = await this.acquire();
-        const left = opts.notAfter === undefined ? undefined : opts.notAfter - Date.now();
+        const left = opts.notAfter === undefined ? undefined : opts.notAfter - this.clock.now();
         if (left !== undefined && left <= 0) {
           this.markStalled(conn.label);
           throw new SheepNetError('ETIMEDOUT', conn.label, `${opName(req.opcode)} not sent: past its write fence`);
@@ -223,7 +228,7 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
         if (left !== undefined && (this.stalled || enteredAt < this.stallBefore)) {
           throw new SheepNetError('ETIMEDOUT', conn.label, `${opName(req.opcode)} not sent: an earlier write of this client missed its write fence`);
         }
-        const mark = { gw: conn.gateway, at: Date.now() };
+        const mark = { gw: conn.gateway, at: this.clock.now() };
         this.sent.add(mark);
         this.startProbing();
         try {
@@ -232,10 +237,10 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
           return reply;
         } catch (err) {
           if (!(err instanceof SheepNetError) || this.closed) throw err;
-          if (err.code === 'ETIMEDOUT' && opts.notAfter !== undefined && Date.now() >= opts.notAfter) this.markStalled(conn.label);
+          if (err.code === 'ETIMEDOUT' && opts.notAfter !== undefined && this.clock.now() >= opts.notAfter) this.markStalled(conn.label);
           // A request that timed out (not one cut short by its own write fence) condemns its gateway.
-          if (err.code === 'ETIMEDOUT' && (opts.notAfter === undefined || Date.now() < opts.notAfter)) {
-            this.suspect(conn.gateway, 'request timed out', Date.now() - mark.at);
+          if (err.code === 'ETIMEDOUT' && (opts.notAfter === undefined || this.clock.now() < opts.notAfter)) {
+            this.suspect(conn.gateway, 'request timed out', this.clock.now() - mark.at);
           }
           if (!idempotent) {
             throw new SheepNetError(
@@ -254,7 +259,7 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
         }
       }
     } finally {
-      clearTimeout(fenceTimer);
+      this.clock.clear(fenceTimer);
       this.leave();
     }
   }
@@ -270,24 +275,23 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
   private clearStall(gateway: string): void {
     if (!this.stalled) return;
     this.stalled = false;
-    this.stallBefore = Date.now();
+    this.stallBefore = this.clock.now();
     this.log.warn({ gateway }, 'client.write_fence_cleared');
   }
 
   /** Run probes while requests are on the wire (if probing is on) or a gateway is suspect. */
   private startProbing(): void {
     if (this.probeTimer !== null || (this.probeAfterMs <= 0 && this.suspects.size === 0) || this.closed) return;
-    this.probeTimer = setInterval(() => this.probeTick(), PROBE_TICK_MS);
-    this.probeTimer.unref();
+    this.probeTimer = this.clock.setInterval(() => this.probeTick(), PROBE_TICK_MS);
   }
 
   private probeTick(): void {
     if (this.closed || (this.sent.size === 0 && this.suspects.size === 0)) {
-      if (this.probeTimer !== null) clearInterval(this.probeTimer);
+      if (this.probeTimer !== null) this.clock.clear(this.probeTimer);
       this.probeTimer = null;
       return;
     }
-    const now = Date.now();
+    const now = this.clock.now();
     const waited = new Map<GatewayAddr, number>();
     for (const m of this.sent) waited.set(m.gw, Math.max(waited.get(m.gw) ?? 0, now - m.at));
     if (this.probeAfterMs > 0) for (const [gw, ms] of waited) if (ms >= this.probeAfterMs && !this.suspects.has(gw)) this.probe(gw, ms);
@@ -302,9 +306,9 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
   private probe(gw: GatewayAddr, waitedMs: number): void {
     if (this.probing.has(gw)) return;
     this.probing.add(gw);
-    const t0 = Date.now();
+    const t0 = this.clock.now();
     const ask = async (): Promise<void> => {
-      const c = await SheepConnection.connect(gw, { connectTimeoutMs: this.probeTimeoutMs });
+      const c = await SheepConnection.connect(gw, { connectTimeoutMs: this.probeTimeoutMs, clock: this.clock });
       try {
         await c.send(makeRequest(C.SD_OP_GET_NODE_LIST, emptyReqArgs('obj'), { dataLength: C.SD_NODE_SIZE }), null, this.probeTimeoutMs);
       } finally {
@@ -320,7 +324,7 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
         }
       })
       .catch((err: unknown) => {
-        if (!this.closed) this.suspect(gw, `probe failed: ${err instanceof Error ? err.message : String(err)}`, waitedMs + (Date.now() - t0));
+        if (!this.closed) this.suspect(gw, `probe failed: ${err instanceof Error ? err.message : String(err)}`, waitedMs + (this.clock.now() - t0));
       })
       .finally(() => this.probing.delete(gw));
   }
@@ -331,7 +335,7 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
    */
   private suspect(gw: GatewayAddr, reason: string, ms: number): void {
     if (this.closed || this.suspects.has(gw)) return;
-    this.suspects.set(gw, Date.now());
+    this.suspects.set(gw, this.clock.now());
     this.log.warn({ gateway: gatewayText(gw), reason, ms }, 'client.gateway_suspect');
     this.emit('suspect', { gateway: gatewayText(gw), reason, ms });
     this.startProbing();
@@ -343,7 +347,7 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
   /** Close every connection; pending and future requests fail with ECLOSED. */
   close(): void {
     this.closed = true;
-    if (this.probeTimer !== null) clearInterval(this.probeTimer);
+    if (this.probeTimer !== null) this.clock.clear(this.probeTimer);
     this.probeTimer = null;
     for (const c of this.conns.splice(0)) c.close();
     for (const w of this.waiters.splice(0)) w();
@@ -400,7 +404,7 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
   }
 
   private connectOptions(): ConnectOptions {
-    return { connectTimeoutMs: this.connectTimeoutMs, ...(this.hello ? { hello: this.hello } : {}) };
+    return { connectTimeoutMs: this.connectTimeoutMs, clock: this.clock, ...(this.hello ? { hello: this.hello } : {}) };
   }
 
   private adopt(c: SheepConnection): void {
@@ -418,7 +422,7 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
 
   /** Connect to the current gateway, else the next ones in order, until reconnectTimeoutMs has passed. */
   private async connectWithFailover(): Promise<SheepConnection> {
-    const deadline = Date.now() + (this.everConnected ? this.reconnectTimeoutMs : this.initialConnectTimeoutMs);
+    const deadline = this.clock.now() + (this.everConnected ? this.reconnectTimeoutMs : this.initialConnectTimeoutMs);
     let lastErr: SheepNetError | null = null;
     let backoffMs = 50;
     for (;;) {
@@ -453,8 +457,8 @@ export class SheepTransport extends EventEmitter<TransportEvents> {
           lastErr = err instanceof SheepNetError ? err : new SheepNetError('ECONNECT', gatewayText(gw), String(err));
         }
       }
-      if (Date.now() + backoffMs > deadline) break;
-      await sleep(backoffMs);
+      if (this.clock.now() + backoffMs > deadline) break;
+      await this.clock.sleep(backoffMs);
       backoffMs = Math.min(backoffMs * 2, 1000);
     }
     throw lastErr ?? new SheepNetError('ECONNECT', gatewayText(this.gateway), 'no gateway');

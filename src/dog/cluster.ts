@@ -1,7 +1,8 @@
 // `dog cluster format|info|shutdown` (fact sheet §2.5, §10.4). format: node list, a CLUSTER_INFO per node,
-// READ_VDIS (refuses a non-empty cluster without -f unless confirmed on a TTY), MAKE_FS with the flags;
-// locking is ON by default here (`-l` accepted, `--no-lock` turns it off). info: STAT_CLUSTER with the
-// epoch history, doubling nodes_nr on BUFFER_SMALL.
+// READ_VDIS (a cluster with VDIs is formatted only after dog's question is answered "yes" on stdin, or with -f),
+// MAKE_FS with the flags; locking is ON by default here (`-l` accepted, `--no-lock` turns it off); `-R` is
+// refused (VDI ids are never recycled). info: STAT_CLUSTER with the epoch history, doubling nodes_nr on
+// BUFFER_SMALL.
 import * as C from '../proto/sheepdog/constants.js';
 import { nodeAddr, resultMessage, resultName, sdTimestampSeconds } from '../proto/sheepdog/index.js';
 import { nowTimestamp } from '../client/index.js';
@@ -44,7 +45,15 @@ export function parseShift(text: string): number {
   return n;
 }
 
+/** dog's question before formatting a cluster that has VDIs (dog/cluster.c FORMAT_PRINT), byte for byte. */
+export const FORMAT_PRINT =
+  "    __\n   ()'`;\n   /\\|`\n  /  |   Caution! The cluster is not empty.\n(/_)_|_  Are you sure you want to continue? [yes/no]: ";
+
 export async function clusterFormat(ctx: DogContext, o: FormatOptions, confirm: (q: string) => Promise<boolean>): Promise<void> {
+  if (o.recycleVid === true) {
+    // The sheep never reuses the id of a deleted VDI family; taking the flag would promise what it does not do.
+    throw new DogError('-R/--recycle-vid is not supported: Sheepfold never recycles VDI ids (see docs/compatibility.md)', EXIT_USAGE);
+  }
   const c = ctx.client;
   const red = o.copies !== undefined ? parseCopies(o.copies) : { copies: 0, copyPolicy: 0 };
   const shift = o.blockSizeShift !== undefined ? parseShift(o.blockSizeShift) : 0;
@@ -52,13 +61,12 @@ export async function clusterFormat(ctx: DogContext, o: FormatOptions, confirm: 
   for (const n of nodes) await c.forNode(n.nid).clusterInfo();
   const inuse = await c.readVdis();
   if (inuse.nextSet(1) !== -1 && o.force !== true) {
-    const yes = await confirm('Caution! The cluster is not empty.\nAre you sure you want to continue? [yes/no]: ');
-    if (!yes) throw new DogError('the cluster is not empty; not formatting (use -f to format anyway)');
+    const yes = await confirm(FORMAT_PRINT);
+    if (!yes) throw new DogError('the cluster is not empty; not formatting (answer yes, or use -f)');
   }
   let flags = 0;
   if (o.lock !== false) flags |= C.SD_CLUSTER_FLAG_USE_LOCK;
   if (o.strict === true) flags |= C.SD_CLUSTER_FLAG_STRICT;
-  if (o.recycleVid === true) flags |= C.SD_CLUSTER_FLAG_RECYCLE_VID;
   if (o.avoidDiskfull === true) flags |= C.SD_CLUSTER_FLAG_AVOID_DISKFULL;
   if (o.fixedVnodes !== true) flags |= C.SD_CLUSTER_FLAG_AUTO_VNODES;
   const store = o.store ?? 'plain';

@@ -1,7 +1,9 @@
 // Deliberately broken replica behaviour, to prove the reliability checks catch real bugs (issue 8
-// acceptance). TEST-ONLY: the product uses it only when SHEEPFOLD_FAULT=ack-early is set (src/sheep/gateway.ts). `ackEarly` wraps a gateway Placement so every
+// acceptance). A filter the CLI composes (`sheepfold sheep --fault ack-early`) or a test builds in process; the
+// gateway knows nothing of it. `ackEarly` wraps a gateway Placement so every
 // replica mutation is acknowledged at once while the real one finishes in the background — the bug of
 // answering a write before its replicas have it on stable storage.
+import { isDataOid } from '../proto/sheepdog/oid.js';
 import type { Placement, ReplicaIo } from '../sheep/gateway.js';
 
 /**
@@ -27,4 +29,13 @@ function ackEarlyReplica(r: ReplicaIo, onLateError: (err: unknown) => void, dela
 /** Wrap a Placement with the "ack early" fault. */
 export function ackEarly(p: Placement, onLateError: (err: unknown) => void = () => undefined, delayMs = 0): Placement {
   return { replicas: (oid, copies) => p.replicas(oid, copies).map((r) => ackEarlyReplica(r, onLateError, delayMs)) };
+}
+
+/**
+ * The process-level fault (`--fault ack-early`): only data objects are acknowledged early (250 ms before the
+ * real write starts), so VDI metadata stays usable and the loss shows in data.
+ */
+export function ackEarlyData(p: Placement): Placement {
+  const early = ackEarly(p, undefined, 250);
+  return { replicas: (oid, copies) => (isDataOid(oid) ? early : p).replicas(oid, copies) };
 }

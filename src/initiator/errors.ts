@@ -4,6 +4,7 @@
 // path; SCSI errors are classified in one table (scsiDisposition) and mapped to BlockError codes at its edge.
 import * as S from '../proto/scsi/constants.js';
 import { decodeSense, type Sense } from '../proto/scsi/sense.js';
+import { SheepfoldError } from '../util/errors.js';
 
 export type TransportErrorCode =
   | 'ETIMEDOUT' // a command or login got no answer in time
@@ -17,8 +18,7 @@ export type TransportErrorCode =
   | 'EABORTED'; // the command was aborted by ABORT TASK / LUN RESET from this initiator
 
 /** A failure of the path or session, not of the command: the command may be retried elsewhere. */
-export class IscsiTransportError extends Error {
-  readonly code: TransportErrorCode;
+export class IscsiTransportError extends SheepfoldError<TransportErrorCode> {
   /** Login status class and detail (ELOGIN/EAUTH). */
   readonly statusClass: number | undefined;
   readonly statusDetail: number | undefined;
@@ -29,9 +29,7 @@ export class IscsiTransportError extends Error {
     message: string,
     opts: { cause?: unknown; statusClass?: number; statusDetail?: number; redirect?: { host: string; port: number } } = {},
   ) {
-    super(message, { cause: opts.cause });
-    this.name = 'IscsiTransportError';
-    this.code = code;
+    super(code, message, { cause: opts.cause });
     this.statusClass = opts.statusClass;
     this.statusDetail = opts.statusDetail;
     this.redirect = opts.redirect;
@@ -61,8 +59,7 @@ export type ScsiErrorKind =
   | 'other';
 
 /** A command that completed with a status other than GOOD / CONDITION MET. */
-export class ScsiStatusError extends Error {
-  readonly code = 'ESCSI';
+export class ScsiStatusError extends SheepfoldError<'ESCSI'> {
   readonly status: number;
   readonly sense: Sense | undefined;
   readonly kind: ScsiErrorKind;
@@ -70,8 +67,7 @@ export class ScsiStatusError extends Error {
     const sense = senseBytes && senseBytes.length > 0 ? decodeSense(senseBytes) : undefined;
     const kind = classifyScsi(status, sense);
     const sk = sense ? ` key=0x${sense.key.toString(16)} asc/ascq=0x${sense.ascq.toString(16).padStart(4, '0')}` : '';
-    super(`${what}: SCSI status 0x${status.toString(16)} (${kind})${sk}`);
-    this.name = 'ScsiStatusError';
+    super('ESCSI', `${what}: SCSI status 0x${status.toString(16)} (${kind})${sk}`);
     this.status = status;
     this.sense = sense;
     this.kind = kind;

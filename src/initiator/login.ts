@@ -4,6 +4,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { TextPairs } from '../proto/iscsi/text.js';
 import { chapResponse, decodeChapBinary, encodeChapBinary, CHAP_MD5 } from '../iscsi/chap.js';
+import { SheepfoldError } from '../util/errors.js';
 
 /** CHAP credentials: `user`/`secret` answer the target's challenge; with `mutualSecret` we challenge the target. */
 export interface ChapCredentials {
@@ -67,13 +68,12 @@ export function defaultNegotiated(offer: LoginOffer): NegotiatedParams {
 }
 
 /** A refused or broken login step: `auth` distinguishes CHAP failures. */
-export class LoginError extends Error {
+export class LoginError extends SheepfoldError<'ELOGIN' | 'EAUTH'> {
   constructor(
     message: string,
     readonly auth = false,
   ) {
-    super(message);
-    this.name = 'LoginError';
+    super(auth ? 'EAUTH' : 'ELOGIN', message);
   }
 }
 

@@ -6,6 +6,7 @@ import type { TargetPreferences } from './params.js';
 import type { RangeLock } from './scsi/rangelock.js';
 import type { ReservationStore } from './scsi/pr.js';
 import type { AluaPort } from './scsi/alua.js';
+import type { Clock } from '../util/clock.js';
 
 export const DEFAULT_IQN_PREFIX = 'iqn.2026-11.org.sheepfold:';
 export const DEFAULT_ISCSI_PORT = 3260;
@@ -31,6 +32,8 @@ export interface IscsiTargetConfig {
 }
 
 export interface IscsiServerOptions {
+  /** Time source of keep-alive pings and drain timeouts (default: the system clock). */
+  clock?: Clock;
   host: string;
   port: number;
   targets: IscsiTargetConfig[];

@@ -6,7 +6,9 @@
 import type { Socket } from 'node:net';
 import type { Logger } from '../obs/log.js';
 import * as I from '../proto/iscsi/constants.js';
-import { FrameError, frameBuffers, type RawPdu } from '../proto/iscsi/framer.js';
+import { FrameError, PduCodec, frameBuffers, rawPdu, type PduHeader, type RawPdu } from '../proto/iscsi/framer.js';
+import { FrameEngine } from '../proto/frame.js';
+import type { ClockTimer } from '../util/clock.js';
 import {
   PduError,
   decodePdu,
@@ -23,12 +25,11 @@ import {
 } from '../proto/iscsi/pdu.js';
 import { TextError, encodeText, parseText, type TextPairs } from '../proto/iscsi/text.js';
 import * as S from '../proto/scsi/constants.js';
-import { encodeSense } from '../proto/scsi/sense.js';
+import { SENSE, senseBytes } from './scsi/sense-table.js';
 import { ChapExchange, CHAP_MD5, type ChapAccount } from './chap.js';
 import { defaultParams, negotiate, type SessionParams, type TargetPreferences } from './params.js';
 import type { ScsiResult } from './scsi/lu.js';
 import { BufferPool } from '../nbd/pool.js';
-import { PduReceiver } from './receiver.js';
 import { copyUnlessInPlace } from '../util/bytes.js';
 import type { Session, TargetRuntime, TargetRegistry } from './session.js';
 
@@ -88,17 +89,18 @@ type LoginStage = 'security' | 'operational' | 'full';
 
 export class Connection {
   readonly id: number;
-  private readonly receiver = new PduReceiver(
-    (bhs, n) => this.placeData(bhs, n),
-    (raw) => {
+  /** PDU framing: data segments land where placeData() says (read in place), else in fresh buffers. */
+  private readonly framing = new PduCodec({ maxDataSegmentLength: LOGIN_MAX_DATA }, (bhs, n) => this.placeData(bhs, n));
+  private readonly receiver = new FrameEngine<PduHeader>(this.framing, {
+    payload: 'copy',
+    onFrame: (f) => {
       try {
-        this.handle(raw);
+        this.handle(rawPdu(f));
       } finally {
         this.placedWrite = undefined;
       }
     },
-    { maxDataSegmentLength: LOGIN_MAX_DATA },
-  );
+  });
   /** The pooled Data-Out buffer placeData() gave a write command's immediate data (see onScsiCommand). */
   private placedWrite: { itt: number; buf: Buffer } | undefined;
   private closed = false;
@@ -133,10 +135,10 @@ export class Connection {
   private textPending: { ttt: number; rest: Buffer } | undefined;
   private textIn: Buffer[] = [];
   // keep-alive
-  private lastHeardMs = Date.now();
+  private lastHeardMs: number;
   private pingTtt: number | undefined;
   private pingSentMs = 0;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: ClockTimer | undefined;
 
   constructor(
     private readonly socket: Socket,
@@ -146,6 +148,7 @@ export class Connection {
   ) {
     this.id = id;
     this.prefs = registry.preferences;
+    this.lastHeardMs = registry.clock.now();
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => {
@@ -155,8 +158,7 @@ export class Connection {
     socket.on('close', () => this.close('peer closed'));
     const interval = registry.nopInIntervalMs;
     if (interval > 0) {
-      this.timer = setInterval(() => this.keepAlive(), Math.max(100, Math.floor(interval / 2)));
-      this.timer.unref();
+      this.timer = registry.clock.setInterval(() => this.keepAlive(), Math.max(100, Math.floor(interval / 2)));
     }
   }
 
@@ -168,14 +170,14 @@ export class Connection {
   close(reason: string): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.timer) clearInterval(this.timer);
+    this.registry.clock.clear(this.timer);
     this.log.debug({ reason }, 'iscsi.conn.close');
     for (const t of this.tasks.values()) {
       t.aborted = true;
       if (!t.executing) t.finish();
     }
     this.tasks.clear();
-    this.receiver.dispose();
+    this.receiver.reset();
     this.socket.destroy();
     if (this.session) this.registry.connectionClosed(this.session, this);
   }
@@ -206,7 +208,7 @@ export class Connection {
   /** Parse and handle every PDU completed by `n` bytes at the start of `buf`. */
   private receive(buf: Buffer, n: number): void {
     if (this.closed) return;
-    this.lastHeardMs = Date.now();
+    this.lastHeardMs = this.registry.clock.now();
     try {
       this.receiver.consume(buf, n);
     } catch (e) {
@@ -396,7 +398,7 @@ export class Connection {
     this.loginReply(req, cls, detail, [], false, 0);
     this.endSocket();
     this.closed = true;
-    if (this.timer) clearInterval(this.timer);
+    this.registry.clock.clear(this.timer);
   }
 
   private onLogin(req: LoginRequest): void {
@@ -515,7 +517,7 @@ export class Connection {
       this.tsih = res.tsih;
       this.loginReply(req, 0, 0, out, true, nsg);
       this.stage = 'full';
-      this.receiver.opts = {
+      this.framing.opts = {
         headerDigest: this.params.headerDigest,
         dataDigest: this.params.dataDigest,
         maxDataSegmentLength: this.params.targetMaxRecvDataSegmentLength,
@@ -770,7 +772,7 @@ export class Connection {
     t.finish();
     this.respond(t, {
       status: S.SAM_STAT_CHECK_CONDITION,
-      sense: encodeSense({ key: S.ABORTED_COMMAND, ascq: S.ASC_DATA_PHASE_ERROR }),
+      sense: senseBytes(SENSE.dataPhaseError),
     });
   }
 
@@ -785,7 +787,7 @@ export class Connection {
   /** Answer a command that was never queued (limit hit) with a bare status. */
   private respondStatus(itt: number, edtl: number, status: number): void {
     const sense =
-      status === S.SAM_STAT_CHECK_CONDITION ? encodeSense({ key: S.ILLEGAL_REQUEST, ascq: S.ASC_INVALID_FIELD_IN_CDB }) : undefined;
+      status === S.SAM_STAT_CHECK_CONDITION ? senseBytes(SENSE.invalidFieldInCdb()) : undefined;
     const t = { itt, edtl, read: false, r2tSN: 0 } as Task;
     this.respond(t, sense ? { status, sense } : { status });
   }
@@ -806,7 +808,7 @@ export class Connection {
       this.log.error({ err: e instanceof Error ? e.message : String(e) }, 'iscsi.scsi.internal_error');
       result = {
         status: S.SAM_STAT_CHECK_CONDITION,
-        sense: encodeSense({ key: S.HARDWARE_ERROR, ascq: S.ASC_INTERNAL_TARGET_FAILURE }),
+        sense: senseBytes(SENSE.internalTargetFailure),
       };
     }
     this.tasks.delete(t.itt);
@@ -923,7 +925,7 @@ export class Connection {
 
   private keepAlive(): void {
     if (this.closed || this.stage !== 'full') return;
-    const now = Date.now();
+    const now = this.registry.clock.now();
     if (this.pingTtt !== undefined) {
       if (now - this.pingSentMs > this.registry.nopInTimeoutMs) {
         this.log.warn({ tsih: this.session?.tsih }, 'iscsi.conn.ping_timeout');
@@ -1016,9 +1018,9 @@ export class Connection {
   /** Resolves once every command already executing has answered (or after `timeoutMs`); for a graceful stop. */
   async drain(timeoutMs: number): Promise<void> {
     const running = [...this.tasks.values()].filter((t) => t.executing).map((t) => t.done);
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.all(running), new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
-    if (timer) clearTimeout(timer);
+    let timer: ClockTimer | undefined;
+    await Promise.race([Promise.all(running), new Promise<void>((r) => (timer = this.registry.clock.setTimeout(r, timeoutMs)))]);
+    this.registry.clock.clear(timer);
     await new Promise<void>((r) => setImmediate(r)); // let the last responses be flushed
     this.flush();
   }

@@ -3,7 +3,7 @@
 // several exports onto one target's LUNs. ACLs, CHAP accounts (per target and for discovery) and advertised
 // portals come from the same section.
 import type { Logger } from '../obs/log.js';
-import type { ExportTable } from '../target/frontend.js';
+import type { ExportTable } from '../block/export-table.js';
 import type { ChapAccount } from './chap.js';
 import { DEFAULT_IQN_PREFIX, DEFAULT_ISCSI_PORT, type IscsiServerOptions, type IscsiTargetConfig } from './config.js';
 import { IscsiServer } from './server.js';

@@ -3,7 +3,7 @@
 // Implements the target process's Frontend shape: start() resolves to the bound "host:port", stop() ends all.
 import net from 'node:net';
 import type { BlockDevice } from '../block/device.js';
-import type { Frontend } from '../target/frontend.js';
+import type { Frontend } from '../block/export-table.js';
 import { componentLogger, type Logger } from '../obs/log.js';
 import type { TextPairs } from '../proto/iscsi/text.js';
 import * as S from '../proto/scsi/constants.js';
@@ -19,6 +19,7 @@ import type { CopyTarget } from './scsi/xcopy.js';
 import { LocalReservationStore, type ReservationStore } from './scsi/pr.js';
 import { Session, TargetRuntime, type LoginIdentity, type TargetRegistry } from './session.js';
 import { ASC_ASYMMETRIC_ACCESS_STATE_CHANGED } from './scsi/alua.js';
+import { systemClock, type Clock } from '../util/clock.js';
 
 const DEFAULT_QUEUE_DEPTH = 128;
 const DEFAULT_MAX_CONNECTIONS = 1024;
@@ -35,6 +36,7 @@ export class IscsiServer implements TargetRegistry, Frontend {
   readonly nopInIntervalMs: number;
   readonly nopInTimeoutMs: number;
   readonly portalGroupTag: number;
+  readonly clock: Clock;
   private readonly log: Logger;
   private readonly targets = new Map<string, TargetRuntime>();
   private readonly sessions = new Map<number, Session>();
@@ -52,6 +54,7 @@ export class IscsiServer implements TargetRegistry, Frontend {
     this.discoveryChap = opts.discoveryChap ?? [];
     this.nopInIntervalMs = opts.nopInIntervalMs ?? 10_000;
     this.nopInTimeoutMs = opts.nopInTimeoutMs ?? 30_000;
+    this.clock = opts.clock ?? systemClock;
     this.log = componentLogger('iscsi');
     this.portalGroupTag = opts.alua?.group ?? 1;
     for (const t of opts.targets) this.addTarget(t);

@@ -2,11 +2,11 @@
 // with its CmdSN window; a TargetRuntime is one configured target with its LUs and ACL. The TargetRegistry is
 // what a Connection needs from the server (target lookup, session creation and reinstatement, resets).
 import type { ChapAccount } from './chap.js';
+import type { Clock } from '../util/clock.js';
 import type { IscsiTargetConfig } from './config.js';
-import type { Connection } from './connection.js';
 import type { TargetPreferences } from './params.js';
 import * as S from '../proto/scsi/constants.js';
-import { encodeSense } from '../proto/scsi/sense.js';
+import { SENSE, checkCondition, senseBytes } from './scsi/sense-table.js';
 import type { LogicalUnit, ScsiRequest, ScsiResult } from './scsi/lu.js';
 import type { TextPairs } from '../proto/iscsi/text.js';
 
@@ -34,18 +34,28 @@ export interface LoginIdentity {
   cmdSN: number;
 }
 
+/** What a session and the server need of the session's connection (a Connection). */
+export interface SessionConnection {
+  readonly isClosed: boolean;
+  close(reason: string): void;
+  /** Abort this connection's tasks on one LU (another nexus reset it). */
+  abortLun(lun: number): Promise<void>;
+}
+
 /** What connections need from the server. */
 export interface TargetRegistry {
   readonly preferences: TargetPreferences;
   readonly discoveryChap: ChapAccount[];
   readonly nopInIntervalMs: number;
   readonly nopInTimeoutMs: number;
+  /** Time source of the connections' keep-alive and drain timers. */
+  readonly clock: Clock;
   /** Target portal group tag of this server's portal (login TargetPortalGroupTag, SendTargets); default 1. */
   readonly portalGroupTag?: number;
   findTarget(name: string): TargetRuntime | undefined;
   /** Create (or reinstate) the session for a completed login; a number is a login status detail to fail with. */
-  completeLogin(conn: Connection, who: LoginIdentity): Session | number;
-  connectionClosed(session: Session, conn: Connection): void;
+  completeLogin(conn: SessionConnection, who: LoginIdentity): Session | number;
+  connectionClosed(session: Session, conn: SessionConnection): void;
   sendTargets(session: Session, value: string, localAddress: string | undefined, localPort: number | undefined): TextPairs;
   lunReset(session: Session, lun: number): Promise<void>;
   targetReset(session: Session, cold: boolean): Promise<void>;
@@ -61,7 +71,7 @@ export class Session {
   expCmdSN: number;
   /** Initiator port name: the I_T nexus id used for reservations. */
   readonly nexus: string;
-  conn: Connection | undefined;
+  conn: SessionConnection | undefined;
 
   constructor(
     readonly tsih: number,
@@ -99,13 +109,10 @@ export class Session {
       return { status: S.SAM_STAT_GOOD, data: b.subarray(0, Math.min(36, alloc)) };
     }
     if (op === S.REQUEST_SENSE) {
-      const s = encodeSense({ key: S.ILLEGAL_REQUEST, ascq: S.ASC_LUN_NOT_SUPPORTED });
+      const s = senseBytes(SENSE.lunNotSupported);
       return { status: S.SAM_STAT_GOOD, data: s.subarray(0, Math.min(s.length, req.cdb[4] ?? 0)) };
     }
-    return {
-      status: S.SAM_STAT_CHECK_CONDITION,
-      sense: encodeSense({ key: S.ILLEGAL_REQUEST, ascq: S.ASC_LUN_NOT_SUPPORTED }),
-    };
+    return checkCondition(SENSE.lunNotSupported);
   }
 }
 
@@ -114,16 +121,10 @@ function reportLuns(lus: Map<number, LogicalUnit>, cdb: Buffer): ScsiResult {
   const select = cdb[2] ?? 0;
   const alloc = cdb.readUInt32BE(6);
   if (select > 2 && select !== 0x10 && select !== 0x11 && select !== 0x12) {
-    return {
-      status: S.SAM_STAT_CHECK_CONDITION,
-      sense: encodeSense({ key: S.ILLEGAL_REQUEST, ascq: S.ASC_INVALID_FIELD_IN_CDB, fieldPointer: { cd: true, byte: 2 } }),
-    };
+    return checkCondition(SENSE.invalidFieldInCdb(2));
   }
   if (alloc < 16) {
-    return {
-      status: S.SAM_STAT_CHECK_CONDITION,
-      sense: encodeSense({ key: S.ILLEGAL_REQUEST, ascq: S.ASC_INVALID_FIELD_IN_CDB, fieldPointer: { cd: true, byte: 6 } }),
-    };
+    return checkCondition(SENSE.invalidFieldInCdb(6));
   }
   const luns = select === 1 ? [] : [...lus.keys()].sort((a, b) => a - b);
   const b = Buffer.alloc(8 + 8 * luns.length);

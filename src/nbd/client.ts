@@ -16,14 +16,14 @@ import {
   encodeRequest,
   type BlockDescriptor,
 } from '../proto/nbd/messages.js';
+import { SheepfoldError } from '../util/errors.js';
 
-export class NbdRequestError extends Error {
+export class NbdRequestError extends SheepfoldError<'ENBDREQ'> {
   constructor(
     readonly errno: number,
     message: string,
   ) {
-    super(message);
-    this.name = 'NbdRequestError';
+    super('ENBDREQ', message);
   }
 }
 

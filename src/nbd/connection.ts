@@ -9,10 +9,12 @@ import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../obs/log.js';
 import type { BlockDevice, Extent } from '../block/device.js';
-import type { ExportEntry, ExportTable } from '../target/frontend.js';
+import type { ExportEntry, ExportTable } from '../block/export-table.js';
 import * as C from '../proto/nbd/constants.js';
 import { NbdProtocolError } from '../proto/nbd/errors.js';
-import { NbdServerDecoder, type ClientFrame } from '../proto/nbd/decoder.js';
+import { NbdServerDecoder, nbdRequestCodec, type ClientFrame } from '../proto/nbd/decoder.js';
+import { FrameEngine, type Frame } from '../proto/frame.js';
+import type { Clock, ClockTimer } from '../util/clock.js';
 import {
   decodeInfoRequest,
   decodeMetaContextRequest,
@@ -34,7 +36,6 @@ import {
 } from '../proto/nbd/messages.js';
 import { nbdErrno } from './errors.js';
 import type { BufferPool } from './pool.js';
-import { RequestReceiver, type ReceivedRequest } from './receiver.js';
 
 export type TlsMode = 'off' | 'on' | 'require';
 
@@ -79,11 +80,12 @@ export interface ConnectionContext {
   pool: BufferPool;
   /** True once the server is shutting down: options get ERR_SHUTDOWN, new requests ESHUTDOWN. */
   shuttingDown(): boolean;
+  /** Time source of the handshake and drain timeouts. */
+  clock: Clock;
 }
 
 /** Bytes of the handshake-phase read buffer of a connection on an `onread` socket (see userRead). */
 const NBD_HANDSHAKE_READ_BYTES = 16 * 1024;
-const NO_PAYLOAD: readonly Buffer[] = Object.freeze([]);
 
 const BASE_ALLOCATION_ID = 1;
 /** Reads at least this long on thin devices are answered with OFFSET_HOLE chunks for their holes. */
@@ -129,14 +131,15 @@ export class NbdConnection {
   private inFlightBytes = 0;
   private paused = false;
   private discRequested = false;
-  private handshakeTimer: NodeJS.Timeout | undefined;
+  private handshakeTimer: ClockTimer | undefined;
   private idleWaiters: (() => void)[] = [];
   /** Set when the socket reads into our buffers (userRead); transmission then parses with `receiver`. */
   private userBuffers = false;
   private handshakeBuf: Buffer | undefined;
-  private receiver: RequestReceiver | undefined;
+  /** Transmission-phase requests parsed from our own read buffers; WRITE payloads land in pooled buffers. */
+  private receiver: FrameEngine<Request> | undefined;
   /** Requests parsed by `receiver` and not yet dispatched (over a limit); bounded by one read's bytes. */
-  private backlog: ReceivedRequest[] = [];
+  private backlog: Frame<Request>[] = [];
   private backlogHead = 0;
   private readonly onData = (chunk: Buffer): void => this.receive(chunk);
   /** Resolves once the connection is fully closed. */
@@ -159,11 +162,10 @@ export class NbdConnection {
   /** Send the greeting and start reading. */
   start(): void {
     this.attach(this.sock);
-    this.handshakeTimer = setTimeout(() => {
+    this.handshakeTimer = this.ctx.clock.setTimeout(() => {
       this.log.warn({ timeoutMs: this.ctx.limits.handshakeTimeoutMs }, 'nbd.handshake_timeout');
       this.destroy();
     }, this.ctx.limits.handshakeTimeoutMs);
-    this.handshakeTimer.unref?.();
     this.sock.write(encodeGreeting(C.NBD_FLAG_FIXED_NEWSTYLE | C.NBD_FLAG_NO_ZEROES));
   }
 
@@ -177,7 +179,7 @@ export class NbdConnection {
     this.phase = 'closing';
     this.sock.pause();
     const drained = this.waitIdle();
-    const timeout = new Promise<void>((r) => setTimeout(r, this.ctx.limits.drainTimeoutMs).unref?.());
+    const timeout = new Promise<void>((r) => this.ctx.clock.setTimeout(r, this.ctx.limits.drainTimeoutMs));
     await Promise.race([drained, timeout]);
     this.end();
     await this.closed;
@@ -222,9 +224,10 @@ export class NbdConnection {
   private finish(): void {
     if (this.phase === 'closed') return;
     this.phase = 'closed';
-    if (this.handshakeTimer !== undefined) clearTimeout(this.handshakeTimer);
+    this.ctx.clock.clear(this.handshakeTimer);
     this.decoder.reset('transmission');
-    this.receiver?.dispose();
+    // A read may still target the half-received payload, so it is not pooled again.
+    this.receiver?.reset();
     for (let i = this.backlogHead; i < this.backlog.length; i++) {
       const p = this.backlog[i]?.payload;
       if (p !== undefined) this.ctx.pool.release(p);
@@ -243,7 +246,7 @@ export class NbdConnection {
     this.sock.once('finish', () => this.destroy());
     this.sock.end();
     // A peer that never reads would keep our writes pending; do not wait for it forever.
-    setTimeout(() => this.destroy(), this.ctx.limits.drainTimeoutMs).unref?.();
+    this.ctx.clock.setTimeout(() => this.destroy(), this.ctx.limits.drainTimeoutMs);
   }
 
   private destroy(): void {
@@ -323,7 +326,7 @@ export class NbdConnection {
     return !this.paused;
   }
 
-  private readonly onReceived = (f: ReceivedRequest): void => {
+  private readonly onReceived = (f: Frame<Request>): void => {
     this.backlog.push(f);
   };
 
@@ -338,8 +341,8 @@ export class NbdConnection {
         }
         return;
       }
-      const f = this.backlog[this.backlogHead++] as ReceivedRequest;
-      this.dispatch(f.request, f.payload === undefined ? NO_PAYLOAD : [f.payload], f.oversize, f.payload);
+      const f = this.backlog[this.backlogHead++] as Frame<Request>;
+      this.dispatch(f.header, f.payload, f.drained, f.payload);
     }
     this.backlog.length = 0;
     this.backlogHead = 0;
@@ -643,14 +646,14 @@ export class NbdConnection {
   }
 
   private enterTransmission(e: ExportEntry, requestedName: string): void {
-    if (this.handshakeTimer !== undefined) clearTimeout(this.handshakeTimer);
+    this.ctx.clock.clear(this.handshakeTimer);
     this.export = e;
     if (this.metaExport !== requestedName) this.baseAllocation = false;
     this.phase = 'transmission';
     this.decoder.startTransmission();
     // Parse in place from now on, unless the client already sent bytes the decoder holds (then stay on it).
     if (this.userBuffers && this.decoder.buffered === 0 && this.decoder.draining === 0) {
-      this.receiver = new RequestReceiver(this.ctx.pool, this.ctx.limits.maxPayload, this.onReceived);
+      this.receiver = new FrameEngine(nbdRequestCodec(this.ctx.limits.maxPayload), { payload: this.ctx.pool, onFrame: this.onReceived });
       this.handshakeBuf = undefined;
     }
     this.log.info(
@@ -662,7 +665,7 @@ export class NbdConnection {
   // ---------------------------------------------------------------- transmission
 
   /** Run one request; a `pooled` payload goes back to the pool once the device has written it. */
-  private dispatch(r: Request, payload: readonly Buffer[], oversize: boolean, pooled?: Buffer): void {
+  private dispatch(r: Request, payload: Buffer | undefined, oversize: boolean, pooled?: Buffer): void {
     if (r.type === C.NBD_CMD_DISC) {
       this.discRequested = true;
       this.log.debug('nbd.disc');
@@ -689,7 +692,7 @@ export class NbdConnection {
   }
 
   /** Validate and handle one request; false if the device failed it. */
-  private async run(r: Request, payload: readonly Buffer[], oversize: boolean): Promise<boolean> {
+  private async run(r: Request, payload: Buffer | undefined, oversize: boolean): Promise<boolean> {
     const bad = this.validate(r, oversize);
     if (bad !== undefined) {
       this.log.debug({ op: r.type, errno: bad.errno, reason: bad.message }, 'nbd.request_invalid');
@@ -746,7 +749,7 @@ export class NbdConnection {
   }
 
   /** Step 2 and 3: perform the operation on the device and send the success reply. */
-  private async handle(r: Request, payload: readonly Buffer[]): Promise<void> {
+  private async handle(r: Request, payload: Buffer | undefined): Promise<void> {
     const dev = (this.export as ExportEntry).device;
     const offset = Number(r.offset);
     const fua = (r.flags & C.NBD_CMD_FLAG_FUA) !== 0;
@@ -755,12 +758,7 @@ export class NbdConnection {
         await this.read(r, offset);
         return;
       case C.NBD_CMD_WRITE:
-        // The payload arrives as views of the socket's chunks; hand them over without gathering if we can.
-        if (payload.length === 1) await dev.write(offset, payload[0] as Buffer, { fua });
-        else if (payload.length > 1) {
-          if (dev.writev !== undefined) await dev.writev(offset, payload, { fua });
-          else await dev.write(offset, Buffer.concat(payload), { fua });
-        }
+        if (payload !== undefined) await dev.write(offset, payload, { fua });
         break;
       case C.NBD_CMD_FLUSH:
         await dev.flush();

@@ -7,10 +7,11 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { componentLogger, type Logger } from '../obs/log.js';
-import type { ExportTable, Frontend } from '../target/frontend.js';
+import type { ExportTable, Frontend } from '../block/export-table.js';
 import { DEFAULT_NBD_LIMITS, NbdConnection, type NbdLimits, type TlsMode } from './connection.js';
 import { BufferPool } from './pool.js';
 import { acceptWithUserBuffers } from '../util/user-buffers.js';
+import { systemClock, type Clock } from '../util/clock.js';
 
 export interface NbdTlsOptions {
   mode: TlsMode;
@@ -29,6 +30,8 @@ export interface NbdServerOptions {
   /** Simultaneous connections; further ones are closed at once. */
   maxConnections?: number;
   logger?: Logger;
+  /** Time source of the handshake and drain timeouts (default: the system clock). */
+  clock?: Clock;
 }
 
 export const NBD_DEFAULT_PORT = 10809;
@@ -118,6 +121,7 @@ export class NbdServer implements Frontend {
         secureContext: this.secureContext,
         pool: this.pool,
         shuttingDown: () => this.stopping,
+        clock: this.opts.clock ?? systemClock,
       },
       this.log.child({ conn: id }),
     );

@@ -37,7 +37,6 @@ import type { LockTable, TargetIdentity } from './lock.js';
 import type { Mutex } from './mutex.js';
 import type { ClientStore } from './client-store.js';
 import type { VdiNamespace } from './vdi.js';
-import { ackEarly } from '../drill/faults.js';
 
 /** One replica of an object: the local store, or (in a cluster) a peer reached with the *_PEER ops. */
 export interface ReplicaIo {
@@ -141,14 +140,7 @@ export class Gateway {
   private readonly d: GatewayDeps;
 
   constructor(d: GatewayDeps) {
-    // TEST-ONLY fault injection (docs/guarantees.md §7): SHEEPFOLD_FAULT=ack-early acknowledges replica mutations
-    // before they are done, so the reliability suite can prove it catches a broken build.
-    // Only data objects are acknowledged early, so VDI metadata (inodes) stays usable and the loss is in data.
-    const early = ackEarly(d.placement, undefined, 250);
-    this.d =
-      process.env.SHEEPFOLD_FAULT === 'ack-early'
-        ? { ...d, placement: { replicas: (oid, copies) => (isDataOid(oid) ? early : d.placement).replicas(oid, copies) } }
-        : d;
+    this.d = d;
   }
 
   /** Size of an object: data objects take their VDI's block_size_shift. */

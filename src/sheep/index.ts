@@ -3,6 +3,7 @@
 import path from 'node:path';
 import { componentLogger, type Logger } from '../obs/log.js';
 import type { ClusterDriver } from './cluster/local.js';
+import type { Placement } from './gateway.js';
 import { SheepNode } from './node.js';
 import { addrBytes } from '../proto/sheepdog/node.js';
 import type { ObjectStore } from './store/store.js';
@@ -23,6 +24,8 @@ export interface StartSheepOptions {
   metrics?: ProcessMetrics;
   /** HOST:PORT other sheep use for this node's peer I/O (node_id io_addr/io_port), e.g. a fault proxy. */
   advertise?: { host: string; port: number };
+  /** A filter around the gateway's placement (a fault the CLI composes). */
+  placementFilter?: (p: Placement) => Placement;
 }
 
 /** A host's zone: its IPv4 address as sheep derives zones (the last four address bytes, little-endian). */
@@ -53,13 +56,13 @@ export async function startSheep(opts: StartSheepOptions): Promise<RunningSheep>
     if (opts.driver?.name === 'etcd') return hostZone(zoneHost);
     return opts.driver && opts.driver.name !== 'single' ? port : undefined;
   };
-  let node = new SheepNode({ dir: opts.dir, addr: host === '0.0.0.0' ? '127.0.0.1' : host, port: probe, zone: zoneFor(probe), driver: opts.driver, store: opts.store, log, advertise: opts.advertise });
+  let node = new SheepNode({ dir: opts.dir, addr: host === '0.0.0.0' ? '127.0.0.1' : host, port: probe, zone: zoneFor(probe), driver: opts.driver, store: opts.store, log, advertise: opts.advertise, placementFilter: opts.placementFilter });
   let server = new SheepServer(node, { host, port: probe, unixPaths, limits: opts.limits, log, metrics: opts.metrics });
   if (probe === 0) {
     await server.listen();
     const port = server.port;
     await server.close();
-    node = new SheepNode({ dir: opts.dir, addr: host === '0.0.0.0' ? '127.0.0.1' : host, port, zone: zoneFor(port), driver: opts.driver, store: opts.store, log, advertise: opts.advertise });
+    node = new SheepNode({ dir: opts.dir, addr: host === '0.0.0.0' ? '127.0.0.1' : host, port, zone: zoneFor(port), driver: opts.driver, store: opts.store, log, advertise: opts.advertise, placementFilter: opts.placementFilter });
     server = new SheepServer(node, { host, port, unixPaths, limits: opts.limits, log, metrics: opts.metrics });
   }
   await node.start();

@@ -73,6 +73,8 @@ export interface SheepNodeOptions {
   driver?: ClusterDriver;
   store?: ObjectStore;
   placement?: (node: SheepNode) => Placement;
+  /** A filter around the placement the node chose (fault injection composed by the CLI or a test). */
+  placementFilter?: (p: Placement) => Placement;
   log?: Logger;
   /** Address other sheep reach this node's I/O at (node_id io_addr/io_port), e.g. a proxy; identity is unchanged. */
   advertise?: { host: string; port: number };
@@ -153,6 +155,12 @@ export class SheepNode extends EventEmitter {
   /** Objects the gateway reclaimed since the last VDI deletion broadcast them. */
   private readonly reclaimed: bigint[] = [];
   private readonly recoveryDone = new Map<number, Set<string>>();
+  /**
+   * After `dog cluster shutdown` (as in sheepdog): leaving nodes do not move the epoch, and the cluster waits
+   * (WAIT_FOR_JOIN) until every node of the last epoch is back — then one new epoch with all of them — or until
+   * `dog cluster recover force`. Derived from the log, so a replaying node reaches the same state.
+   */
+  private halted = false;
   private replaying = true;
   private diskConfig: SheepConfig | null = null;
   private epochWaiters: (() => void)[] = [];
@@ -195,7 +203,9 @@ export class SheepNode extends EventEmitter {
       epoch: () => this.epoch,
     });
     this.gateway = new Gateway({
-      placement: opts.placement ? opts.placement(this) : this.clustered ? ringPlacement : new SinglePlacement(this.store),
+      placement: (opts.placementFilter ?? ((p: Placement) => p))(
+        opts.placement ? opts.placement(this) : this.clustered ? ringPlacement : new SinglePlacement(this.store),
+      ),
       waitEpoch: this.clustered ? (seen, ms) => this.waitEpoch(seen, ms) : undefined,
       onReclaimed: this.clustered ? (oid) => this.reclaimed.push(oid) : undefined,
       syncCluster: this.clustered && this.driver.sync ? () => this.driver.sync!() : undefined,
@@ -460,6 +470,7 @@ export class SheepNode extends EventEmitter {
         return SD_RES_SUCCESS;
       }
       case 'shutdown':
+        if (this.clustered) this.halted = true;
         if (historical) return SD_RES_SUCCESS;
         this.status = SD_STATUS_SHUTDOWN;
         if (this.config) await this.files.saveConfig({ ...this.config, shutdown: true });
@@ -482,6 +493,13 @@ export class SheepNode extends EventEmitter {
         return SD_RES_SUCCESS;
       case 'vdi_del':
         this.vdis.applyDelete(m.vid);
+        return SD_RES_SUCCESS;
+      case 'force_recover':
+        if (!this.halted) return SD_RES_SUCCESS;
+        this.halted = false;
+        if (!historical && !this.replaying && this.status === SD_STATUS_WAIT) this.status = SD_STATUS_OK;
+        this.log.warn({ nodes: this.nodeSet.nodes.map((n) => nodeAddr(n.nid)) }, 'cluster_recover_forced');
+        await this.advanceEpoch(this.nodeSet, historical);
         return SD_RES_SUCCESS;
       case 'lock':
         return this.locks.lock(m.vid, m.type, fromWireNodeId(m.sender), targetOf(m));
@@ -538,6 +556,7 @@ export class SheepNode extends EventEmitter {
     this.recoveryDone.clear();
     this.history.clear();
     this.recovery.reset();
+    this.halted = false;
     this.config = this.configOf(m);
     this.setEpoch(1, this.nodeSet);
     if (historical) return SD_RES_SUCCESS;
@@ -611,7 +630,19 @@ export class SheepNode extends EventEmitter {
     await this.files.clearEpochs();
     for (const r of this.history.all()) await this.saveEpochFile(r.epoch);
     for (const oid of this.tombstones) if (this.rawStore.exists(oid)) await this.rawStore.remove(oid).catch(() => undefined);
-    this.status = SD_STATUS_OK;
+    this.status = this.halted ? SD_STATUS_WAIT : SD_STATUS_OK;
+  }
+
+  /** Nodes of the last epoch missing from `set` while the cluster waits after a shutdown (empty: none). */
+  missingAfterShutdown(set: NodeSet = this.nodeSet): string[] {
+    if (!this.halted) return [];
+    const have = new Set(set.nodes.map((n) => nodeAddr(n.nid)));
+    return (this.history.get(this.epoch)?.nodes ?? []).map((n) => nodeAddr(n.nid)).filter((n) => !have.has(n));
+  }
+
+  /** `dog cluster recover force`: stop waiting for the missing nodes of the last epoch. */
+  forceRecover(): Promise<number> {
+    return this.clusterOp({ t: 'force_recover', token: '' });
   }
 
   private async saveEpochFile(epoch: number): Promise<void> {
@@ -643,6 +674,23 @@ export class SheepNode extends EventEmitter {
     }
     for (const n of prev.nodes) if (!next.nodes.some((x) => nodeAddr(x.nid) === nodeAddr(n.nid))) this.peers.drop(n.nid);
     if (this.config === null) return;
+    // No epoch without nodes (the last member's leave, seen by the next one to start), and none while the
+    // cluster waits after a shutdown for the nodes of its last epoch.
+    if (next.nodes.length === 0) return;
+    if (this.halted) {
+      const missing = this.missingAfterShutdown(next);
+      if (missing.length > 0) {
+        if (!historical && !this.replaying) this.log.info({ missing }, 'cluster_waiting_for_nodes');
+        return;
+      }
+      this.halted = false;
+      if (!historical && !this.replaying && this.status === SD_STATUS_WAIT) this.status = SD_STATUS_OK;
+    }
+    await this.advanceEpoch(next, historical);
+  }
+
+  /** A new epoch with node set `next`; a live one starts recovery on its members. */
+  private async advanceEpoch(next: NodeSet, historical: boolean): Promise<void> {
     const epoch = this.epoch + 1;
     this.setEpoch(epoch, next);
     if (historical || this.replaying) return;

@@ -503,7 +503,11 @@ const killNode: OpHandler = (node) => {
   node.kill();
   return Promise.resolve(ok());
 };
-const forceRecover: OpHandler = () => Promise.resolve(fail(C.SD_RES_FORCE_RECOVER));
+/** FORCE_RECOVER: only while the cluster waits after a shutdown for missing nodes; else FORCE_RECOVER. */
+const forceRecover: OpHandler = async (node) => {
+  if (node.missingAfterShutdown().length === 0) return fail(C.SD_RES_FORCE_RECOVER);
+  return { result: await node.forceRecover() };
+};
 const checkpoint: OpHandler = () => Promise.resolve(fail(C.SD_RES_NO_CHECKPOINT_ENTRY));
 
 /** How long a peer request from a newer epoch waits for this node to catch up. */

@@ -6,34 +6,21 @@ import type { BlockDevice } from '../block/device.js';
 import { FileDevice } from '../block/file.js';
 import { MemoryDevice } from '../block/memory.js';
 import { parseSize } from '../util/size.js';
-import type { ExportEntry } from './frontend.js';
+import type { ExportEntry } from '../block/export-table.js';
+import type { ExportKind, ExportSpec, OpenContext } from './export-spec.js';
 import { openVdiExport } from './vdi-export.js';
+import { SheepfoldError } from '../util/errors.js';
 
-export type ExportSpec =
-  | { kind: 'mem'; name: string; size: number; readOnly: boolean; description?: string }
-  | { kind: 'file'; name: string; path: string; size?: number; readOnly: boolean; description?: string }
-  | { kind: 'vdi'; name: string; vdi: string; tag?: string; readOnly: boolean; shared?: boolean; description?: string };
-
-export type ExportKind = ExportSpec['kind'];
-
-/** What openers may need from the process (e.g. the sheep gateway address for VDI exports). */
-export interface OpenContext {
-  /** HOST:PORT of a sheep gateway (`--sheep`), if given. */
-  sheep?: string;
-  /** This target's lock identity (HELLO, docs/fencing.md §3), announced by VDI exports. */
-  targetId?: string;
-}
+export type { ExportSpec, ExportKind, OpenContext } from './export-spec.js';
 
 export type ExportOpener<K extends ExportKind = ExportKind> = (
   spec: Extract<ExportSpec, { kind: K }>,
   ctx: OpenContext,
 ) => Promise<BlockDevice>;
 
-export class ExportSpecError extends Error {
-  readonly code = 'EBADEXPORT';
+export class ExportSpecError extends SheepfoldError<'EBADEXPORT'> {
   constructor(message: string) {
-    super(message);
-    this.name = 'ExportSpecError';
+    super('EBADEXPORT', message);
   }
 }
 

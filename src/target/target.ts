@@ -9,7 +9,7 @@ import { splitAddress, targetIdOf, type TargetConfig } from './config.js';
 import { openExport } from './exports.js';
 import { MeteredDevice } from '../block/metered.js';
 import type { ProcessMetrics } from '../obs/metrics.js';
-import type { ExportEntry, ExportTable, Frontend } from './frontend.js';
+import type { ExportEntry, ExportTable, Frontend } from '../block/export-table.js';
 
 /** Builds one front end for a config, or undefined when that front end is disabled. */
 export type FrontendFactory = (cfg: TargetConfig, exports: ExportTable, log: Logger) => Frontend | undefined;

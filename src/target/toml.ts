@@ -3,6 +3,7 @@
 // ([A-Za-z0-9_-]+), values: "basic strings" (escapes \" \\ \n \t \uXXXX), 'literal strings', integers
 // (with optional _ separators), true/false, and one-line arrays of those. No dotted keys, no inline tables,
 // no multi-line strings, no dates. Duplicate keys and redefined tables are errors.
+import { SheepfoldError } from '../util/errors.js';
 
 export type TomlValue = string | number | boolean | TomlValue[];
 
@@ -26,15 +27,13 @@ export interface TomlDocument {
   arrays: Map<string, TomlTable[]>;
 }
 
-export class TomlError extends Error {
-  readonly code = 'ECONFIG';
+export class TomlError extends SheepfoldError<'ECONFIG'> {
   constructor(
     readonly file: string,
     readonly line: number,
     message: string,
   ) {
-    super(`${file}:${line}: ${message}`);
-    this.name = 'TomlError';
+    super('ECONFIG', `${file}:${line}: ${message}`);
   }
 }
 

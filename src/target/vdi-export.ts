@@ -9,7 +9,7 @@ import { VdiDevice } from '../block/vdi.js';
 import { parseGatewayList } from '../client/address.js';
 import { helloFor } from '../client/hello.js';
 import { componentLogger } from '../obs/log.js';
-import type { ExportSpec, OpenContext } from './exports.js';
+import type { ExportSpec, OpenContext } from './export-spec.js';
 import { reclaimSharedParticipant } from './lock-reclaim.js';
 
 /** Write fence of shared (multipath) exports, below the initiators' path-failure times (docs/fencing.md). */

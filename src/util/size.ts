@@ -1,11 +1,10 @@
 // Human byte sizes for flags and config files: "512", "4k", "512M", "1G", "1.5GiB", "2T". Suffixes are binary
 // (K = 1024). parseSize throws a SizeError naming the input; results are exact safe integers.
+import { SheepfoldError } from './errors.js';
 
-export class SizeError extends Error {
-  readonly code = 'EBADSIZE';
+export class SizeError extends SheepfoldError<'EBADSIZE'> {
   constructor(message: string) {
-    super(message);
-    this.name = 'SizeError';
+    super('EBADSIZE', message);
   }
 }
 

@@ -19,6 +19,8 @@ export interface ClusterNode {
   /** The fault proxy peer traffic to this node goes through (with `peerProxies`). */
   proxy?: FaultProxy;
   proxyPort?: number;
+  /** Output of this node's earlier processes (before a kill or stop), for logs kept after a failure. */
+  pastOutput: string;
 }
 
 export interface LocalCluster {
@@ -29,11 +31,15 @@ export interface LocalCluster {
   startNode(i: number): Promise<ClusterNode>;
   /** Add a fresh node; resolves once it serves. */
   addNode(): Promise<ClusterNode>;
+  /** Reserve a fresh node (port and store dir) without starting it; startNode(index) starts it later. */
+  planNode(): Promise<ClusterNode>;
   /** SIGKILL node i and wait for its exit. */
   killNode(i: number): Promise<void>;
   /** SIGTERM node i (graceful leave) and wait for its exit. */
   stopNode(i: number): Promise<void>;
   live(): ClusterNode[];
+  /** Everything node i has logged, over all its processes so far. */
+  logOf(i: number): string;
   /** Run dog against node i (default: the first live node). */
   dog(args: string[], opts?: { node?: number; input?: Buffer; timeoutMs?: number }): Promise<RunResult>;
   dogBinary(args: string[], opts?: { node?: number; timeoutMs?: number }): Promise<{ code: number; stdout: Buffer; stderr: string }>;
@@ -150,18 +156,21 @@ export async function startLocalCluster(
     return node;
   };
 
-  const addNode = async (): Promise<ClusterNode> => {
+  const planNode = async (): Promise<ClusterNode> => {
     const index = nodes.length;
-    const node: ClusterNode = { index, host: opts.hostOf?.(index) ?? '127.0.0.1', port: await freePort(), store: path.join(dir, `n${index}`), proc: null };
+    const node: ClusterNode = { index, host: opts.hostOf?.(index) ?? '127.0.0.1', port: await freePort(), store: path.join(dir, `n${index}`), proc: null, pastOutput: '' };
     if (opts.peerProxies) {
       node.proxy = new FaultProxy({ targetHost: node.host, targetPort: node.port });
       node.proxyPort = await node.proxy.start();
     }
     nodes.push(node);
-    return startNode(index);
+    return node;
   };
 
+  const addNode = async (): Promise<ClusterNode> => startNode((await planNode()).index);
+
   const live = (): ClusterNode[] => nodes.filter((x) => x.proc !== null);
+  const logOf = (i: number): string => (nodes[i]?.pastOutput ?? '') + (nodes[i]?.proc?.output() ?? '');
 
   const target = (i?: number): ClusterNode => {
     const node = i === undefined ? live()[0] : nodes[i];
@@ -189,6 +198,7 @@ export async function startLocalCluster(
     if (!node?.proc) return;
     node.proc.kill('SIGKILL');
     await node.proc.exited;
+    node.pastOutput += node.proc.output();
     node.proc = null;
   };
 
@@ -197,6 +207,7 @@ export async function startLocalCluster(
     if (!node?.proc) return;
     node.proc.kill('SIGTERM');
     await node.proc.exited;
+    node.pastOutput += node.proc.output();
     node.proc = null;
   };
 
@@ -205,7 +216,7 @@ export async function startLocalCluster(
     for (const node of nodes) await node.proxy?.stop();
   };
 
-  const cluster: LocalCluster = { dir, clusterDir, nodes, startNode, addNode, killNode, stopNode, live, dog, dogBinary, dogJson, waitSettled, stopAll };
+  const cluster: LocalCluster = { dir, clusterDir, nodes, startNode, addNode, planNode, killNode, stopNode, live, logOf, dog, dogBinary, dogJson, waitSettled, stopAll };
   for (let i = 0; i < n; i++) await addNode();
   return cluster;
 }

@@ -4,6 +4,7 @@ import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { it } from 'vitest';
 
 export interface Proc {
   child: ChildProcess;
@@ -145,6 +146,25 @@ export function cleanupTempDirs(): void {
 export const REPO_ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 export const SHEEPFOLD_BIN = path.join(REPO_ROOT, 'dist', 'cli', 'sheepfold.js');
 export const DOG_BIN = path.join(REPO_ROOT, 'dist', 'cli', 'dog.js');
+
+/** True when CI runs the suite (CI=true): there a missing peer is a failure, not a reason to skip. */
+export const IN_CI = process.env.CI === 'true' || process.env.CI === '1';
+
+/**
+ * True when peers a test file needs are missing (commands on PATH, files such as the built CLI), so its tests are
+ * skipped on a developer's machine. Under CI a test is registered that fails, naming what is missing.
+ */
+export function lacking(commands: readonly string[], files: Readonly<Record<string, string>> = {}): boolean {
+  const miss = commands.filter((c) => !haveCommand(c));
+  for (const [what, file] of Object.entries(files)) if (!fs.existsSync(file)) miss.push(`${what} (${file})`);
+  if (miss.length === 0) return false;
+  if (IN_CI) {
+    it(`has its peers: ${miss.join(', ')}`, () => {
+      throw new Error(`missing on this CI machine: ${miss.join(', ')} (scripts/setup/install-peers installs the peers, npm run build the CLI)`);
+    });
+  }
+  return true;
+}
 
 /** True if an executable is on PATH. */
 export function haveCommand(name: string): boolean {

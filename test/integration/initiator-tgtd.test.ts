@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import { ephemeralPort } from '../helpers/ports.js';
-import { cleanupTempDirs, haveCommand, killAll } from '../helpers/proc.js';
+import { cleanupTempDirs, killAll, lacking } from '../helpers/proc.js';
 import { FaultProxy } from '../../src/drill/faultproxy.js';
 import { MultipathDevice } from '../../src/initiator/multipath.js';
 import { IscsiSession, discoverTargets } from '../../src/initiator/scsi.js';
@@ -18,7 +18,7 @@ import { fileBytes, startOurTarget, startTgtd, tgtdDropSession, tgtdSessions, ty
 const MiB = 1024 * 1024;
 const INI_A = 'iqn.2026-11.org.sheepfold.test:initiator-a';
 const INI_B = 'iqn.2026-11.org.sheepfold.test:initiator-b';
-const have = haveCommand('tgtd') && haveCommand('tgtadm');
+const have = !lacking(['tgtd', 'tgtadm']);
 
 describe.skipIf(!have)('initiator vs tgtd', () => {
   let tgt: Tgtd;

@@ -8,7 +8,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ephemeralPort } from '../helpers/ports.js';
-import { REPO_ROOT, SHEEPFOLD_BIN, cleanupTempDirs, haveCommand, killAll, run, start, tempDir, waitForOutput } from '../helpers/proc.js';
+import { REPO_ROOT, SHEEPFOLD_BIN, cleanupTempDirs, killAll, run, start, tempDir, waitForOutput, lacking } from '../helpers/proc.js';
 
 const IQN = 'iqn.2026-11.org.sheepfold:disk';
 const INITIATORS = [
@@ -55,7 +55,7 @@ function expectedFailures(): Map<string, string> {
   return m;
 }
 
-const have = haveCommand('iscsi-test-cu');
+const have = !lacking(['iscsi-test-cu']);
 
 describe.skipIf(!have)('iscsi-test-cu conformance', () => {
   let url = '';

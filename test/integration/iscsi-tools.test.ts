@@ -7,7 +7,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ephemeralPort } from '../helpers/ports.js';
-import { SHEEPFOLD_BIN, cleanupTempDirs, haveCommand, killAll, run, start, tempDir, waitForOutput } from '../helpers/proc.js';
+import { SHEEPFOLD_BIN, cleanupTempDirs, killAll, run, start, tempDir, waitForOutput, lacking } from '../helpers/proc.js';
 
 const PREFIX = 'iqn.2026-11.org.sheepfold:';
 const ALLOWED = 'iqn.2026-11.test:allowed';
@@ -21,7 +21,7 @@ async function startTarget(dir: string, lines: string[], exportsArgs: string[]):
   return port;
 }
 
-const haveAll = ['iscsi-ls', 'iscsi-inq', 'qemu-img'].every(haveCommand);
+const haveAll = !lacking(['iscsi-ls', 'iscsi-inq', 'qemu-img']);
 
 describe.skipIf(!haveAll)('iSCSI target with real tools', () => {
   let dir = '';

@@ -9,14 +9,14 @@ import path from 'node:path';
 import { IscsiSession } from '../../src/initiator/index.js';
 import { startLocalCluster, type LocalCluster } from '../helpers/cluster.js';
 import { ephemeralPort } from '../helpers/ports.js';
-import { REPO_ROOT, SHEEPFOLD_BIN, cleanupTempDirs, haveCommand, killAll, run, start, tempDir, waitForOutput } from '../helpers/proc.js';
+import { REPO_ROOT, SHEEPFOLD_BIN, cleanupTempDirs, killAll, run, start, tempDir, waitForOutput, lacking } from '../helpers/proc.js';
 import { cuOutcomes, readExpectedFailures, type CuOutcome } from './cu-results.js';
 
 const IQN = 'iqn.2026-11.org.sheepfold:disk';
 const INITIATORS = ['iqn.2007-10.com.github:sahlberg:libiscsi:iscsi-test', 'iqn.2007-10.com.github:sahlberg:libiscsi:iscsi-test-2'];
 const EXPECTED_FILE = path.join(REPO_ROOT, 'test', 'conformance', 'iscsi-expected-failures-multipath.txt');
 
-describe.skipIf(!haveCommand('iscsi-test-cu'))('iscsi-test-cu with two target hosts (multipath)', () => {
+describe.skipIf(lacking(['iscsi-test-cu']))('iscsi-test-cu with two target hosts (multipath)', () => {
   let cluster: LocalCluster;
   const urls: string[] = [];
   const results = new Map<string, CuOutcome>();

@@ -11,7 +11,7 @@ import { VdiDevice } from '../../src/block/vdi.js';
 import { IscsiSession } from '../../src/initiator/index.js';
 import { startLocalCluster, type LocalCluster } from '../helpers/cluster.js';
 import { ephemeralPort } from '../helpers/ports.js';
-import { SHEEPFOLD_BIN, cleanupTempDirs, haveCommand, killAll, start, tempDir, waitForOutput, type Proc } from '../helpers/proc.js';
+import { SHEEPFOLD_BIN, cleanupTempDirs, killAll, start, tempDir, waitForOutput, type Proc, lacking } from '../helpers/proc.js';
 import { startTgtd, type Tgtd } from '../helpers/tgtd.js';
 
 const MiB = 2 ** 20;
@@ -109,7 +109,7 @@ afterAll(async () => {
   cleanupTempDirs();
 });
 
-describe.skipIf(!haveCommand('tgtd'))('multipath with our target and the real tgtd on one VDI (seed 001)', () => {
+describe.skipIf(lacking(['tgtd']))('multipath with our target and the real tgtd on one VDI (seed 001)', () => {
   it('A = ours dies after allocating; B = tgtd reads its data and writes into its objects', async () => {
     const [s0, s1] = [cluster.nodes[0]?.port ?? 0, cluster.nodes[1]?.port ?? 0];
     const b = await theirs('mixa', s1);

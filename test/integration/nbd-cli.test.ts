@@ -3,7 +3,7 @@
 import { describe, it, expect, afterAll } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cleanupTempDirs, haveCommand, killAll, run, start, tempDir, waitForOutput, SHEEPFOLD_BIN, REPO_ROOT } from '../helpers/proc.js';
+import { cleanupTempDirs, killAll, run, start, tempDir, waitForOutput, SHEEPFOLD_BIN, REPO_ROOT, lacking } from '../helpers/proc.js';
 
 const node = process.execPath;
 
@@ -28,7 +28,7 @@ describe('sheepfold target CLI', () => {
     expect(none.stderr).toMatch(/no exports/);
   });
 
-  it.skipIf(!haveCommand('qemu-io'))('serves a config file, prints the human ready line, flushes and exits on SIGINT', async () => {
+  it.skipIf(lacking(['qemu-io']))('serves a config file, prints the human ready line, flushes and exits on SIGINT', async () => {
     const dir = tempDir('sheepfold-cli-');
     const cfg = path.join(dir, 't.toml');
     fs.writeFileSync(

@@ -3,7 +3,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cleanupTempDirs, haveCommand, killAll, run, tempDir } from '../helpers/proc.js';
+import { cleanupTempDirs, killAll, run, tempDir, lacking } from '../helpers/proc.js';
 import { startTarget, type RunningTarget } from './nbd-harness.js';
 
 const MiB = 1024 * 1024;
@@ -14,7 +14,7 @@ interface FioJob {
   write: { io_bytes: number };
 }
 
-describe.skipIf(!haveCommand('fio'))('NBD target under fio with verify', () => {
+describe.skipIf(lacking(['fio']))('NBD target under fio with verify', () => {
   let t: RunningTarget;
 
   beforeAll(async () => {

@@ -5,7 +5,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import crypto from 'node:crypto';
 import net from 'node:net';
-import { killAll, run, haveCommand } from '../helpers/proc.js';
+import { killAll, run, lacking } from '../helpers/proc.js';
 import * as C from '../../src/proto/nbd/constants.js';
 import { rssBytes, startTarget, tcpClient, type RunningTarget } from './nbd-harness.js';
 
@@ -168,7 +168,7 @@ function play(t: RunningTarget, bytes: Buffer): Promise<void> {
   });
 }
 
-describe.skipIf(!haveCommand('nbdinfo'))('NBD fuzz against a live target', () => {
+describe.skipIf(lacking(['nbdinfo']))('NBD fuzz against a live target', () => {
   let t: RunningTarget;
 
   beforeAll(async () => {

@@ -5,14 +5,14 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cleanupTempDirs, haveCommand, killAll, run, tempDir } from '../helpers/proc.js';
+import { cleanupTempDirs, killAll, run, tempDir, lacking } from '../helpers/proc.js';
 import { NbdRequestError } from '../../src/nbd/client.js';
 import { NBD_EPERM } from '../../src/proto/nbd/constants.js';
-import { startTarget, tcpClient, type RunningTarget } from './nbd-harness.js';
+import { rssBytes, startTarget, tcpClient, type RunningTarget } from './nbd-harness.js';
 
 const MiB = 1024 * 1024;
 const COPY_BYTES = 256 * MiB;
-const peers = ['nbdinfo', 'nbdcopy', 'qemu-img', 'qemu-io'].every(haveCommand);
+const peers = !lacking(['nbdinfo', 'nbdcopy', 'qemu-img', 'qemu-io']);
 
 interface InfoExport {
   'export-name': string;
@@ -205,16 +205,32 @@ describe.skipIf(!peers)('NBD target with real peers', () => {
     watcher.disconnect();
   });
 
-  it('a client that stops reading replies is served completely once it reads again', async () => {
-    const c = await tcpClient(t, { exportName: 'small' });
+  it('a client that stops reading replies makes the target stop taking requests, and is served once it reads', async () => {
+    // The file export reads into buffers of its own (a memory export lends views of its data), so replies the
+    // target keeps show in its resident memory.
+    const c = await tcpClient(t, { exportName: 'file' });
     const sock = (c as unknown as { sock: import('node:net').Socket }).sock;
     sock.pause();
-    // 160 MiB of replies: more than the reply backlog limit plus the socket buffers, so the server pauses.
-    const reads = Array.from({ length: 160 }, (_, i) => c.read((i % 64) * MiB, MiB));
-    await new Promise((r) => setTimeout(r, 300));
+    const pid = t.proc.pid as number;
+    const before = rssBytes(pid);
+    // 320 MiB of replies: far more than the reply backlog (64 MiB) plus reads in flight (64 MiB).
+    let answered = 0;
+    const reads = Array.from({ length: 320 }, (_, i) => c.read((i % 64) * MiB, MiB).then((b) => (answered++, b)));
+    // Wait until the target's memory stops growing: it has stopped taking requests.
+    let peak = before;
+    for (let last = -1, still = 0, i = 0; still < 5 && i < 150; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      const now = rssBytes(pid);
+      peak = Math.max(peak, now);
+      still = Math.abs(now - last) < MiB ? still + 1 : 0;
+      last = now;
+    }
+    expect(answered).toBe(0);
+    expect(peak - before).toBeLessThan(200 * MiB);
     sock.resume();
     const got = await Promise.all(reads);
-    expect(got.every((b) => b.length === MiB)).toBe(true);
+    const disk = fs.readFileSync(fileImg).subarray(0, 64 * MiB);
+    expect(got.every((b, i) => b.equals(disk.subarray((i % 64) * MiB, ((i % 64) + 1) * MiB)))).toBe(true);
     c.disconnect();
   });
 

@@ -5,13 +5,13 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import net from 'node:net';
 import path from 'node:path';
 import fs from 'node:fs';
-import { cleanupTempDirs, haveCommand, killAll, run, tempDir } from '../helpers/proc.js';
+import { cleanupTempDirs, killAll, run, tempDir, lacking } from '../helpers/proc.js';
 import { NbdClient } from '../../src/nbd/client.js';
 import * as C from '../../src/proto/nbd/constants.js';
 import { encodeInfoRequest } from '../../src/proto/nbd/messages.js';
 import { startTarget, type RunningTarget } from './nbd-harness.js';
 
-const peers = ['openssl', 'nbdinfo', 'qemu-io'].every(haveCommand);
+const peers = !lacking(['openssl', 'nbdinfo', 'qemu-io']);
 
 describe.skipIf(!peers)('NBD TLS', () => {
   let dir: string;

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { SHEEPFOLD_BIN, cleanupTempDirs, haveCommand, killAll, run, tempDir } from '../helpers/proc.js';
+import { SHEEPFOLD_BIN, cleanupTempDirs, killAll, run, tempDir, lacking } from '../helpers/proc.js';
 import { startTarget, type RunningTarget } from './nbd-harness.js';
 import { dogBinary, dogOk, startCluster, startSheep, type SheepProc } from './dog-harness.js';
 
@@ -26,7 +26,7 @@ function firstDiff(a: Buffer, b: Buffer): number {
   for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
   return a.length === b.length ? -1 : n;
 }
-const peers = ['nbdinfo', 'nbdcopy', 'qemu-img'].every(haveCommand);
+const peers = !lacking(['nbdinfo', 'nbdcopy', 'qemu-img']);
 let sheep: SheepProc;
 let target: RunningTarget;
 let dir: string;

@@ -5,10 +5,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as C from '../../src/proto/sheepdog/constants.js';
 import { ephemeralPort } from '../helpers/ports.js';
-import { SHEEPFOLD_BIN, cleanupTempDirs, killAll, start, tempDir, waitForOutput } from '../helpers/proc.js';
+import { SHEEPFOLD_BIN, cleanupTempDirs, killAll, start, tempDir, waitForOutput, lacking } from '../helpers/proc.js';
 import { SheepWire, okReply } from '../helpers/sheep-wire.js';
 
-const built = fs.existsSync(SHEEPFOLD_BIN);
+const built = !lacking([], { 'the built sheepfold CLI': SHEEPFOLD_BIN });
 
 afterAll(async () => {
   await killAll();

@@ -13,14 +13,14 @@ import { fixedString } from '../../src/proto/sheepdog/hash.js';
 import { vidToDataOid, vidToVdiOid } from '../../src/proto/sheepdog/oid.js';
 import { Rng, mutate } from '../../src/drill/fuzz.js';
 import { ephemeralPort, waitForPort } from '../helpers/ports.js';
-import { SHEEPFOLD_BIN, cleanupTempDirs, killAll, start, tempDir, waitForOutput, type Proc } from '../helpers/proc.js';
+import { SHEEPFOLD_BIN, cleanupTempDirs, killAll, start, tempDir, waitForOutput, type Proc, lacking } from '../helpers/proc.js';
 import { SheepWire, okReply } from '../helpers/sheep-wire.js';
 
 const TOTAL = Number(process.env.SHEEP_FUZZ_REQUESTS ?? 100_000);
 const SEED = Number(process.env.SHEEP_FUZZ_SEED ?? Date.now() % 1_000_000);
 const MAX_PAYLOAD = 16 * 1024 * 1024;
 const MAX_INFLIGHT_BYTES = 128 * 1024 * 1024;
-const built = fs.existsSync(SHEEPFOLD_BIN);
+const built = !lacking([], { 'the built sheepfold CLI': SHEEPFOLD_BIN });
 
 let sheep: Proc;
 let port: number;

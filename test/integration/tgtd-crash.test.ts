@@ -9,12 +9,12 @@ import path from 'node:path';
 import { SD_INODE_SIZE } from '../../src/proto/sheepdog/constants.js';
 import { isVdiOid, parseOidHex } from '../../src/proto/sheepdog/oid.js';
 import { portInRange, waitForPort } from '../helpers/ports.js';
-import { DOG_BIN, SHEEPFOLD_BIN, cleanupTempDirs, haveCommand, killAll, run, runBinary, start, tempDir, waitForOutput, type Proc } from '../helpers/proc.js';
+import { DOG_BIN, SHEEPFOLD_BIN, cleanupTempDirs, killAll, run, runBinary, start, tempDir, waitForOutput, type Proc, lacking } from '../helpers/proc.js';
 import { startTgtd, type Tgtd } from '../helpers/tgtd.js';
 
 const MiB = 1024 * 1024;
-const peers = ['tgtd', 'tgtadm', 'qemu-img'].every(haveCommand);
-const built = fs.existsSync(SHEEPFOLD_BIN) && fs.existsSync(DOG_BIN);
+const peers = !lacking(['tgtd', 'tgtadm', 'qemu-img'], { 'the built sheepfold CLI': SHEEPFOLD_BIN, 'the built dog CLI': DOG_BIN });
+const built = peers;
 
 let dir: string;
 let store: string;

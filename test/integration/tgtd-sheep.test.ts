@@ -8,13 +8,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as C from '../../src/proto/sheepdog/constants.js';
 import { portInRange, waitForPort } from '../helpers/ports.js';
-import { DOG_BIN, SHEEPFOLD_BIN, cleanupTempDirs, haveCommand, killAll, run, runBinary, start, tempDir, waitForOutput, type Proc } from '../helpers/proc.js';
+import { DOG_BIN, SHEEPFOLD_BIN, cleanupTempDirs, killAll, run, runBinary, start, tempDir, waitForOutput, type Proc, lacking } from '../helpers/proc.js';
 import { SheepWire } from '../helpers/sheep-wire.js';
 import { startTgtd, type Tgtd } from '../helpers/tgtd.js';
 
 const MiB = 1024 * 1024;
-const peers = ['tgtd', 'tgtadm', 'qemu-img', 'qemu-io', 'iscsi-readcapacity16'].every(haveCommand);
-const built = fs.existsSync(SHEEPFOLD_BIN) && fs.existsSync(DOG_BIN);
+const peers = !lacking(['tgtd', 'tgtadm', 'qemu-img', 'qemu-io', 'iscsi-readcapacity16'], { 'the built sheepfold CLI': SHEEPFOLD_BIN, 'the built dog CLI': DOG_BIN });
+const built = peers;
 
 let dir: string;
 let port: number;

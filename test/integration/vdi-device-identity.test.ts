@@ -3,11 +3,11 @@
 // multipath initiator, and a different VDI a different one. Checked over iSCSI with libiscsi's iscsi-inq.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ephemeralPort } from '../helpers/ports.js';
-import { SHEEPFOLD_BIN, cleanupTempDirs, haveCommand, killAll, run, start, waitForOutput } from '../helpers/proc.js';
+import { SHEEPFOLD_BIN, cleanupTempDirs, killAll, run, start, waitForOutput, lacking } from '../helpers/proc.js';
 import { dogOk, startSheep, type SheepProc } from './dog-harness.js';
 
 const PREFIX = 'iqn.2026-11.org.sheepfold:';
-const have = haveCommand('iscsi-inq');
+const have = !lacking(['iscsi-inq'], { 'the built sheepfold CLI': SHEEPFOLD_BIN });
 let sheep: SheepProc;
 
 async function target(exports: string[]): Promise<number> {

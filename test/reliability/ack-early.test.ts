@@ -1,5 +1,4 @@
-// The deliberately broken build, as a real process (issue 8 acceptance): a sheep started with
-// SHEEPFOLD_FAULT=ack-early acknowledges writes before its replicas have them (the real write starts 250 ms
+// The deliberately broken build, as a real process: a sheep started with `--fault ack-early` acknowledges writes before its replicas have them (the real write starts 250 ms
 // later). A verifying NBD workload runs through the target, the sheep is SIGKILLed and restarted, every block
 // is re-read: the history checker must report lost writes. (The in-process variant over crash states is in
 // crash-states.test.ts; the healthy build under the same kind of SIGKILL is the thrasher.)
@@ -20,9 +19,7 @@ describe('ack-early fault in a real sheep', () => {
     const dir = tempDir('sheepfold-ack-early-');
     const port = await ephemeralPort();
     const sheep = (): Proc =>
-      start(process.execPath, [SHEEPFOLD_BIN, 'sheep', '--store', dir, '--port', String(port), '--log-level', 'warn'], {
-        env: { ...process.env, SHEEPFOLD_FAULT: 'ack-early' },
-      });
+      start(process.execPath, [SHEEPFOLD_BIN, 'sheep', '--store', dir, '--port', String(port), '--log-level', 'warn', '--fault', 'ack-early']);
     let p = sheep();
     await waitForOutput(p, /sheep ready/, 60_000);
     await dogOk(port, ['cluster', 'format', '-c', '1']);

@@ -1,12 +1,13 @@
 // A SCSI logical unit (SBC-3 direct-access block device, SPC-4 primary commands) on a BlockDevice.
 // validate → handle → reply: each CDB is parsed once, checked (range, reserved fields, reservations, write
 // protection), executed on the device, and answered with status + sense (fixed or descriptor format, per the
-// Control mode page D_SENSE bit). BlockError codes map to sense in one table (BLOCK_ERROR_SENSE).
-import { BlockError, type BlockDevice, type BlockErrorCode } from '../../block/device.js';
+// Control mode page D_SENSE bit). BlockError codes map to sense in one table (./sense-table.ts).
+import type { BlockDevice } from '../../block/device.js';
 import { BufferPool } from '../../nbd/pool.js';
 import * as C from '../../proto/scsi/constants.js';
 import { parseCdb, type BlockCdb, type OtherCdb } from '../../proto/scsi/cdb.js';
-import { encodeSense, type Sense } from '../../proto/scsi/sense.js';
+import type { Sense } from '../../proto/scsi/sense.js';
+import { checkCondition, senseBytes, senseForError } from './sense-table.js';
 import { LocalRangeLock, type RangeLock } from './rangelock.js';
 import { LocalReservationStore, type AccessKind, type ReservationStore } from './pr.js';
 import { ModePages } from './mode.js';
@@ -59,47 +60,6 @@ export interface LogicalUnitOptions {
   resolveCopyTarget?: (designator: Buffer) => CopyTarget | undefined;
   /** ALUA port of this target host (multipath across hosts): TPGS, port identity, REPORT/SET TARGET PORT GROUPS. */
   alua?: AluaPort;
-}
-
-/** BlockError code → sense for reads and writes, in one place. */
-const BLOCK_ERROR_SENSE: Record<BlockErrorCode, { read: Sense; write: Sense }> = {
-  EIO: {
-    read: { key: C.MEDIUM_ERROR, ascq: C.ASC_UNRECOVERED_READ_ERROR },
-    write: { key: C.MEDIUM_ERROR, ascq: C.ASC_WRITE_ERROR },
-  },
-  ENOSPC: {
-    read: { key: C.MEDIUM_ERROR, ascq: C.ASC_UNRECOVERED_READ_ERROR },
-    write: { key: C.DATA_PROTECT, ascq: C.ASC_SPACE_ALLOC_FAILED_WRITE_PROTECT },
-  },
-  EROFS: {
-    read: { key: C.DATA_PROTECT, ascq: C.ASC_WRITE_PROTECTED },
-    write: { key: C.DATA_PROTECT, ascq: C.ASC_WRITE_PROTECTED },
-  },
-  EINVAL: {
-    read: { key: C.ILLEGAL_REQUEST, ascq: C.ASC_LBA_OUT_OF_RANGE },
-    write: { key: C.ILLEGAL_REQUEST, ascq: C.ASC_LBA_OUT_OF_RANGE },
-  },
-  ENOTSUP: {
-    read: { key: C.ILLEGAL_REQUEST, ascq: C.ASC_INVALID_FIELD_IN_CDB },
-    write: { key: C.ILLEGAL_REQUEST, ascq: C.ASC_INVALID_FIELD_IN_CDB },
-  },
-  ESHUTDOWN: {
-    read: { key: C.NOT_READY, ascq: C.ASC_LUN_NOT_READY_MANUAL_INTERVENTION },
-    write: { key: C.NOT_READY, ascq: C.ASC_LUN_NOT_READY_MANUAL_INTERVENTION },
-  },
-  ECONFLICT: {
-    read: { key: C.ABORTED_COMMAND, ascq: C.ASC_COMMANDS_CLEARED_BY_ANOTHER_INITIATOR },
-    write: { key: C.ABORTED_COMMAND, ascq: C.ASC_COMMANDS_CLEARED_BY_ANOTHER_INITIATOR },
-  },
-};
-
-/** Map a device error to sense (a non-BlockError is an internal target failure). */
-export function senseForError(err: unknown, writing: boolean): Sense {
-  if (err instanceof BlockError) {
-    const e = BLOCK_ERROR_SENSE[err.code];
-    return writing ? e.write : e.read;
-  }
-  return { key: C.HARDWARE_ERROR, ascq: C.ASC_INTERNAL_TARGET_FAILURE };
 }
 
 /** Thrown inside handlers to end a command with CHECK CONDITION. */
@@ -325,7 +285,7 @@ export class LogicalUnit {
 
   private check(nexus: string, sense: Sense): ScsiResult {
     this.lastSense.set(nexus, sense);
-    return { status: C.SAM_STAT_CHECK_CONDITION, sense: encodeSense(sense, this.mode.descriptorSense) };
+    return checkCondition(sense, this.mode.descriptorSense);
   }
 
   private good(data?: Buffer, alloc?: number): ScsiResult {
@@ -603,7 +563,7 @@ export class LogicalUnit {
           s = { key: C.UNIT_ATTENTION, ascq: ua.shift() as number };
           if (ua.length === 0) this.unitAttention.delete(req.nexus);
         }
-        return this.good(encodeSense(s, desc), c.allocationLength);
+        return this.good(senseBytes(s, desc), c.allocationLength);
       }
       case C.READ_CAPACITY_10: {
         if ((cdb[8] ?? 0) & 1 || cdb.readUInt32BE(2) !== 0) throw invalidCdb(2);

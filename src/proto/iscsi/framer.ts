@@ -1,11 +1,13 @@
-// Incremental iSCSI PDU frame decoder (RFC 7143 §11.2): BHS, AHS, header digest, data segment, padding,
-// data digest. Chunks are queued; a PDU wholly inside one chunk is returned as views (no copy), one that
-// straddles chunks is copied once. Digests and the data segment limit can change between PDUs (after
-// login), so PDUs are pulled one at a time with next(). An oversize DataSegmentLength is rejected from
-// the BHS alone, before any allocation.
+// iSCSI PDU framing (RFC 7143 §11.2): BHS, AHS, header digest, data segment, padding, data digest, described
+// as a FrameCodec for the one FrameEngine, the pull framer the initiator and test peers use, and the writer.
+// Digests and the data segment limit change between PDUs (after login): the codec reads its options when a
+// header arrives, so a change made while a PDU is handed out applies from the next header on. An oversize
+// DataSegmentLength is rejected from the BHS alone, before any allocation.
+import { FrameEngine, type Frame, type FrameCodec, type FrameLayout } from '../frame.js';
 import { crc32c } from './crc32c.js';
 import { BHS_SIZE, DIGEST_SIZE } from './constants.js';
 import { bhsAhsLength, bhsDataLength, pad4 } from './pdu.js';
+import { SheepfoldError } from '../../util/errors.js';
 
 export interface RawPdu {
   bhs: Buffer;
@@ -21,116 +23,110 @@ export interface FramerOptions {
 }
 
 /** Framing failure: the stream cannot be resynchronised and the connection must close. */
-export class FrameError extends Error {
-  readonly code: 'EOVERSIZE' | 'EHDRDIGEST' | 'EDATADIGEST';
+export class FrameError extends SheepfoldError<'EOVERSIZE' | 'EHDRDIGEST' | 'EDATADIGEST'> {
   /** For EDATADIGEST: the header of the PDU whose data digest failed (it can be rejected, §7.8). */
   readonly bhs: Buffer | undefined;
   constructor(code: 'EOVERSIZE' | 'EHDRDIGEST' | 'EDATADIGEST', message: string, bhs?: Buffer) {
-    super(message);
-    this.name = 'FrameError';
-    this.code = code;
+    super(code, message);
     this.bhs = bhs;
   }
 }
 
-export class PduFramer {
+/** Where a PDU's data segment goes, chosen from its BHS: a buffer of exactly `dataLength` bytes, or undefined. */
+export type DataPlacement = (bhs: Buffer, dataLength: number) => Buffer | undefined;
+
+/** A PDU header as framed: views of the header bytes, and whether its data segment carries a digest. */
+export interface PduHeader {
+  bhs: Buffer;
+  ahs: Buffer;
+  dataDigest: boolean;
+}
+
+export const DEFAULT_FRAMER_OPTIONS: FramerOptions = { headerDigest: false, dataDigest: false, maxDataSegmentLength: 8192 };
+
+/** The iSCSI PDU codec; `opts` may be replaced between PDUs. */
+export class PduCodec implements FrameCodec<PduHeader> {
+  readonly headerSize = BHS_SIZE;
   opts: FramerOptions;
-  private chunks: Buffer[] = [];
-  private offset = 0; // read position inside chunks[0]
-  private avail = 0;
 
-  constructor(opts: Partial<FramerOptions> = {}) {
-    this.opts = { headerDigest: false, dataDigest: false, maxDataSegmentLength: 8192, ...opts };
+  constructor(
+    opts: Partial<FramerOptions> = {},
+    private readonly place?: DataPlacement,
+  ) {
+    this.opts = { ...DEFAULT_FRAMER_OPTIONS, ...opts };
   }
 
-  /** Bytes buffered and not yet returned as PDUs. */
-  get buffered(): number {
-    return this.avail;
-  }
-
-  push(chunk: Buffer): void {
-    if (chunk.length === 0) return;
-    this.chunks.push(chunk);
-    this.avail += chunk.length;
-  }
-
-  /** The next complete PDU, or undefined if more bytes are needed. Throws FrameError on a bad frame. */
-  next(): RawPdu | undefined {
-    if (this.avail < BHS_SIZE) return undefined;
-    const bhs = this.peek(BHS_SIZE);
-    const ahsLen = bhsAhsLength(bhs);
+  headerLength(bhs: Buffer): number {
     const dataLen = bhsDataLength(bhs);
     if (dataLen > this.opts.maxDataSegmentLength) {
       throw new FrameError('EOVERSIZE', `DataSegmentLength ${dataLen} > ${this.opts.maxDataSegmentLength}`);
     }
-    const hd = this.opts.headerDigest ? DIGEST_SIZE : 0;
-    const dd = this.opts.dataDigest && dataLen > 0 ? DIGEST_SIZE : 0;
-    const total = BHS_SIZE + ahsLen + hd + dataLen + pad4(dataLen) + dd;
-    if (this.avail < total) return undefined;
-    const frame = this.take(total);
-    const head = frame.subarray(0, BHS_SIZE);
-    if (hd) {
-      const want = crc32c(frame, 0, 0, BHS_SIZE + ahsLen);
-      if (frame.readUInt32LE(BHS_SIZE + ahsLen) !== want) {
-        throw new FrameError('EHDRDIGEST', 'header digest mismatch');
-      }
-    }
-    const dStart = BHS_SIZE + ahsLen + hd;
-    const data = frame.subarray(dStart, dStart + dataLen);
-    if (dd) {
-      const padded = dataLen + pad4(dataLen);
-      const want = crc32c(frame, 0, dStart, dStart + padded);
-      if (frame.readUInt32LE(dStart + padded) !== want) {
-        throw new FrameError('EDATADIGEST', 'data digest mismatch', Buffer.from(head));
-      }
-    }
-    return { bhs: head, ahs: frame.subarray(BHS_SIZE, BHS_SIZE + ahsLen), data };
+    return BHS_SIZE + bhsAhsLength(bhs) + (this.opts.headerDigest ? DIGEST_SIZE : 0);
   }
 
-  /** The first n buffered bytes without consuming them (a view when they are inside one chunk). */
-  private peek(n: number): Buffer {
-    const first = this.chunks[0] as Buffer;
-    if (first.length - this.offset >= n) return first.subarray(this.offset, this.offset + n);
-    const out = Buffer.allocUnsafe(n);
-    let got = 0;
-    let off = this.offset;
-    for (const c of this.chunks) {
-      const k = Math.min(c.length - off, n - got);
-      c.copy(out, got, off, off + k);
-      got += k;
-      off = 0;
-      if (got === n) break;
+  decode(head: Buffer): FrameLayout<PduHeader> {
+    const bhs = head.subarray(0, BHS_SIZE);
+    const end = BHS_SIZE + bhsAhsLength(bhs);
+    if (this.opts.headerDigest && head.readUInt32LE(end) !== crc32c(head, 0, 0, end)) {
+      throw new FrameError('EHDRDIGEST', 'header digest mismatch');
     }
-    return out;
+    const dataLen = bhsDataLength(bhs);
+    const header: PduHeader = { bhs, ahs: head.subarray(BHS_SIZE, end), dataDigest: this.opts.dataDigest };
+    if (dataLen === 0) return { header, payload: 0 };
+    const trailer = pad4(dataLen) + (this.opts.dataDigest ? DIGEST_SIZE : 0);
+    const into = this.place?.(bhs, dataLen);
+    return into !== undefined && into.length === dataLen ? { header, payload: dataLen, trailer, into } : { header, payload: dataLen, trailer };
   }
 
-  /** Consume n bytes: a view if inside the first chunk, else one copy. */
-  private take(n: number): Buffer {
-    this.avail -= n;
-    const first = this.chunks[0] as Buffer;
-    if (first.length - this.offset >= n) {
-      const v = first.subarray(this.offset, this.offset + n);
-      this.offset += n;
-      if (this.offset === first.length) {
-        this.chunks.shift();
-        this.offset = 0;
-      }
-      return v;
+  verify(frame: Frame<PduHeader>, trailer: Buffer): void {
+    if (!frame.header.dataDigest || frame.payload === undefined) return;
+    const pad = trailer.length - DIGEST_SIZE;
+    let want = crc32c(frame.payload);
+    if (pad > 0) want = crc32c(trailer, want, 0, pad);
+    if (trailer.readUInt32LE(pad) !== want) {
+      throw new FrameError('EDATADIGEST', 'data digest mismatch', Buffer.from(frame.header.bhs));
     }
-    const out = Buffer.allocUnsafe(n);
-    let got = 0;
-    while (got < n) {
-      const c = this.chunks[0] as Buffer;
-      const k = Math.min(c.length - this.offset, n - got);
-      c.copy(out, got, this.offset, this.offset + k);
-      got += k;
-      this.offset += k;
-      if (this.offset === c.length) {
-        this.chunks.shift();
-        this.offset = 0;
-      }
-    }
-    return out;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** A framed PDU as the connections use it (data is empty when the PDU has none). */
+export function rawPdu(f: Frame<PduHeader>): RawPdu {
+  return { bhs: f.header.bhs, ahs: f.header.ahs, data: f.payload ?? EMPTY };
+}
+
+/** Pull framer over owned chunks: push() what arrives, next() one PDU at a time (views where contiguous). */
+export class PduFramer {
+  private readonly codec: PduCodec;
+  private readonly engine: FrameEngine<PduHeader>;
+
+  constructor(opts: Partial<FramerOptions> = {}) {
+    this.codec = new PduCodec(opts);
+    this.engine = new FrameEngine(this.codec, { payload: 'view' });
+  }
+
+  get opts(): FramerOptions {
+    return this.codec.opts;
+  }
+
+  set opts(o: FramerOptions) {
+    this.codec.opts = o;
+  }
+
+  /** Bytes buffered and not yet returned as PDUs. */
+  get buffered(): number {
+    return this.engine.buffered;
+  }
+
+  push(chunk: Buffer): void {
+    this.engine.push(chunk);
+  }
+
+  /** The next complete PDU, or undefined if more bytes are needed. Throws FrameError on a bad frame. */
+  next(): RawPdu | undefined {
+    const f = this.engine.next();
+    return f === undefined ? undefined : rawPdu(f);
   }
 }
 

@@ -29,6 +29,7 @@ import {
   ISCSI_OP_TEXT_RSP,
   ISCSI_OPCODE_MASK,
 } from './constants.js';
+import { SheepfoldError } from '../../util/errors.js';
 
 /** Offsets common to every BHS (§11.2.1). */
 export const BHS_OPCODE = 0;
@@ -262,14 +263,7 @@ export type TargetPdu =
 export type Pdu = InitiatorPdu | TargetPdu;
 
 /** Error raised for a BHS that cannot be decoded (unknown opcode, reserved bits); the caller sends Reject. */
-export class PduError extends Error {
-  readonly code: 'EBADOPCODE' | 'EBADPDU';
-  constructor(code: 'EBADOPCODE' | 'EBADPDU', message: string) {
-    super(message);
-    this.name = 'PduError';
-    this.code = code;
-  }
-}
+export class PduError extends SheepfoldError<'EBADOPCODE' | 'EBADPDU'> {}
 
 /** The opcode (6 bits) of a BHS. */
 export function bhsOpcode(bhs: Buffer): number {

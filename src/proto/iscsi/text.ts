@@ -1,14 +1,13 @@
 // iSCSI text key=value pairs (RFC 7143 §6.1): NUL-terminated `key=value` strings in Login and Text data
 // segments. Order is kept (SendTargets answers depend on it); a malformed pair is a negotiation error.
+import { SheepfoldError } from '../../util/errors.js';
 
 export type TextPairs = Array<[string, string]>;
 
 /** Raised for a pair without '=' or with an over-long key; the caller answers with a login/Reject error. */
-export class TextError extends Error {
-  readonly code = 'EBADTEXT';
+export class TextError extends SheepfoldError<'EBADTEXT'> {
   constructor(message: string) {
-    super(message);
-    this.name = 'TextError';
+    super('EBADTEXT', message);
   }
 }
 

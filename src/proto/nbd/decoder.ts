@@ -1,8 +1,10 @@
-// Incremental NBD frame decoders, one per stream direction. Feed received chunks with push(), pull whole
-// frames with next() (undefined = need more bytes). Pull-style so the owner can stop pulling (backpressure)
-// without losing buffered bytes. Every length field is checked against a limit BEFORE anything is allocated;
-// an oversize option or WRITE payload is reported at once and then drained without being buffered.
+// NBD stream framing, one codec per phase and direction for the one FrameEngine, and the pull decoders built on
+// them. Feed received chunks with push(), pull whole frames with next() (undefined = need more bytes).
+// Pull-style so the owner can stop pulling (backpressure) or switch phase between frames without losing
+// buffered bytes. Every length field is checked against a limit BEFORE anything is allocated; an oversize
+// option or WRITE payload is reported at once and then drained without being buffered.
 // Spec: proto.md "Newstyle negotiation", "Fixed newstyle negotiation", "Request message", replies.
+import { FrameEngine, type FrameCodec, type Frame } from '../frame.js';
 import {
   NBD_CLIENT_FLAGS_SIZE,
   NBD_CMD_WRITE,
@@ -29,12 +31,10 @@ import {
   decodeStructuredReplyHeader,
   type Request,
 } from './messages.js';
-import { ByteQueue } from './queue.js';
-
-// ---------------------------------------------------------------- client -> server
 
 const EMPTY = Buffer.alloc(0);
-const NO_PAYLOAD: readonly Buffer[] = Object.freeze([]);
+
+// ---------------------------------------------------------------- client -> server
 
 export interface ServerDecoderLimits {
   /** Largest option data accepted (LIST_META_CONTEXT with queries is the biggest legitimate one). */
@@ -55,109 +55,104 @@ export type ClientFrame =
   | {
       kind: 'request';
       request: Request;
-      /** The WRITE payload as views of the received chunks (never copied); empty for other commands. */
-      payload: readonly Buffer[];
-      /** True if the WRITE payload exceeded maxPayload and is being drained (payload is empty). */
+      /** The WRITE payload (a view of a received chunk, or one copy); undefined for other commands. */
+      payload: Buffer | undefined;
+      /** True if the WRITE payload exceeded maxPayload and is being drained (payload is undefined). */
       oversize: boolean;
     };
 
+/** Transmission requests: a payload only on WRITE; an oversize one is drained (the request earns EINVAL). */
+export function nbdRequestCodec(maxPayload: number): FrameCodec<Request> {
+  return {
+    headerSize: NBD_REQUEST_SIZE,
+    detached: true,
+    decode(head) {
+      // decodeRequest throws BAD_MAGIC; the owner closes the connection.
+      const header = decodeRequest(head);
+      if (header.type !== NBD_CMD_WRITE) return { header, payload: 0 };
+      return { header, payload: header.length, drain: header.length > maxPayload };
+    },
+  };
+}
+
 type ServerPhase = 'clientFlags' | 'options' | 'transmission';
+type ClientHeader = { kind: 'clientFlags'; flags: number } | { kind: 'option'; option: number } | { kind: 'request'; request: Request };
+
+function serverCodecs(limits: ServerDecoderLimits): Record<ServerPhase, FrameCodec<ClientHeader>> {
+  const req = nbdRequestCodec(limits.maxPayload);
+  return {
+    clientFlags: {
+      headerSize: NBD_CLIENT_FLAGS_SIZE,
+      decode: (head) => ({ header: { kind: 'clientFlags', flags: decodeClientFlags(head) }, payload: 0 }),
+    },
+    options: {
+      headerSize: NBD_OPTION_HEADER_SIZE,
+      decode(head) {
+        const h = decodeOptionHeader(head);
+        return { header: { kind: 'option', option: h.option }, payload: h.length, drain: h.length > limits.maxOptionLength };
+      },
+    },
+    transmission: {
+      headerSize: NBD_REQUEST_SIZE,
+      decode(head) {
+        const l = req.decode(head);
+        return { ...l, header: { kind: 'request', request: l.header } };
+      },
+    },
+  };
+}
 
 /** Decodes what a client sends: client flags, then options, then transmission requests. */
 export class NbdServerDecoder {
-  private readonly q = new ByteQueue();
-  private phase: ServerPhase = 'clientFlags';
-  private drainLeft = 0;
-  private pendingReq: Request | undefined;
-  private pendingOpt: { option: number; length: number } | undefined;
+  private readonly codecs: Record<ServerPhase, FrameCodec<ClientHeader>>;
+  private readonly engine: FrameEngine<ClientHeader>;
 
-  constructor(private readonly limits: ServerDecoderLimits) {}
-
-  push(chunk: Buffer): void {
-    if (this.drainLeft > 0) {
-      const k = Math.min(this.drainLeft, chunk.length);
-      this.drainLeft -= k;
-      if (k === chunk.length) return;
-      chunk = chunk.subarray(k);
-    }
-    this.q.push(chunk);
+  constructor(limits: ServerDecoderLimits) {
+    this.codecs = serverCodecs(limits);
+    this.engine = new FrameEngine(this.codecs.clientFlags, { payload: 'view' });
   }
 
-  /** Bytes buffered and not yet decoded. */
+  push(chunk: Buffer): void {
+    this.engine.push(chunk);
+  }
+
+  /** Bytes received and not yet handed out in a frame. */
   get buffered(): number {
-    return this.q.length;
+    return this.engine.buffered;
   }
 
   /** Bytes of an oversize payload still to be discarded. */
   get draining(): number {
-    return this.drainLeft;
+    return this.engine.draining;
   }
 
   /** Switch to transmission requests (after EXPORT_NAME or a successful GO). */
   startTransmission(): void {
-    this.phase = 'transmission';
+    this.engine.codec = this.codecs.transmission;
   }
 
   /** Throw away buffered bytes (e.g. before a TLS upgrade, when nothing may be pending). */
   reset(phase: ServerPhase): void {
-    this.q.clear();
-    this.phase = phase;
-    this.pendingOpt = undefined;
-    this.pendingReq = undefined;
-    this.drainLeft = 0;
+    this.engine.reset();
+    this.engine.codec = this.codecs[phase];
   }
 
-  /** The next complete frame, or undefined. Throws NbdProtocolError on bad magic or an oversize option. */
+  /** The next complete frame, or undefined. Throws NbdProtocolError on bad magic. */
   next(): ClientFrame | undefined {
-    switch (this.phase) {
+    const f = this.engine.next();
+    if (f === undefined) return undefined;
+    const h = f.header;
+    switch (h.kind) {
       case 'clientFlags':
-        if (this.q.length < NBD_CLIENT_FLAGS_SIZE) return undefined;
-        this.phase = 'options';
-        return { kind: 'clientFlags', flags: decodeClientFlags(this.q.take(NBD_CLIENT_FLAGS_SIZE)) };
-      case 'options':
-        return this.nextOption();
-      case 'transmission':
-        return this.nextRequest();
+        this.engine.codec = this.codecs.options;
+        return h;
+      case 'option':
+        return { kind: 'option', option: h.option, data: f.payload ?? EMPTY, oversize: f.drained };
+      case 'request':
+        return { kind: 'request', request: h.request, payload: f.payload, oversize: f.drained };
     }
-  }
-
-  private nextOption(): ClientFrame | undefined {
-    if (this.pendingOpt === undefined) {
-      if (this.q.length < NBD_OPTION_HEADER_SIZE) return undefined;
-      const h = decodeOptionHeader(this.q.peek(NBD_OPTION_HEADER_SIZE));
-      this.q.skip(NBD_OPTION_HEADER_SIZE);
-      if (h.length > this.limits.maxOptionLength) {
-        this.drainLeft = h.length - this.q.skip(h.length);
-        return { kind: 'option', option: h.option, data: EMPTY, oversize: true };
-      }
-      this.pendingOpt = h;
-    }
-    const h = this.pendingOpt;
-    if (this.q.length < h.length) return undefined;
-    this.pendingOpt = undefined;
-    return { kind: 'option', option: h.option, data: this.q.take(h.length), oversize: false };
-  }
-
-  private nextRequest(): ClientFrame | undefined {
-    if (this.pendingReq === undefined) {
-      if (this.q.length < NBD_REQUEST_SIZE) return undefined;
-      // decodeRequest throws BAD_MAGIC; the owner closes the connection, so consuming first is fine.
-      const r = decodeRequest(this.q.take(NBD_REQUEST_SIZE));
-      if (r.type !== NBD_CMD_WRITE || r.length === 0) return { kind: 'request', request: r, payload: NO_PAYLOAD, oversize: false };
-      if (r.length > this.limits.maxPayload) {
-        const k = this.q.skip(r.length);
-        this.drainLeft = r.length - k;
-        return { kind: 'request', request: r, payload: NO_PAYLOAD, oversize: true };
-      }
-      this.pendingReq = r;
-    }
-    const r = this.pendingReq;
-    if (this.q.length < r.length) return undefined;
-    this.pendingReq = undefined;
-    return { kind: 'request', request: r, payload: this.q.takeViews(r.length), oversize: false };
   }
 }
-
 
 // ---------------------------------------------------------------- server -> client
 
@@ -176,93 +171,106 @@ export type ServerFrame =
   | { kind: 'structuredChunk'; flags: number; type: number; cookie: bigint; payload: Buffer };
 
 type ClientPhase = 'greeting' | 'options' | 'exportName' | 'transmission';
+/** A server frame before its payload is attached. */
+type ServerHeader = { [K in ServerFrame['kind']]: Omit<Extract<ServerFrame, { kind: K }>, 'data' | 'payload'> }[ServerFrame['kind']];
 
 /**
  * Decodes what a server sends. Simple replies carry no length, so the owner supplies `readLength(cookie)`:
  * the payload length a successful simple reply to that cookie carries (0 for non-reads).
  */
 export class NbdClientDecoder {
-  private readonly q = new ByteQueue();
-  private phase: ClientPhase = 'greeting';
-  private noZeroes = false;
+  private readonly engine: FrameEngine<ServerHeader>;
+  private readonly greeting: FrameCodec<ServerHeader>;
+  private readonly options: FrameCodec<ServerHeader>;
+  private readonly replies: FrameCodec<ServerHeader>;
 
   constructor(
     private readonly limits: ClientDecoderLimits,
     private readonly readLength: (cookie: bigint) => number = () => 0,
-  ) {}
+  ) {
+    this.greeting = {
+      headerSize: NBD_GREETING_SIZE,
+      decode: (head) => ({ header: { kind: 'greeting', ...decodeGreeting(head) }, payload: 0 }),
+    };
+    this.options = {
+      headerSize: NBD_OPTION_REPLY_HEADER_SIZE,
+      decode: (head) => {
+        const h = decodeOptionReplyHeader(head);
+        if (h.length > this.limits.maxOptionReplyLength) {
+          throw new NbdProtocolError('OVERSIZE', `option reply length ${h.length} exceeds limit`);
+        }
+        return { header: { kind: 'optionReply', option: h.option, type: h.type }, payload: h.length };
+      },
+    };
+    this.replies = {
+      headerSize: 4,
+      headerLength: (prefix) => {
+        const magic = prefix.readUInt32BE(0);
+        if (magic === NBD_SIMPLE_REPLY_MAGIC) return NBD_SIMPLE_REPLY_SIZE;
+        if (magic === NBD_STRUCTURED_REPLY_MAGIC) return NBD_STRUCTURED_REPLY_HEADER_SIZE;
+        throw new NbdProtocolError('BAD_MAGIC', `reply: bad magic 0x${magic.toString(16)}`);
+      },
+      decode: (head) => {
+        if (head.length === NBD_SIMPLE_REPLY_SIZE) {
+          const h = decodeSimpleReply(head);
+          const len = h.error === 0 ? this.readLength(h.cookie) : 0;
+          if (len > this.limits.maxReplyPayload) throw new NbdProtocolError('OVERSIZE', `read reply length ${len}`);
+          return { header: { kind: 'simpleReply', error: h.error, cookie: h.cookie }, payload: len };
+        }
+        const h = decodeStructuredReplyHeader(head);
+        if (h.length > this.limits.maxReplyPayload) {
+          throw new NbdProtocolError('OVERSIZE', `structured chunk length ${h.length} exceeds limit`);
+        }
+        return { header: { kind: 'structuredChunk', flags: h.flags, type: h.type, cookie: h.cookie }, payload: h.length };
+      },
+    };
+    this.engine = new FrameEngine(this.greeting, { payload: 'view' });
+  }
 
   push(chunk: Buffer): void {
-    this.q.push(chunk);
+    this.engine.push(chunk);
   }
 
   get buffered(): number {
-    return this.q.length;
+    return this.engine.buffered;
   }
 
   /** The next frame after NBD_OPT_EXPORT_NAME is its fixed reply (124 zero bytes unless NO_ZEROES). */
   expectExportNameReply(noZeroes: boolean): void {
-    this.phase = 'exportName';
-    this.noZeroes = noZeroes;
+    const size = NBD_EXPORT_NAME_REPLY_SIZE + (noZeroes ? 0 : NBD_EXPORT_NAME_PAD_SIZE);
+    this.engine.codec = {
+      headerSize: size,
+      decode: (head) => ({ header: { kind: 'exportNameReply', ...decodeExportNameReply(head) }, payload: 0 }),
+    };
   }
 
   startTransmission(): void {
-    this.phase = 'transmission';
+    this.engine.codec = this.replies;
   }
 
   reset(phase: ClientPhase): void {
-    this.q.clear();
-    this.phase = phase;
+    this.engine.reset();
+    if (phase === 'exportName') this.expectExportNameReply(false);
+    else this.engine.codec = phase === 'greeting' ? this.greeting : phase === 'options' ? this.options : this.replies;
   }
 
   next(): ServerFrame | undefined {
-    switch (this.phase) {
+    const f: Frame<ServerHeader> | undefined = this.engine.next();
+    if (f === undefined) return undefined;
+    const h = f.header;
+    const data = f.payload ?? EMPTY;
+    switch (h.kind) {
       case 'greeting':
-        if (this.q.length < NBD_GREETING_SIZE) return undefined;
-        this.phase = 'options';
-        return { kind: 'greeting', ...decodeGreeting(this.q.take(NBD_GREETING_SIZE)) };
-      case 'options': {
-        if (this.q.length < NBD_OPTION_REPLY_HEADER_SIZE) return undefined;
-        const h = decodeOptionReplyHeader(this.q.peek(NBD_OPTION_REPLY_HEADER_SIZE));
-        if (h.length > this.limits.maxOptionReplyLength) {
-          throw new NbdProtocolError('OVERSIZE', `option reply length ${h.length} exceeds limit`);
-        }
-        if (this.q.length < NBD_OPTION_REPLY_HEADER_SIZE + h.length) return undefined;
-        this.q.skip(NBD_OPTION_REPLY_HEADER_SIZE);
-        return { kind: 'optionReply', option: h.option, type: h.type, data: this.q.take(h.length) };
-      }
-      case 'exportName': {
-        const n = NBD_EXPORT_NAME_REPLY_SIZE + (this.noZeroes ? 0 : NBD_EXPORT_NAME_PAD_SIZE);
-        if (this.q.length < n) return undefined;
-        this.phase = 'transmission';
-        return { kind: 'exportNameReply', ...decodeExportNameReply(this.q.take(n)) };
-      }
-      case 'transmission':
-        return this.nextReply();
+        this.engine.codec = this.options;
+        return h;
+      case 'exportNameReply':
+        this.engine.codec = this.replies;
+        return h;
+      case 'optionReply':
+        return { ...h, data };
+      case 'simpleReply':
+      case 'structuredChunk':
+        return { ...h, payload: data };
     }
-  }
-
-  private nextReply(): ServerFrame | undefined {
-    if (this.q.length < 4) return undefined;
-    const magic = this.q.peekU32(0);
-    if (magic === NBD_SIMPLE_REPLY_MAGIC) {
-      if (this.q.length < NBD_SIMPLE_REPLY_SIZE) return undefined;
-      const h = decodeSimpleReply(this.q.peek(NBD_SIMPLE_REPLY_SIZE));
-      const len = h.error === 0 ? this.readLength(h.cookie) : 0;
-      if (len > this.limits.maxReplyPayload) throw new NbdProtocolError('OVERSIZE', `read reply length ${len}`);
-      if (this.q.length < NBD_SIMPLE_REPLY_SIZE + len) return undefined;
-      this.q.skip(NBD_SIMPLE_REPLY_SIZE);
-      return { kind: 'simpleReply', error: h.error, cookie: h.cookie, payload: this.q.take(len) };
-    }
-    if (magic === NBD_STRUCTURED_REPLY_MAGIC) {
-      if (this.q.length < NBD_STRUCTURED_REPLY_HEADER_SIZE) return undefined;
-      const h = decodeStructuredReplyHeader(this.q.peek(NBD_STRUCTURED_REPLY_HEADER_SIZE));
-      if (h.length > this.limits.maxReplyPayload) {
-        throw new NbdProtocolError('OVERSIZE', `structured chunk length ${h.length} exceeds limit`);
-      }
-      if (this.q.length < NBD_STRUCTURED_REPLY_HEADER_SIZE + h.length) return undefined;
-      this.q.skip(NBD_STRUCTURED_REPLY_HEADER_SIZE);
-      return { kind: 'structuredChunk', flags: h.flags, type: h.type, cookie: h.cookie, payload: this.q.take(h.length) };
-    }
-    throw new NbdProtocolError('BAD_MAGIC', `reply: bad magic 0x${magic.toString(16)}`);
   }
 }

@@ -1,5 +1,6 @@
 // Protocol errors raised by the NBD codec: malformed or hostile bytes. Each has a stable `code`; a front end
 // decides whether the code closes the connection (bad magic, oversize frame) or earns an error reply.
+import { SheepfoldError } from '../../util/errors.js';
 
 export type NbdProtocolErrorCode =
   | 'BAD_MAGIC' // a magic number did not match: the stream is out of sync, close it
@@ -7,11 +8,4 @@ export type NbdProtocolErrorCode =
   | 'MALFORMED' // a well-framed message whose content does not parse
   | 'BAD_FLAGS'; // client flags the server does not know
 
-export class NbdProtocolError extends Error {
-  readonly code: NbdProtocolErrorCode;
-  constructor(code: NbdProtocolErrorCode, message: string) {
-    super(message);
-    this.name = 'NbdProtocolError';
-    this.code = code;
-  }
-}
+export class NbdProtocolError extends SheepfoldError<NbdProtocolErrorCode> {}

@@ -2,5 +2,4 @@
 export * from './constants.js';
 export * from './errors.js';
 export * from './messages.js';
-export * from './queue.js';
 export * from './decoder.js';

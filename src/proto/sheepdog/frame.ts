@@ -1,7 +1,8 @@
-// Incremental frame decoders for Sheepdog streams: 48-byte header + payload (§1.1, §1.7).
-// Chunks are queued as they arrive; a message whose payload lies inside one chunk is returned as a view
-// (no copy); only payloads spanning chunk borders are copied. Oversize payload lengths are rejected before
-// anything is allocated, with an SdProtocolError (the connection must then be closed: the stream is lost).
+// Sheepdog stream framing (§1.1, §1.7): a 48-byte header + data_length payload bytes, described as FrameCodecs
+// for the one FrameEngine, and the pull decoders the sheep server and peers use. A payload inside one received
+// chunk is handed out as a view; one spanning chunks is copied once. An oversize data_length is rejected from
+// the header alone, before anything is allocated, with an SdProtocolError (the connection must then be closed).
+import { FrameEngine, type FrameCodec } from '../frame.js';
 import { SD_REQ_SIZE, SD_RSP_SIZE } from './constants.js';
 import {
   decodeRequestHeader,
@@ -10,72 +11,10 @@ import {
   type SdRequest,
   type SdResponse,
 } from './header.js';
+import { SheepfoldError } from '../../util/errors.js';
 
 /** A stream-level protocol violation; the only safe reaction is to close the connection. */
-export class SdProtocolError extends Error {
-  readonly code: 'EOVERSIZE' | 'EMALFORMED';
-  constructor(code: 'EOVERSIZE' | 'EMALFORMED', message: string) {
-    super(message);
-    this.name = 'SdProtocolError';
-    this.code = code;
-  }
-}
-
-/** A FIFO of received chunks with byte-level take/peek. */
-class ChunkQueue {
-  private chunks: Buffer[] = [];
-  private head = 0; // offset into chunks[0]
-  length = 0;
-
-  push(chunk: Buffer): void {
-    if (chunk.length === 0) return;
-    this.chunks.push(chunk);
-    this.length += chunk.length;
-  }
-
-  /** Remove and return n bytes (n <= length): a view when they lie in one chunk, else a copy. */
-  take(n: number): Buffer {
-    const first = this.chunks[0];
-    if (first === undefined) return Buffer.alloc(0);
-    if (first.length - this.head >= n) {
-      const out = first.subarray(this.head, this.head + n);
-      this.advance(n);
-      return out;
-    }
-    const out = Buffer.allocUnsafe(n);
-    let done = 0;
-    while (done < n) {
-      const c = this.chunks[0];
-      if (c === undefined) break;
-      const k = Math.min(n - done, c.length - this.head);
-      c.copy(out, done, this.head, this.head + k);
-      done += k;
-      this.advance(k);
-    }
-    return out;
-  }
-
-  /** Drop n bytes (n <= length). */
-  skip(n: number): void {
-    while (n > 0) {
-      const c = this.chunks[0];
-      if (c === undefined) return;
-      const k = Math.min(n, c.length - this.head);
-      this.advance(k);
-      n -= k;
-    }
-  }
-
-  private advance(n: number): void {
-    this.head += n;
-    this.length -= n;
-    const c = this.chunks[0];
-    if (c !== undefined && this.head >= c.length) {
-      this.chunks.shift();
-      this.head = 0;
-    }
-  }
-}
+export class SdProtocolError extends SheepfoldError<'EOVERSIZE' | 'EMALFORMED'> {}
 
 export interface SdMessage<H> {
   header: H;
@@ -88,81 +27,74 @@ export interface SdDecoderOptions {
   maxPayload: number;
 }
 
-/** Pull-based decoder for the request side of a connection (server). */
-export class SdRequestDecoder {
-  private readonly q = new ChunkQueue();
-  private pending: SdRequest | null = null;
-  constructor(private readonly opts: SdDecoderOptions) {}
+function oversize(side: string, n: number, max: number): SdProtocolError {
+  return new SdProtocolError('EOVERSIZE', `${side} payload of ${n} bytes exceeds limit ${max}`);
+}
+
+/** Requests (the server side): a payload only on requests that carry one. */
+export function sdRequestCodec(maxPayload: number): FrameCodec<SdRequest> {
+  return {
+    headerSize: SD_REQ_SIZE,
+    detached: true,
+    decode(head) {
+      const header = decodeRequestHeader(head);
+      const payload = requestHasPayload(header) ? header.dataLength : 0;
+      if (payload > maxPayload) throw oversize('request', payload, maxPayload);
+      return { header, payload };
+    },
+  };
+}
+
+/**
+ * Responses (the client side): payload = data_length bytes. `into` names the caller's buffer for a response's
+ * payload (looked up when its header arrives), read in place when it is large enough.
+ */
+export function sdResponseCodec(maxPayload: number, into?: (rsp: SdResponse) => Buffer | undefined): FrameCodec<SdResponse> {
+  return {
+    headerSize: SD_RSP_SIZE,
+    detached: true,
+    decode(head) {
+      const header = decodeResponseHeader(head);
+      if (header.dataLength > maxPayload) throw oversize('response', header.dataLength, maxPayload);
+      const dest = header.dataLength > 0 && into !== undefined ? into(header) : undefined;
+      return dest !== undefined ? { header, payload: header.dataLength, into: dest } : { header, payload: header.dataLength };
+    },
+  };
+}
+
+/** Pull decoder over owned chunks (push a chunk, then call next() until it returns null). */
+class SdDecoder<H> {
+  private readonly engine: FrameEngine<H>;
+  constructor(codec: FrameCodec<H>) {
+    this.engine = new FrameEngine(codec, { payload: 'view' });
+  }
 
   /** Bytes received but not yet returned as messages. */
   get buffered(): number {
-    return this.q.length;
+    return this.engine.buffered;
   }
 
   push(chunk: Buffer): void {
-    this.q.push(chunk);
+    this.engine.push(chunk);
   }
 
-  /** The next complete request, or null if more bytes are needed. Throws SdProtocolError on oversize. */
-  next(): SdMessage<SdRequest> | null {
-    if (this.pending === null) {
-      if (this.q.length < SD_REQ_SIZE) return null;
-      const hdr = decodeRequestHeader(this.q.take(SD_REQ_SIZE));
-      if (requestHasPayload(hdr) && hdr.dataLength > this.opts.maxPayload) {
-        throw new SdProtocolError(
-          'EOVERSIZE',
-          `request payload of ${hdr.dataLength} bytes exceeds limit ${this.opts.maxPayload}`,
-        );
-      }
-      this.pending = hdr;
-    }
-    const hdr = this.pending;
-    if (!requestHasPayload(hdr)) {
-      this.pending = null;
-      return { header: hdr, payload: null };
-    }
-    if (this.q.length < hdr.dataLength) return null;
-    this.pending = null;
-    return { header: hdr, payload: this.q.take(hdr.dataLength) };
+  /** The next complete message, or null if more bytes are needed. Throws SdProtocolError on oversize. */
+  next(): SdMessage<H> | null {
+    const f = this.engine.next();
+    return f === undefined ? null : { header: f.header, payload: f.payload ?? null };
   }
 }
 
-/** Pull-based decoder for the response side of a connection (client): payload = data_length bytes. */
-export class SdResponseDecoder {
-  private readonly q = new ChunkQueue();
-  private pending: SdResponse | null = null;
-  constructor(private readonly opts: SdDecoderOptions) {}
-
-  get buffered(): number {
-    return this.q.length;
-  }
-
-  push(chunk: Buffer): void {
-    this.q.push(chunk);
-  }
-
-  /** The next complete response, or null if more bytes are needed. Throws SdProtocolError on oversize. */
-  next(): SdMessage<SdResponse> | null {
-    if (this.pending === null) {
-      if (this.q.length < SD_RSP_SIZE) return null;
-      const hdr = decodeResponseHeader(this.q.take(SD_RSP_SIZE));
-      if (hdr.dataLength > this.opts.maxPayload) {
-        throw new SdProtocolError(
-          'EOVERSIZE',
-          `response payload of ${hdr.dataLength} bytes exceeds limit ${this.opts.maxPayload}`,
-        );
-      }
-      this.pending = hdr;
-    }
-    const hdr = this.pending;
-    if (hdr.dataLength === 0) {
-      this.pending = null;
-      return { header: hdr, payload: null };
-    }
-    if (this.q.length < hdr.dataLength) return null;
-    this.pending = null;
-    return { header: hdr, payload: this.q.take(hdr.dataLength) };
+/** Pull-based decoder for the request side of a connection (server). */
+export class SdRequestDecoder extends SdDecoder<SdRequest> {
+  constructor(opts: SdDecoderOptions) {
+    super(sdRequestCodec(opts.maxPayload));
   }
 }
 
-export { ChunkQueue };
+/** Pull-based decoder for the response side of a connection (client). */
+export class SdResponseDecoder extends SdDecoder<SdResponse> {
+  constructor(opts: SdDecoderOptions) {
+    super(sdResponseCodec(opts.maxPayload));
+  }
+}

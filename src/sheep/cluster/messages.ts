@@ -26,6 +26,8 @@ export type ClusterMsg =
       store: string;
     }
   | { t: 'shutdown'; token: string }
+  /** `dog cluster recover force`: end the wait for the last epoch's nodes after a shutdown. */
+  | { t: 'force_recover'; token: string }
   | {
       t: 'vdi_add';
       token: string;

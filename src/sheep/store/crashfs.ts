@@ -10,7 +10,7 @@
 //    whole), so a write is never torn inside a page.
 // Unlike SIGKILL, which keeps the page cache, this models losing everything not yet synced.
 import path from 'node:path';
-import { Rng } from '../../drill/fuzz.js';
+import { Rng } from '../../util/rng.js';
 import { fsError, type StoreFile, type StoreFs } from './fs.js';
 
 const PAGE = 4096;

@@ -8,6 +8,8 @@ import { SheepClient, SheepNetError } from '../../../src/client/index.js';
 import { FaultProxy } from '../../../src/drill/faultproxy.js';
 import { addrBytes, makeNodeId, vidToDataOid } from '../../../src/proto/sheepdog/index.js';
 import { peerIoAddr } from '../../../src/sheep/peer-pool.js';
+import { ManualClock } from '../../../src/util/clock.js';
+import { settle, state, until } from '../../helpers/manual-time.js';
 import { FakeSheep } from './fake-sheep.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -40,7 +42,8 @@ describe('failover from a silent gateway', () => {
     const a = await fake();
     const b = await fake();
     const pa = await proxyTo(a);
-    const c = client(`${pa.addr},${b.addr}`, { requestTimeoutMs: 600_000 });
+    const clock = new ManualClock();
+    const c = client(`${pa.addr},${b.addr}`, { requestTimeoutMs: 600_000, clock });
     const events: string[] = [];
     c.transport.on('suspect', (e) => events.push(`suspect ${e.gateway}`));
     c.transport.on('failover', (e) => events.push(`failover ${e.from} ${e.to}`));
@@ -48,26 +51,41 @@ describe('failover from a silent gateway', () => {
     await c.createAndWriteObj(oid, Buffer.alloc(4096, 1));
     b.objects.set(oid, Buffer.from(a.objects.get(oid) ?? Buffer.alloc(0)));
     pa.proxy.set({ blackhole: true });
-    await c.writeObj(oid, Buffer.alloc(512, 2), { offset: 512 });
+    const w = c.writeObj(oid, Buffer.alloc(512, 2), { offset: 512 });
+    // Probing starts once the request has waited probeAfterMs (200) and a probe gets probeTimeoutMs (300).
+    // Small steps: real I/O (the probe's connection) gets many event-loop turns per probe timeout.
+    const took = await settle(clock, w, 10_000, 5);
+    await w;
+    expect(took).toBeGreaterThanOrEqual(200 + 300);
     expect(c.gatewayLabel).toBe(b.addr);
     expect(events).toEqual([`suspect ${pa.addr}`, `failover ${pa.addr} ${b.addr}`]);
     expect(c.transport.suspectGateways).toEqual([pa.addr]);
     expect(b.objects.get(oid)?.subarray(512, 1024)).toEqual(Buffer.alloc(512, 2));
     // Healed: the background probe clears the suspicion.
     pa.proxy.heal();
-    await new Promise<void>((resolve) => c.transport.once('alive', () => resolve()));
-    expect(c.transport.suspectGateways).toEqual([]);
+    const alive = new Promise<string[]>((resolve) => c.transport.once('alive', () => resolve(c.transport.suspectGateways)));
+    await settle(clock, alive, 10_000, 5);
+    expect(await alive).toEqual([]);
   });
 
   it('treats a request timeout as a dead gateway even without probes', async () => {
     const a = await fake();
     const b = await fake();
     const pa = await proxyTo(a);
-    const c = client(`${pa.addr},${b.addr}`, { requestTimeoutMs: 300, probeAfterMs: 0 });
+    const clock = new ManualClock();
+    const c = client(`${pa.addr},${b.addr}`, { requestTimeoutMs: 300, probeAfterMs: 0, clock });
     await c.statSheep();
     pa.proxy.set({ drop: 'down' });
-    const st = await c.statSheep();
-    expect(st.storeSize).toBe(1n << 40n);
+    const p = c.statSheep();
+    // The request is on the wire with its timeout armed; without time passing nothing happens.
+    await until(() => clock.pending > 0);
+    expect(await state(p)).toBe('pending');
+    await clock.advance(299);
+    expect(await state(p)).toBe('pending');
+    expect(c.gatewayLabel).toBe(pa.addr);
+    // At the timeout the gateway counts as dead and the request is re-sent on the next one.
+    await settle(clock, p);
+    expect((await p).storeSize).toBe(1n << 40n);
     expect(c.gatewayLabel).toBe(b.addr);
   });
 
@@ -91,12 +109,18 @@ describe('failover from a silent gateway', () => {
     const a = await fake();
     const b = await fake();
     const pa = await proxyTo(a);
-    const c = client(`${pa.addr},${b.addr}`, { requestTimeoutMs: 600_000 });
+    const clock = new ManualClock();
+    const c = client(`${pa.addr},${b.addr}`, { requestTimeoutMs: 600_000, clock });
     const oid = vidToDataOid(7, 1);
     await c.createAndWriteObj(oid, Buffer.alloc(4096, 1));
     pa.proxy.set({ blackhole: true });
-    const err = await c.writeObj(oid, Buffer.alloc(512, 3), { notAfter: Date.now() + 100 }).catch((e: unknown) => e);
+    const w = c.writeObj(oid, Buffer.alloc(512, 3), { notAfter: clock.now() + 100 });
+    w.catch(() => undefined);
+    await until(() => clock.pending > 0);
+    const took = await settle(clock, w, 10_000, 10);
+    const err = await w.catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SheepNetError);
+    expect(took).toBe(100);
     expect(b.log.filter((r) => r.opcode === C.SD_OP_WRITE_OBJ)).toHaveLength(0);
   });
 });

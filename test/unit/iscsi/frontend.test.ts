@@ -3,7 +3,7 @@
 import { describe, it, expect } from 'vitest';
 import { MemoryDevice } from '../../../src/block/memory.js';
 import { iscsiOptionsFrom, iqnSafe } from '../../../src/iscsi/frontend.js';
-import type { ExportEntry } from '../../../src/target/frontend.js';
+import type { ExportEntry } from '../../../src/block/export-table.js';
 
 function table(...names: string[]): Map<string, ExportEntry> {
   return new Map(

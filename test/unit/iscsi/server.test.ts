@@ -9,6 +9,8 @@ import { chapResponse } from '../../../src/iscsi/chap.js';
 import { encodeText } from '../../../src/proto/iscsi/text.js';
 import { encodeBhs } from '../../../src/proto/iscsi/pdu.js';
 import { TestInitiator, loginRequest, pairsOf } from './client.js';
+import { ManualClock } from '../../../src/util/clock.js';
+import { settle, state } from '../../helpers/manual-time.js';
 
 const T1 = 'iqn.2026-11.org.sheepfold:one';
 const T2 = 'iqn.2026-11.org.sheepfold:two';
@@ -135,18 +137,33 @@ describe('IscsiServer', () => {
     expect(second.closed).toBe(false);
   });
 
-  it('pings an idle initiator with NOP-In and drops one that never answers', async () => {
-    const port = await serve({ nopInIntervalMs: 200, nopInTimeoutMs: 400 });
+  it('pings an idle initiator with NOP-In and drops one that never answers (on the server clock)', async () => {
+    const clock = new ManualClock();
+    const port = await serve({ nopInIntervalMs: 200, nopInTimeoutMs: 400, clock });
     const alive = await login(port, 0x400000000011);
-    const ping = await alive.next('nop-in', (p) => p.itt === 0xffffffff);
+    const first = alive.next('nop-in', (p) => p.itt === 0xffffffff);
+    await clock.advance(100);
+    expect(await state(first)).toBe('pending');
+    // Idle for nopInIntervalMs: pinged.
+    expect(await settle(clock, first, 10_000, 10)).toBeGreaterThanOrEqual(100);
+    const ping = await first;
     expect(ping.ttt).not.toBe(0xffffffff);
     alive.send({ kind: 'nop-out', immediate: true, lun: 0n, itt: 0xffffffff, ttt: ping.ttt, cmdSN: 1, expStatSN: ping.statSN, data: Buffer.alloc(0) });
-    const again = await alive.next('nop-in', (p) => p.itt === 0xffffffff);
+    const second = alive.next('nop-in', (p) => p.itt === 0xffffffff);
+    await settle(clock, second, 10_000, 10);
+    const again = await second;
     expect(again.ttt).not.toBe(ping.ttt);
     expect(alive.closed).toBe(false);
+    // One that never answers is dropped nopInTimeoutMs after its ping.
     const dead = await login(port, 0x400000000012);
-    await dead.next('nop-in', (p) => p.itt === 0xffffffff);
-    await dead.waitClosed();
+    const deadPing = dead.next('nop-in', (p) => p.itt === 0xffffffff);
+    await settle(clock, deadPing, 10_000, 10);
+    await deadPing;
+    const closed = dead.waitClosed();
+    await clock.advance(300);
+    expect(await state(closed)).toBe('pending');
+    const rest = await settle(clock, closed, 10_000, 10);
+    expect(rest).toBeLessThanOrEqual(200);
   });
 
   it('answers NOP-Out pings, task management (unsupported → 5, no task → 1) and rejects SNACK', async () => {

@@ -7,9 +7,11 @@ import { NbdClient, NbdRequestError } from '../../../src/nbd/client.js';
 import { NBD_ERRNO_BY_CODE } from '../../../src/nbd/errors.js';
 import * as C from '../../../src/proto/nbd/constants.js';
 import { encodeRequest } from '../../../src/proto/nbd/messages.js';
-import type { ExportEntry } from '../../../src/target/frontend.js';
+import type { ExportEntry } from '../../../src/block/export-table.js';
 import type { NbdLimits } from '../../../src/nbd/connection.js';
 import { duplexPair } from './pair.js';
+import { ManualClock } from '../../../src/util/clock.js';
+import { state } from '../../helpers/manual-time.js';
 
 const MiB = 1024 * 1024;
 const servers: NbdServer[] = [];
@@ -22,8 +24,15 @@ function entry(name: string, device: BlockDevice, readOnly = false): ExportEntry
   return { name, device, readOnly, description: `test ${name}` };
 }
 
-function setup(exports: ExportEntry[], limits: Partial<NbdLimits> = {}): { server: NbdServer; connect: () => NbdClient } {
-  const server = new NbdServer({ exports: new Map(exports.map((e) => [e.name, e])), limits });
+/** Distinct bytes everywhere, so a reply from the wrong place cannot pass. */
+function pattern(n: number): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 13 + (i >>> 12)) & 0xff;
+  return b;
+}
+
+function setup(exports: ExportEntry[], limits: Partial<NbdLimits> = {}, clock?: ManualClock): { server: NbdServer; connect: () => NbdClient } {
+  const server = new NbdServer({ exports: new Map(exports.map((e) => [e.name, e])), limits, ...(clock ? { clock } : {}) });
   servers.push(server);
   return {
     server,
@@ -288,6 +297,25 @@ describe('NbdServer transmission', () => {
     expect(NBD_ERRNO_BY_CODE.EROFS).toBe(C.NBD_EPERM);
   });
 
+  it('ends a handshake that does not finish within handshakeTimeoutMs (on the server clock), not before', async () => {
+    const clock = new ManualClock();
+    const { server } = setup([entry('a', new MemoryDevice({ name: 'a', size: MiB }))], { handshakeTimeoutMs: 5000 }, clock);
+    const [a, b] = duplexPair();
+    const conn = server.serve(a);
+    b.resume();
+    await clock.advance(4999);
+    expect(await state(conn.closed)).toBe('pending');
+    await clock.advance(1);
+    expect(await state(conn.closed)).toBe('resolved');
+    expect(a.destroyed).toBe(true);
+    // A client that completes its handshake in time is not ended by the timer.
+    const [a2, b2] = duplexPair();
+    const conn2 = server.serve(a2);
+    await new NbdClient(b2).connect({ exportName: 'a' });
+    await clock.advance(60_000);
+    expect(await state(conn2.closed)).toBe('pending');
+  });
+
   it('closes the connection on bad request magic', async () => {
     const { server, connect } = setup([entry('a', new MemoryDevice({ name: 'a', size: MiB }))]);
     const [a, b] = duplexPair();
@@ -375,17 +403,33 @@ describe('NbdServer limits at limit + 1', () => {
 describe('NbdServer reply backlog', () => {
   it('pauses while replies are not read and resumes when the client drains them', async () => {
     const dev = new MemoryDevice({ name: 'a', size: 8 * MiB });
+    const bytes = pattern(8 * MiB);
+    await dev.write(0, bytes);
     const { server } = setup([entry('a', dev)], { maxReplyBacklogBytes: 256 * 1024, maxInFlight: 4 });
     const [a, b] = duplexPair();
     server.serve(a);
     const c = new NbdClient(b);
     await c.connect({ exportName: 'a' });
+    // Requests the server has taken off its socket (the client writes each 28-byte request on its own).
+    let taken = 0;
+    a.on('data', (chunk: Buffer) => (taken += chunk.length / 28));
     // Stop reading replies: the server's socket backlog grows past the limit and it stops taking requests.
     b.pause();
-    const reads = Array.from({ length: 40 }, (_, i) => c.read((i % 8) * MiB, MiB));
-    await new Promise((r) => setTimeout(r, 100));
+    let answered = 0;
+    const reads = Array.from({ length: 40 }, (_, i) => c.read((i % 8) * MiB, MiB).then((x) => (answered++, x)));
+    // Let the in-memory pair run until nothing moves (each step is one event-loop turn; no timers).
+    for (let still = 0; still < 50; ) {
+      const last = taken;
+      await new Promise((r) => setImmediate(r));
+      still = taken === last ? still + 1 : 0;
+    }
+    // Stalled: what was in flight when the backlog went over its limit, far from all 40; nothing answered.
+    expect(taken).toBeGreaterThan(0);
+    expect(taken).toBeLessThanOrEqual(4 + 1);
+    expect(answered).toBe(0);
     b.resume();
     const got = await Promise.all(reads);
-    expect(got.every((x) => x.length === MiB)).toBe(true);
+    expect(taken).toBe(40);
+    expect(got.every((x, i) => x.equals(bytes.subarray((i % 8) * MiB, (i % 8 + 1) * MiB)))).toBe(true);
   });
 });

@@ -5,7 +5,7 @@ import { Target } from '../../../src/target/target.js';
 import { defaultTargetConfig } from '../../../src/target/config.js';
 import { BlockError } from '../../../src/block/device.js';
 import { NbdClient } from '../../../src/nbd/client.js';
-import type { Frontend } from '../../../src/target/frontend.js';
+import type { Frontend } from '../../../src/block/export-table.js';
 
 describe('Target', () => {
   it('serves the export table over NBD and stops cleanly', async () => {

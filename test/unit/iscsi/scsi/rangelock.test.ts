@@ -26,11 +26,20 @@ describe('LocalRangeLock', () => {
     (await later)();
     expect(order).toEqual(['exclusive', 'shared-after']);
   });
-  it('does not block disjoint ranges', async () => {
+  it('does not block disjoint ranges (an overlapping one waits)', async () => {
     const l = new LocalRangeLock();
+    // Granted or still waiting once every queued promise job has run.
+    const state = (p: Promise<unknown>): Promise<string> =>
+      Promise.race([p.then(() => 'granted'), new Promise<string>((r) => setImmediate(() => r('waiting')))]);
     const a = await l.acquire(0, 10, 'exclusive');
-    const b = await l.acquire(10, 10, 'exclusive');
+    const b = l.acquire(10, 10, 'exclusive');
+    expect(await state(b)).toBe('granted');
+    const overlap = l.acquire(9, 2, 'exclusive');
+    expect(await state(overlap)).toBe('waiting');
     a();
-    b();
+    expect(await state(overlap)).toBe('waiting');
+    (await b)();
+    expect(await state(overlap)).toBe('granted');
+    (await overlap)();
   });
 });

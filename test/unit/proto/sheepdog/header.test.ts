@@ -1,5 +1,5 @@
-// Golden bytes captured from the real tgtd 1.0.85 (shared/notes/tgtd-transcript.md §2–3), round trips and
-// split-feed decoding of the 48-byte Sheepdog headers.
+// Golden bytes captured from the real tgtd 1.0.85 (shared/notes/tgtd-transcript.md §2–3), round trips of the
+// 48-byte Sheepdog headers and the request limits (split-feed framing is tested in test/unit/proto/frame.test.ts).
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import * as C from '../../../../src/proto/sheepdog/constants.js';
@@ -13,7 +13,7 @@ import {
   type SdRequest,
   type VdiReqArgs,
 } from '../../../../src/proto/sheepdog/header.js';
-import { SdProtocolError, SdRequestDecoder, SdResponseDecoder } from '../../../../src/proto/sheepdog/frame.js';
+import { SdProtocolError, SdRequestDecoder } from '../../../../src/proto/sheepdog/frame.js';
 
 const hex = (s: string): Buffer => Buffer.from(s, 'hex');
 
@@ -148,47 +148,6 @@ describe('sheepdog headers: properties', () => {
 });
 
 describe('frame decoders', () => {
-  function stream(): { bytes: Buffer; expected: Array<{ opcode: number; payload: string | null }> } {
-    const lock = Buffer.concat([hex(R.R1), Buffer.alloc(512, 0x61)]);
-    const read = hex(R.R2);
-    const create = Buffer.concat([hex(R.R8), Buffer.alloc(4096, 0x11)]);
-    const release = hex(R.R16);
-    return {
-      bytes: Buffer.concat([lock, read, create, release]),
-      expected: [
-        { opcode: C.SD_OP_LOCK_VDI, payload: Buffer.alloc(512, 0x61).toString('hex') },
-        { opcode: C.SD_OP_READ_OBJ, payload: null },
-        { opcode: C.SD_OP_CREATE_AND_WRITE_OBJ, payload: Buffer.alloc(4096, 0x11).toString('hex') },
-        { opcode: C.SD_OP_RELEASE_VDI, payload: null },
-      ],
-    };
-  }
-
-  it('request decoder yields the same messages whatever the chunking (split at every offset)', () => {
-    const { bytes, expected } = stream();
-    for (let cut = 0; cut <= bytes.length; cut += cut < 700 ? 1 : 97) {
-      const d = new SdRequestDecoder({ maxPayload: 1 << 20 });
-      const got: Array<{ opcode: number; payload: string | null }> = [];
-      for (const part of [bytes.subarray(0, cut), bytes.subarray(cut)]) {
-        d.push(part);
-        for (let m = d.next(); m; m = d.next()) got.push({ opcode: m.header.opcode, payload: m.payload?.toString('hex') ?? null });
-      }
-      expect(got).toEqual(expected);
-      expect(d.buffered).toBe(0);
-    }
-  });
-
-  it('request decoder works byte by byte', () => {
-    const { bytes, expected } = stream();
-    const d = new SdRequestDecoder({ maxPayload: 1 << 20 });
-    const got: Array<{ opcode: number; payload: string | null }> = [];
-    for (let i = 0; i < bytes.length; i++) {
-      d.push(bytes.subarray(i, i + 1));
-      for (let m = d.next(); m; m = d.next()) got.push({ opcode: m.header.opcode, payload: m.payload?.toString('hex') ?? null });
-    }
-    expect(got).toEqual(expected);
-  });
-
   it('an oversize write payload is refused before any allocation', () => {
     const h = hex(R.R7);
     h.writeUInt32LE(0xfffffff0, 12);
@@ -203,19 +162,5 @@ describe('frame decoders', () => {
     const m = d.next();
     expect(m?.payload).toBeNull();
     expect(m?.header.dataLength).toBe(C.TGT_INODE_SIZE);
-  });
-
-  it('response decoder reads data_length payload bytes across chunks', () => {
-    const h = encodeResponseHeader(makeResponse({ opcode: 2, id: 7 }, 0, { dataLength: 5 }));
-    const bytes = Buffer.concat([h, Buffer.from('hello'), h, Buffer.from('world')]);
-    for (let cut = 0; cut <= bytes.length; cut++) {
-      const d = new SdResponseDecoder({ maxPayload: 100 });
-      const got: string[] = [];
-      for (const part of [bytes.subarray(0, cut), bytes.subarray(cut)]) {
-        d.push(part);
-        for (let m = d.next(); m; m = d.next()) got.push(`${m.header.id}:${m.payload?.toString()}`);
-      }
-      expect(got).toEqual(['7:hello', '7:world']);
-    }
   });
 });

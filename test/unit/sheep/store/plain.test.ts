@@ -1,14 +1,38 @@
-// The plain-file object store: sparse full-size objects, durable atomic create that replaces, writes only to
-// existing objects, zero-filled holes, leftover temporaries dropped at open, object list, SHA-1 of the whole
-// object.
+// The object stores (plain and journal, the same tests for both): full-size objects, durable atomic create that
+// replaces, writes only to existing objects, zero-filled holes, leftover temporaries dropped at open, object
+// list, SHA-1 of the whole object, versions kept across a restart.
 import { afterEach, describe, expect, it } from 'vitest';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { SD_RES_NO_OBJ } from '../../../../src/proto/sheepdog/constants.js';
+import { JournalStore } from '../../../../src/sheep/store/journal.js';
 import { PlainStore } from '../../../../src/sheep/store/plain.js';
-import { StoreError } from '../../../../src/sheep/store/store.js';
+import { StoreError, type ObjectStore } from '../../../../src/sheep/store/store.js';
+import { componentLogger } from '../../../../src/obs/log.js';
+
+const log = componentLogger('store-test').child({}, { level: 'silent' });
+type AnyStore = ObjectStore & { readonly objDir: string };
+const kinds: [string, (dir: string, maxOpenFiles?: number) => AnyStore][] = [
+  ['PlainStore', (dir, n) => new PlainStore(dir, { log }, n)],
+  ['JournalStore', (dir, n) => track(new JournalStore(dir, { log, journalBytes: 32 << 20, ...(n === undefined ? {} : { maxOpenFiles: n }) }))],
+];
+
+/** Journal stores write back in the background: each is closed before its directory is removed. */
+const journals: JournalStore[] = [];
+function track(s: JournalStore): JournalStore {
+  journals.push(s);
+  return s;
+}
+
+/** Make the object files current (the journal store writes them back at a checkpoint; close checkpoints). */
+async function settle(s: AnyStore): Promise<void> {
+  if (s instanceof JournalStore) {
+    await s.close();
+    await s.open();
+  }
+}
 
 /** The version every test write carries (what versions mean is tested in currency and recovery tests). */
 const V = { epoch: 1, gen: 1, current: 1 };
@@ -19,13 +43,14 @@ function tmp(): string {
   dirs.push(d);
   return d;
 }
-afterEach(() => {
+afterEach(async () => {
+  for (const s of journals.splice(0)) await s.close();
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 });
 
 const OID = 0x007c2b2500000003n;
 
-describe('PlainStore', () => {
+describe('PlainStore versions', () => {
   it('keeps each object\'s version in its sidecar trailer, durable across a reopen', async () => {
     const dir = tmp();
     const s = new PlainStore(dir);
@@ -55,11 +80,14 @@ describe('PlainStore', () => {
     expect((await old.read(OID, 0, 4096)).equals(Buffer.alloc(4096, 2))).toBe(true);
     await old.close();
   });
+});
 
+describe.each(kinds)('%s', (_name, make) => {
   it('creates sparse full-size objects, reads holes as zeros, replaces on create', async () => {
-    const s = new PlainStore(tmp());
+    const s = make(tmp());
     await s.open();
     await s.create(OID, 1 << 22, Buffer.alloc(100, 7), 4096, V);
+    await settle(s);
     expect(fs.statSync(path.join(s.objDir, '007c2b2500000003')).size).toBe(1 << 22);
     const r = await s.read(OID, 4000, 300);
     expect(r.subarray(0, 96).equals(Buffer.alloc(96))).toBe(true);
@@ -71,7 +99,7 @@ describe('PlainStore', () => {
   });
 
   it('copies a base object first for copy-on-write', async () => {
-    const s = new PlainStore(tmp());
+    const s = make(tmp());
     await s.open();
     const base = crypto.randomBytes(8192);
     await s.create(OID, 8192, Buffer.alloc(512, 0xee), 1024, V, base);
@@ -82,7 +110,7 @@ describe('PlainStore', () => {
   });
 
   it('writes existing objects only; reads of missing ones are NO_OBJ', async () => {
-    const s = new PlainStore(tmp());
+    const s = make(tmp());
     await s.open();
     await expect(s.write(OID, Buffer.alloc(1), 0, V)).rejects.toMatchObject({ result: SD_RES_NO_OBJ });
     await expect(s.read(OID, 0, 1)).rejects.toBeInstanceOf(StoreError);
@@ -96,19 +124,20 @@ describe('PlainStore', () => {
 
   it('drops leftover temporaries at open and rebuilds the object list', async () => {
     const d = tmp();
-    const s = new PlainStore(d);
+    const s = make(d);
     await s.open();
     await s.create(OID, 4096, Buffer.alloc(1, 1), 0, V);
     await s.create(OID + 1n, 4096, Buffer.alloc(1, 1), 0, V);
     fs.writeFileSync(path.join(s.objDir, '007c2b2500000009.tmp.123.4'), 'half');
-    const s2 = new PlainStore(d);
+    await s.close();
+    const s2 = make(d);
     await s2.open();
     expect(s2.list()).toEqual([OID, OID + 1n]);
     expect(fs.readdirSync(s2.objDir).filter((n) => n.includes('.tmp'))).toEqual([]);
   });
 
   it('hashes the whole object zero-padded to its size', async () => {
-    const s = new PlainStore(tmp());
+    const s = make(tmp());
     await s.open();
     await s.create(OID, 3 << 20, Buffer.from('hello'), 0, V);
     const want = Buffer.alloc(3 << 20);
@@ -117,7 +146,7 @@ describe('PlainStore', () => {
   });
 
   it('serializes concurrent mutations of one object', async () => {
-    const s = new PlainStore(tmp());
+    const s = make(tmp());
     await s.open();
     await Promise.all([
       s.create(OID, 4096, Buffer.alloc(4096, 1), 0, V),
@@ -128,9 +157,9 @@ describe('PlainStore', () => {
   });
 });
 
-describe('PlainStore open-file cache', () => {
+describe.each(kinds)('%s open-file cache', (_name, make) => {
   it('never serves a replaced or removed object from a cached handle', async () => {
-    const s = new PlainStore(tmp(), undefined, 2);
+    const s = make(tmp(), 2);
     await s.open();
     await s.create(OID, 4096, Buffer.alloc(4096, 1), 0, V);
     expect((await s.read(OID, 0, 4))[0]).toBe(1);

@@ -1,6 +1,6 @@
 // The seam between the target process and its front ends (NBD, iSCSI): the target opens every export once into
 // an ExportTable and hands the same table to each front end; a front end serves it until stop().
-import type { BlockDevice } from '../block/device.js';
+import type { BlockDevice } from './device.js';
 
 /** One exported device as every front end sees it. */
 export interface ExportEntry {

@@ -1,10 +1,10 @@
-// Standalone iSCSI runner for tests and benchmarks: `node dist/iscsi/standalone.js HOST:PORT NAME=mem:SIZE|file:PATH ...
+// Standalone iSCSI runner for tests and benchmarks: `node dist/cli/iscsi-standalone.js HOST:PORT NAME=mem:SIZE|file:PATH ...
 // [--key=value ...]` where keys are those of the `[iscsi]` config section. Prints "iscsi ready HOST:PORT".
 import { initLogger } from '../obs/log.js';
 import { parseExportArg, openExport } from '../target/exports.js';
-import type { ExportEntry } from '../target/frontend.js';
-import { iscsiOptionsFrom, type IscsiValues } from './frontend.js';
-import { IscsiServer } from './server.js';
+import type { ExportEntry } from '../block/export-table.js';
+import { iscsiOptionsFrom, type IscsiValues } from '../iscsi/frontend.js';
+import { IscsiServer } from '../iscsi/server.js';
 
 async function main(argv: string[]): Promise<void> {
   initLogger({ name: 'iscsi', level: (process.env.SHEEPFOLD_LOG_LEVEL as 'info' | undefined) ?? 'warn' });
