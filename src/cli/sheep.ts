@@ -6,14 +6,36 @@ import { initLogger } from '../obs/log.js';
 import type { LevelWithSilent } from 'pino';
 import { startSheep } from '../sheep/index.js';
 import { LocalClusterDriver, type ClusterDriver } from '../sheep/cluster/local.js';
+import { EtcdClusterDriver, parseEtcdSpec } from '../sheep/cluster/etcd.js';
 import type { Logger } from '../obs/log.js';
 
-/** `--cluster local:DIR` → the local driver on DIR; absent → undefined (a one-node cluster). */
-function clusterDriver(spec: string | undefined, log: Logger): ClusterDriver | undefined {
-  if (spec === undefined) return undefined;
+/**
+ * `--cluster local:DIR` → the local driver on DIR; `etcd:ENDPOINTS[/PREFIX]` → the etcd driver; absent →
+ * undefined (a one-node cluster).
+ */
+function clusterDriver(
+  spec: string | undefined,
+  log: Logger,
+  o: { leaseTtl?: number; compactEvery?: number; etcdCa?: string; etcdCert?: string; etcdKey?: string },
+): ClusterDriver | undefined {
+  if (spec === undefined) {
+    if (o.leaseTtl !== undefined || o.compactEvery !== undefined) throw new Error('--lease-ttl and --compact-every need --cluster');
+    return undefined;
+  }
+  const clog = log.child({ component: 'cluster' });
+  if (spec.startsWith('etcd:')) {
+    const { endpoints, prefix } = parseEtcdSpec(spec);
+    const https = endpoints.some((e) => e.startsWith('https:'));
+    if (https && !o.etcdCa) throw new Error('https etcd endpoints need --etcd-ca (the CA that signed the etcd server certificates)');
+    if (!https && (o.etcdCa || o.etcdCert || o.etcdKey)) throw new Error('--etcd-ca/--etcd-cert/--etcd-key need https:// etcd endpoints');
+    if (Boolean(o.etcdCert) !== Boolean(o.etcdKey)) throw new Error('--etcd-cert and --etcd-key go together');
+    const tls = o.etcdCa ? { ca: o.etcdCa, ...(o.etcdCert ? { cert: o.etcdCert } : {}), ...(o.etcdKey ? { key: o.etcdKey } : {}) } : undefined;
+    return new EtcdClusterDriver({ endpoints, prefix, ttlSeconds: o.leaseTtl, compactEvery: o.compactEvery, tls, log: clog });
+  }
   const m = /^local:(.+)$/.exec(spec);
-  if (!m?.[1]) throw new Error(`bad --cluster ${spec} (expected local:DIR)`);
-  return new LocalClusterDriver({ dir: path.resolve(m[1]), log: log.child({ component: 'cluster' }) });
+  if (!m?.[1]) throw new Error(`bad --cluster ${spec} (expected local:DIR or etcd:ENDPOINTS[/PREFIX])`);
+  if (o.leaseTtl !== undefined) throw new Error('--lease-ttl is for --cluster etcd:...');
+  return new LocalClusterDriver({ dir: path.resolve(m[1]), compactEvery: o.compactEvery, log: clog });
 }
 import { STORE_KINDS, openStoreKind, type StoreKind } from '../sheep/store/select.js';
 import { createMetrics, serveMetrics } from '../obs/metrics.js';
@@ -48,6 +70,11 @@ interface SheepCliOptions {
   scrubInterval?: string;
   metrics?: string;
   advertise?: string;
+  leaseTtl?: string;
+  compactEvery?: string;
+  etcdCa?: string;
+  etcdCert?: string;
+  etcdKey?: string;
   fault?: string;
 }
 
@@ -67,8 +94,13 @@ export function registerSheepCommand(program: Command): void {
     .option('--port <port>', 'TCP port (tgtd can only reach ports < 10000)', '7000')
     .option('--bind <addr>', 'address to listen on', '127.0.0.1')
     .option('--unix <path>', 'an extra unix socket to listen on (DIR/sock is always served)')
-    .option('--zone <n>', 'zone of this node (default: the port with --cluster, else from its IPv4 address)')
-    .option('--cluster <driver>', 'cluster driver: local:DIR (sheep on this host share DIR; default: a one-node cluster)')
+    .option('--zone <n>', 'zone of this node (default: the port with --cluster local:, else from its IPv4 address — with etcd the advertised host, so copies land on distinct machines)')
+    .option('--cluster <driver>', 'cluster driver: local:DIR (sheep on this host share DIR) or etcd:ENDPOINTS[/PREFIX] (e.g. etcd:http://10.0.0.1:2379,http://10.0.0.2:2379/sheepfold); default: a one-node cluster')
+    .option('--lease-ttl <seconds>', 'etcd: lease TTL, how long a dead or cut-off sheep stays a member (default 3)')
+    .option('--compact-every <records>', 'cluster log records between two compaction snapshots (default 10000)')
+    .option('--etcd-ca <pem>', 'etcd over https: CA of the etcd server certificates')
+    .option('--etcd-cert <pem>', 'etcd over https: client certificate (mutual TLS)')
+    .option('--etcd-key <pem>', 'etcd over https: client key (mutual TLS)')
     .option('--log-level <level>', 'log level (trace, debug, info, warn, error, silent)', 'info')
     .option('--json', 'print the ready line as JSON')
     .option('--max-payload <bytes>', 'largest request payload / reply buffer (default 64 MiB)')
@@ -114,7 +146,13 @@ export function registerSheepCommand(program: Command): void {
         ...(scrubSeconds ? { scrubIntervalMs: scrubSeconds * 1000 } : {}),
       });
       log.info({ backend: kind }, 'store_backend');
-      const driver = clusterDriver(o.cluster, log);
+      const driver = clusterDriver(o.cluster, log, {
+        leaseTtl: intOpt('lease-ttl', o.leaseTtl),
+        compactEvery: intOpt('compact-every', o.compactEvery),
+        etcdCa: o.etcdCa,
+        etcdCert: o.etcdCert,
+        etcdKey: o.etcdKey,
+      });
       const metrics = o.metrics ? createMetrics('sheep', { node: `${o.bind}:${port}` }) : undefined;
       const advertise = o.advertise ? parseHostPort(o.advertise, '--advertise') : undefined;
       if (advertise && advertise.port === 0) throw new Error(`bad --advertise ${o.advertise}: the port must not be 0`);

@@ -331,18 +331,21 @@ export async function vdiObjectLocation(ctx: DogContext, name: string, snap: str
     oid = vidToDataOid(owner, idx);
     s += `Looking for the object ${oid16(oid)} (vid 0x${vid.toString(16)} idx ${idx}, ${inode.nrCopies} copies) with ${nodes.length} nodes\n\n`;
   }
-  const holders: { node: string; has: boolean }[] = [];
+  const holders: { node: string; zone: number; has: boolean }[] = [];
   for (const n of nodes) {
     const has = await c.forNode(n.nid).exist(oid);
-    holders.push({ node: addrToStr(n.nid), has });
+    holders.push({ node: addrToStr(n.nid), zone: n.zone >>> 0, has });
     s += `${addrToStr(n.nid)} ${has ? 'has the object' : "doesn't have the object"}\n`;
   }
+  // Zones are failure domains (hosts, with the etcd driver): say how many distinct ones hold a copy.
+  const zones = [...new Set(holders.filter((h) => h.has).map((h) => h.zone))];
+  s += `\nThe copies are in ${zones.length} zone${zones.length === 1 ? '' : 's'}: ${zones.join(' ')}\n`;
   const copies = inode.nrCopies || 1;
   const expected = ring.oidToNodes(oid, copies).map((n) => addrToStr(n.nid));
   if (nodes.length < copies) {
     s += `\nBecause number of nodes (${nodes.length}) is less than number of copies (${copies}), the object should be located at every nodes.\n`;
   } else s += `\nAccording to sheepdog algorithm, the object should be located at:\n${expected.join(' ')}\n`;
-  ctx.output({ name, vid, oid: oid16(oid), nodes: holders, expected }, s);
+  ctx.output({ name, vid, oid: oid16(oid), nodes: holders, zones, expected }, s);
 }
 
 const PARTICIPANT_STATE: Record<number, string> = {

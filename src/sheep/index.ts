@@ -5,6 +5,7 @@ import { componentLogger, type Logger } from '../obs/log.js';
 import type { ClusterDriver } from './cluster/local.js';
 import type { Placement } from './gateway.js';
 import { SheepNode } from './node.js';
+import { addrBytes } from '../proto/sheepdog/node.js';
 import type { ObjectStore } from './store/store.js';
 import { SheepServer, type ServerLimits } from './server.js';
 import type { ProcessMetrics } from '../obs/metrics.js';
@@ -27,6 +28,11 @@ export interface StartSheepOptions {
   placementFilter?: (p: Placement) => Placement;
 }
 
+/** A host's zone: its IPv4 address as sheep derives zones (the last four address bytes, little-endian). */
+export function hostZone(host: string): number {
+  return addrBytes(host).readUInt32LE(12);
+}
+
 export interface RunningSheep {
   node: SheepNode;
   server: SheepServer;
@@ -42,8 +48,14 @@ export async function startSheep(opts: StartSheepOptions): Promise<RunningSheep>
   // The node id needs the real port; with port 0 (tests) the server binds first and the node learns it after.
   const probe = opts.port;
   const unixPaths = [sockPath, ...(opts.unixPath ? [opts.unixPath] : [])];
-  // In a cluster, nodes on one host get distinct zones by default (the port), so copies land on distinct nodes.
-  const zoneFor = (port: number): number | undefined => opts.zone ?? (opts.driver && opts.driver.name !== 'single' ? port : undefined);
+  // Copies go to distinct zones. With `local` every sheep is on one host, so its zone is its port; with etcd the
+  // sheep are on many hosts and a zone is a host: the IPv4 address others reach it at (advertised, else bound).
+  const zoneHost = opts.advertise?.host ?? (host === '0.0.0.0' ? '127.0.0.1' : host);
+  const zoneFor = (port: number): number | undefined => {
+    if (opts.zone !== undefined) return opts.zone;
+    if (opts.driver?.name === 'etcd') return hostZone(zoneHost);
+    return opts.driver && opts.driver.name !== 'single' ? port : undefined;
+  };
   let node = new SheepNode({ dir: opts.dir, addr: host === '0.0.0.0' ? '127.0.0.1' : host, port: probe, zone: zoneFor(probe), driver: opts.driver, store: opts.store, log, advertise: opts.advertise, placementFilter: opts.placementFilter });
   let server = new SheepServer(node, { host, port: probe, unixPaths, limits: opts.limits, log, metrics: opts.metrics });
   if (probe === 0) {

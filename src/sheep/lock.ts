@@ -243,6 +243,21 @@ export class LockTable {
   restore(vid: number, l: VdiLock): void {
     this.set(vid, l);
   }
+
+  /** The whole table for a compaction snapshot (live objects: the caller encodes them at once). */
+  exportState(): { locks: [number, VdiLock][]; records: [number, [string, TargetRecord][]][] } {
+    return {
+      locks: [...this.locks],
+      records: [...this.records].map(([vid, m]) => [vid, [...m]] as [number, [string, TargetRecord][]]),
+    };
+  }
+
+  /** Replace the table with a snapshot's (exportState's output). */
+  importState(s: { locks: [number, VdiLock][]; records: [number, [string, TargetRecord][]][] }): void {
+    this.clear();
+    for (const [vid, l] of s.locks) this.locks.set(vid, l);
+    for (const [vid, m] of s.records) this.records.set(vid, new Map(m));
+  }
 }
 
 /** True if `nid` is the owner or a participant of `l`. */

@@ -51,6 +51,7 @@ import { RingPlacement } from './peer-replica.js';
 import { Recovery, type RecoveryStatus } from './recovery.js';
 import { fromWireNodeId, isClusterMsg, toWireNodeId, type ClusterMsg } from './cluster/messages.js';
 import { SingleClusterDriver } from './cluster/single.js';
+import { decodeTagged, encodeTagged } from './cluster/snapshot.js';
 import { NodeStateFiles, type SheepConfig } from './config.js';
 import { SdError } from './errors.js';
 import { Gateway, SinglePlacement, type Placement } from './gateway.js';
@@ -101,6 +102,18 @@ function wireTarget(t: TargetIdentity | undefined): { target?: { id: string; inc
 export interface ClusterEventObserver {
   before(e: ClusterEvent): void;
   after(e: ClusterEvent): void;
+}
+
+/** exportClusterState's value after decoding. */
+interface ClusterStateSnapshot {
+  v: number;
+  config: SheepConfig | null;
+  epoch: number;
+  history: { epoch: number; nodes: SdNode[]; time: bigint }[];
+  vdis: ReturnType<VdiNamespace['exportState']>;
+  locks: ReturnType<LockTable['exportState']>;
+  tombstones: bigint[];
+  recoveryDone: [number, string[]][];
 }
 
 export class SheepNode extends EventEmitter {
@@ -311,6 +324,7 @@ export class SheepNode extends EventEmitter {
       this.status = SD_STATUS_OK;
     }
     this.driver.onEvent((e) => this.onClusterEvent(e));
+    if (this.clustered) this.driver.setSnapshotter?.({ export: () => this.exportClusterState() });
     const io = this.nid.ioPort > 0 ? { ioAddr: this.nid.ioAddr.toString('hex'), ioPort: this.nid.ioPort } : {};
     const info: MemberInfo = { addr: this.nid.addr.toString('hex'), port: this.nid.port, zone: this.zone, space: this.space.toString(), ...io };
     await this.driver.join(nodeAddr(this.nid), info);
@@ -384,6 +398,10 @@ export class SheepNode extends EventEmitter {
   }
 
   private async applyClusterEvent(e: ClusterEvent): Promise<void> {
+    if (e.type === 'snapshot') {
+      this.importClusterState(e.state, e.members);
+      return;
+    }
     if (this.clustered) {
       if (e.type === 'expelled') {
         // Removed while alive (stopped or hung past the failure timeout): come back as a new incarnation, which
@@ -550,6 +568,44 @@ export class SheepNode extends EventEmitter {
     this.status = SD_STATUS_OK;
     this.log.info({ copies: m.copies, flags: m.flags, shift: m.blockSizeShift, nodes: this.nodeSet.nodes.length }, 'cluster_formatted');
     return SD_RES_SUCCESS;
+  }
+
+  /**
+   * Compaction (docs/cluster.md): everything the applied cluster log has built — config, epoch and its history,
+   * VDI table, locks, tombstones, recovery_done reports — as one JSON-safe value. Whatever applyMsg and
+   * membershipChanged derive from the log belongs here, and in importClusterState.
+   */
+  exportClusterState(): unknown {
+    return encodeTagged({
+      v: 1,
+      config: this.config,
+      epoch: this.epoch,
+      history: this.history.all().map((r) => ({ epoch: r.epoch, nodes: r.nodes, time: r.time })),
+      vdis: this.vdis.exportState(),
+      locks: this.locks.exportState(),
+      tombstones: [...this.tombstones],
+      recoveryDone: [...this.recoveryDone].map(([epoch, nodes]) => [epoch, [...nodes]]),
+    });
+  }
+
+  /** Replace the replayed state with a snapshot's (only before our own join: the history is replayed). */
+  private importClusterState(state: unknown, members: ClusterMember[]): void {
+    if (!this.replaying) throw new Error('a cluster snapshot arrived after this node joined');
+    const s = decodeTagged(state) as ClusterStateSnapshot;
+    if (s.v !== 1) throw new Error(`unknown cluster snapshot version ${String(s.v)}`);
+    this.config = s.config;
+    this.history.clear();
+    for (const r of s.history) this.history.add(r.epoch, r.nodes, r.time);
+    this.epoch = s.epoch;
+    this.vdis.importState(s.vdis);
+    this.locks.importState(s.locks);
+    this.tombstones.clear();
+    for (const oid of s.tombstones) this.tombstones.add(oid);
+    this.recoveryDone.clear();
+    for (const [epoch, nodes] of s.recoveryDone) this.recoveryDone.set(epoch, new Set(nodes));
+    this.nodeSet = nodeSetOf(members);
+    this.ringNow = null;
+    this.log.info({ epoch: this.epoch, vdis: s.vdis.records.length, members: members.length }, 'cluster_snapshot_imported');
   }
 
   /** End of the replayed history (our own join is next): reconcile the store and epoch files with the log. */

@@ -602,6 +602,9 @@ export async function dispatch(node: SheepNode, req: SdRequest, data: Buffer | n
     if (node.status === C.SD_STATUS_SHUTDOWN) return fail(C.SD_RES_SHUTDOWN);
     if (node.status === C.SD_STATUS_WAIT) return fail(node.formatted ? C.SD_RES_WAIT_FOR_JOIN : C.SD_RES_WAIT_FOR_FORMAT);
   }
+  // Self-fencing: a sheep that cannot prove it is still a cluster member neither serves nor acknowledges.
+  const fenced = !op.force && node.driver.fenced ? () => node.driver.fenced!() : null;
+  if (fenced?.()) return fail(C.SD_RES_NETWORK_ERROR);
   if (op.cls === 'peer' && req.args.kind === 'obj' && req.args.oid !== 0n && (req.flags & C.SD_FLAG_CMD_RECOVERY) === 0) {
     // Catch up with the cluster log first: a node that was frozen (SIGSTOP) and expelled must learn the new
     // epoch before it serves peer I/O still queued on its sockets, or an old write could land as a ghost.
@@ -612,7 +615,10 @@ export async function dispatch(node: SheepNode, req: SdRequest, data: Buffer | n
     if (req.epoch < node.epoch) return fail(C.SD_RES_OLD_NODE_VER);
   }
   try {
-    return await op.handler(node, req, data, conn);
+    const r = await op.handler(node, req, data, conn);
+    // Fenced while it ran: what it did is not acknowledged (the client retries elsewhere or later).
+    if (fenced?.() && r.result === C.SD_RES_SUCCESS) return fail(C.SD_RES_NETWORK_ERROR);
+    return r;
   } catch (err) {
     const result = resultOf(err);
     if (result !== null) {

@@ -117,6 +117,19 @@ export class VdiNamespace {
     }
   }
 
+  /** The applied namespace for a compaction snapshot (bitmaps as lists of set vids). */
+  exportState(): { records: VdiRecord[]; inUse: number[]; deleted: number[] } {
+    return { records: this.all().map((r) => ({ ...r })), inUse: setBits(this.inUse), deleted: setBits(this.deleted) };
+  }
+
+  /** Replace the namespace with a snapshot's (exportState's output). */
+  importState(s: { records: VdiRecord[]; inUse: number[]; deleted: number[] }): void {
+    this.clear();
+    for (const v of s.inUse) this.inUse.set(v);
+    for (const v of s.deleted) this.deleted.set(v);
+    for (const r of s.records) this.records.set(r.vid, { ...r });
+  }
+
   /** DEL_VDI applied on every node. */
   applyDelete(vid: number): void {
     this.deleted.set(vid);
@@ -183,4 +196,14 @@ export class VdiNamespace {
       };
     });
   }
+}
+
+/** The vids set in a bitmap, ascending (a namespace holds few of the 2^24). */
+function setBits(b: VdiBitmap): number[] {
+  const out: number[] = [];
+  b.bytes.forEach((byte, i) => {
+    if (byte === 0) return;
+    for (let bit = 0; bit < 8; bit++) if (byte & (1 << bit)) out.push(i * 8 + bit);
+  });
+  return out;
 }

@@ -11,6 +11,8 @@ import { DOG_BIN, SHEEPFOLD_BIN, run, runBinary, start, tempDir, waitForOutput, 
 
 export interface ClusterNode {
   index: number;
+  /** Address the sheep binds (and dog talks to). */
+  host: string;
   port: number;
   store: string;
   proc: Proc | null;
@@ -51,6 +53,51 @@ export interface LocalCluster {
 interface NodeListEntry {
   addr: string;
 }
+/** `dog node list --json` entry. */
+export interface NodeJson {
+  addr: string;
+  zone: number;
+}
+/** `dog vdi object location --json`. */
+export interface LocationJson {
+  nodes: { node: string; zone: number; has: boolean }[];
+  zones: number[];
+}
+
+/**
+ * Wait until every node (as `dogJson` reaches it) reports `count` nodes and the same epoch, with recovery
+ * finished everywhere; returns the epoch.
+ */
+export async function waitSettledVia<N>(
+  nodes: () => N[],
+  dogJson: <T>(node: N | undefined, args: string[]) => Promise<T>,
+  count: number,
+  timeoutMs = 120_000,
+): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      const epochs = new Set<number>();
+      let ok = true;
+      for (const node of nodes()) {
+        const list = await dogJson<NodeListEntry[]>(node, ['node', 'list']);
+        const info = await dogJson<ClusterInfoJson>(node, ['cluster', 'info']);
+        epochs.add(info.epoch);
+        if (list.length !== count) ok = false;
+      }
+      if (ok && epochs.size === 1) {
+        const rec = await dogJson<RecoveryJson>(undefined, ['node', 'recovery']);
+        if (rec.nodes.length === count && rec.nodes.every((x) => !x.inRecovery)) return [...epochs][0] as number;
+        last = JSON.stringify(rec);
+      } else last = `epochs ${[...epochs].join(',')}`;
+    } catch (err) {
+      last = String(err);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`cluster did not settle at ${count} nodes: ${last}`);
+}
 interface RecoveryJson {
   nodes: { addr: string; inRecovery: boolean; state: number; finished: string | number; total: string | number }[];
 }
@@ -60,7 +107,15 @@ interface ClusterInfoJson {
 
 export async function startLocalCluster(
   n: number,
-  opts: { logLevel?: string; extraArgs?: string[]; peerProxies?: boolean } = {},
+  opts: {
+    logLevel?: string;
+    extraArgs?: string[];
+    peerProxies?: boolean;
+    /** --cluster value (default local:DIR/cluster). */
+    cluster?: string;
+    /** Bind address of node i (default 127.0.0.1); distinct loopback addresses are distinct hosts (zones). */
+    hostOf?: (i: number) => string;
+  } = {},
 ): Promise<LocalCluster> {
   const dir = tempDir('sheepfold-cluster-');
   const clusterDir = path.join(dir, 'cluster');
@@ -88,7 +143,9 @@ export async function startLocalCluster(
       '--port',
       String(node.port),
       '--cluster',
-      `local:${clusterDir}`,
+      opts.cluster ?? `local:${clusterDir}`,
+      '--bind',
+      node.host,
       '--log-level',
       opts.logLevel ?? 'warn',
       ...(node.proxyPort !== undefined ? ['--advertise', `127.0.0.1:${node.proxyPort}`] : []),
@@ -101,9 +158,9 @@ export async function startLocalCluster(
 
   const planNode = async (): Promise<ClusterNode> => {
     const index = nodes.length;
-    const node: ClusterNode = { index, port: await freePort(), store: path.join(dir, `n${index}`), proc: null, pastOutput: '' };
+    const node: ClusterNode = { index, host: opts.hostOf?.(index) ?? '127.0.0.1', port: await freePort(), store: path.join(dir, `n${index}`), proc: null, pastOutput: '' };
     if (opts.peerProxies) {
-      node.proxy = new FaultProxy({ targetHost: '127.0.0.1', targetPort: node.port });
+      node.proxy = new FaultProxy({ targetHost: node.host, targetPort: node.port });
       node.proxyPort = await node.proxy.start();
     }
     nodes.push(node);
@@ -122,10 +179,10 @@ export async function startLocalCluster(
   };
 
   const dog = (args: string[], o: { node?: number; input?: Buffer; timeoutMs?: number } = {}): Promise<RunResult> =>
-    run(process.execPath, [DOG_BIN, ...args, '-p', String(target(o.node).port)], { input: o.input, timeoutMs: o.timeoutMs ?? 300_000 });
+    run(process.execPath, [DOG_BIN, ...args, '-a', target(o.node).host, '-p', String(target(o.node).port)], { input: o.input, timeoutMs: o.timeoutMs ?? 300_000 });
 
   const dogBinary = (args: string[], o: { node?: number; timeoutMs?: number } = {}) =>
-    runBinary(process.execPath, [DOG_BIN, ...args, '-p', String(target(o.node).port)], { timeoutMs: o.timeoutMs ?? 300_000 });
+    runBinary(process.execPath, [DOG_BIN, ...args, '-a', target(o.node).host, '-p', String(target(o.node).port)], { timeoutMs: o.timeoutMs ?? 300_000 });
 
   const dogJson = async <T>(args: string[], o: { node?: number } = {}): Promise<T> => {
     const r = await dog([...args, '--json'], o);
@@ -133,31 +190,8 @@ export async function startLocalCluster(
     return JSON.parse(r.stdout) as T;
   };
 
-  const waitSettled = async (count: number, timeoutMs = 120_000): Promise<number> => {
-    const deadline = Date.now() + timeoutMs;
-    let last = '';
-    while (Date.now() < deadline) {
-      try {
-        const epochs = new Set<number>();
-        let ok = true;
-        for (const node of live()) {
-          const list = await dogJson<NodeListEntry[]>(['node', 'list'], { node: node.index });
-          const info = await dogJson<ClusterInfoJson>(['cluster', 'info'], { node: node.index });
-          epochs.add(info.epoch);
-          if (list.length !== count) ok = false;
-        }
-        if (ok && epochs.size === 1) {
-          const rec = await dogJson<RecoveryJson>(['node', 'recovery']);
-          if (rec.nodes.length === count && rec.nodes.every((x) => !x.inRecovery)) return [...epochs][0] as number;
-          last = JSON.stringify(rec);
-        } else last = `epochs ${[...epochs].join(',')}`;
-      } catch (err) {
-        last = String(err);
-      }
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    throw new Error(`cluster did not settle at ${count} nodes: ${last}`);
-  };
+  const waitSettled = (count: number, timeoutMs = 120_000): Promise<number> =>
+    waitSettledVia(live, (node, args) => dogJson(args, node ? { node: node.index } : {}), count, timeoutMs);
 
   const killNode = async (i: number): Promise<void> => {
     const node = nodes[i];
