@@ -35,7 +35,8 @@ function clusterDriver(
   const m = /^local:(.+)$/.exec(spec);
   if (!m?.[1]) throw new Error(`bad --cluster ${spec} (expected local:DIR or etcd:ENDPOINTS[/PREFIX])`);
   if (o.leaseTtl !== undefined) throw new Error('--lease-ttl is for --cluster etcd:...');
-  return new LocalClusterDriver({ dir: path.resolve(m[1]), compactEvery: o.compactEvery, log: clog });
+  if (o.compactEvery !== undefined) throw new Error('--compact-every is for --cluster etcd:... (the local driver does not compact its log yet)');
+  return new LocalClusterDriver({ dir: path.resolve(m[1]), log: clog });
 }
 import { STORE_KINDS, openStoreKind, type StoreKind } from '../sheep/store/select.js';
 import { createMetrics, serveMetrics } from '../obs/metrics.js';

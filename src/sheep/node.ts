@@ -114,6 +114,8 @@ interface ClusterStateSnapshot {
   locks: ReturnType<LockTable['exportState']>;
   tombstones: bigint[];
   recoveryDone: [number, string[]][];
+  /** Waiting after a shutdown for the last epoch's nodes (absent in snapshots that predate it: false). */
+  halted?: boolean;
 }
 
 export class SheepNode extends EventEmitter {
@@ -572,7 +574,7 @@ export class SheepNode extends EventEmitter {
 
   /**
    * Compaction (docs/cluster.md): everything the applied cluster log has built — config, epoch and its history,
-   * VDI table, locks, tombstones, recovery_done reports — as one JSON-safe value. Whatever applyMsg and
+   * VDI table, locks, tombstones, recovery_done reports, the wait after a shutdown — as one JSON-safe value. Whatever applyMsg and
    * membershipChanged derive from the log belongs here, and in importClusterState.
    */
   exportClusterState(): unknown {
@@ -585,6 +587,7 @@ export class SheepNode extends EventEmitter {
       locks: this.locks.exportState(),
       tombstones: [...this.tombstones],
       recoveryDone: [...this.recoveryDone].map(([epoch, nodes]) => [epoch, [...nodes]]),
+      halted: this.halted,
     });
   }
 
@@ -603,6 +606,7 @@ export class SheepNode extends EventEmitter {
     for (const oid of s.tombstones) this.tombstones.add(oid);
     this.recoveryDone.clear();
     for (const [epoch, nodes] of s.recoveryDone) this.recoveryDone.set(epoch, new Set(nodes));
+    this.halted = s.halted === true;
     this.nodeSet = nodeSetOf(members);
     this.ringNow = null;
     this.log.info({ epoch: this.epoch, vdis: s.vdis.records.length, members: members.length }, 'cluster_snapshot_imported');

@@ -52,7 +52,7 @@ describe('local cluster driver', () => {
       make: (o = {}) => driver(dir, { failTimeoutMs: 30_000, ...o }).d,
       retained: () => Promise.resolve(retainedRecords(dir)),
     };
-  });
+  }, { compaction: false });
 
   it('a member whose heartbeat stops is removed as failed, and sees itself expelled', async () => {
     const dir = tmp();
