@@ -35,6 +35,8 @@ describe('cluster shutdown and restart', () => {
     const r = await cluster.dog(['cluster', 'shutdown']);
     expect(r.code, r.stderr).toBe(0);
     for (const n of cluster.nodes) await n.proc?.exited;
+    // They exited by themselves; the harness forgets their processes (killNode on an exited child sends nothing).
+    for (const n of cluster.nodes) await cluster.killNode(n.index);
 
     // The first sheep back waits for the others; the epoch has not moved.
     await cluster.startNode(0);
@@ -60,6 +62,8 @@ describe('cluster shutdown and restart', () => {
     // Shut down again and bring back only two: `dog cluster recover force` goes on without the third.
     expect((await cluster.dog(['cluster', 'shutdown'])).code).toBe(0);
     for (const n of cluster.nodes) await n.proc?.exited;
+    // They exited by themselves; the harness forgets their processes (killNode on an exited child sends nothing).
+    for (const n of cluster.nodes) await cluster.killNode(n.index);
     await cluster.startNode(0);
     await cluster.startNode(1);
     expect((await cluster.dogJson<Info>(['cluster', 'info'], { node: 1 })).status).toBe('wait_for_join');
