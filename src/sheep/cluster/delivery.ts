@@ -1,6 +1,6 @@
 // Pieces the log-based cluster drivers (local, etcd) share: delivering one broadcast record to the handler and
 // to the sender's waiter, and choosing the member that compacts.
-import type { ClusterEvent, ClusterMember } from './local.js';
+import type { ClusterEvent, ClusterMember } from './driver.js';
 
 export interface MessageRecord {
   from: string;

@@ -23,7 +23,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import type { Logger } from '../../obs/log.js';
 import { componentLogger } from '../../obs/log.js';
-import type { ClusterDriver, ClusterEvent, ClusterMember, ClusterSnapshotter } from './local.js';
+import type { ClusterDriver, ClusterEvent, ClusterMember, ClusterSnapshotter } from './driver.js';
 import { deliverMessage, GroupCommit, oldestMember } from './delivery.js';
 
 export interface EtcdTlsOptions {
