@@ -109,7 +109,7 @@ export function registerSheepCommand(program: Command): void {
     .option('--max-inflight <n>', 'requests in flight per connection (default 64)')
     .option('--max-inflight-bytes <bytes>', 'bytes of requests in flight over all connections (default 512 MiB)')
     .option('--store-capacity <size>', 'largest total size of the stored objects (e.g. 10G); beyond it writes get NO_SPACE')
-    .option('--store-backend <kind>', `object store of a new store directory: ${STORE_KINDS.join(' or ')} (default journal; an existing store keeps its kind)`)
+    .option('--store-backend <kind>', `object store of a new store directory: ${STORE_KINDS.join(' or ')} (default plain, or journal with --journal/--journal-size; an existing store keeps its kind)`)
     .option('--journal <path>', 'the journal store\'s log file, e.g. on another device (default STORE/journal/wal; keep using the same one)')
     .option('--journal-size <size>', 'size of a new journal log (default 64M, at least 32M)')
     .option('--scrub-interval <seconds>', 'verify every object against its checksums this often (default: never)')

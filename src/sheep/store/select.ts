@@ -1,6 +1,7 @@
 // Which object store a sheep opens on a store directory: a store keeps the kind it was made with (a journal
 // store has `journal.id`, a plain one has objects and no journal), a new or empty one gets the requested kind,
-// journal by default. Options that only one kind understands are refused for the other, never ignored.
+// plain by default (journal when asked for, or when journal options are given). Options that only one kind
+// understands are refused for the other, never ignored.
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { parseOidHex } from '../../proto/sheepdog/oid.js';
@@ -14,7 +15,7 @@ export type StoreKind = (typeof STORE_KINDS)[number];
 
 export interface StoreChoice {
   dir: string;
-  /** Asked for on the command line (absent: keep what the directory holds; journal for a new store). */
+  /** Asked for on the command line (absent: keep what the directory holds; plain for a new store). */
   kind?: StoreKind;
   journalPath?: string;
   journalBytes?: number;
@@ -40,7 +41,7 @@ export async function detectStoreKind(dir: string): Promise<StoreKind | null> {
 export async function openStoreKind(c: StoreChoice): Promise<{ kind: StoreKind; store: ObjectStore }> {
   const found = await detectStoreKind(c.dir);
   if (found && c.kind && found !== c.kind) throw new Error(`store ${c.dir} holds a ${found} store; it cannot be opened as --store-backend ${c.kind}`);
-  const kind = found ?? c.kind ?? 'journal';
+  const kind = found ?? c.kind ?? (c.journalPath !== undefined || c.journalBytes !== undefined ? 'journal' : 'plain');
   if (kind === 'plain' && (c.journalPath !== undefined || c.journalBytes !== undefined)) {
     throw new Error(`--journal and --journal-size need the journal store backend; ${c.dir} is a plain store`);
   }
