@@ -31,7 +31,10 @@ UDEV_RULES="50-udev-default 55-dm 56-dm-mpath 60-block 60-persistent-storage 60-
 for tool in depmod modprobe busybox dpkg apt-get ldd gzip; do
   command -v "$tool" >/dev/null || { echo "build-image: '$tool' missing (run scripts/setup/install-peers)" >&2; exit 1; }
 done
-[ -x /bin/busybox ] && /bin/busybox --list | grep -q '^cpio$' ||
+# The applet list is read whole first: `busybox --list | grep -q` under pipefail fails at random when grep exits
+# at its match and busybox dies of SIGPIPE.
+applets=$([ -x /bin/busybox ] && /bin/busybox --list || true)
+grep -qx cpio <<<"$applets" ||
   { echo "build-image: /bin/busybox lacks cpio (install busybox-static)" >&2; exit 1; }
 ! ldd /bin/busybox >/dev/null 2>&1 ||
   { echo "build-image: /bin/busybox is not static (install busybox-static)" >&2; exit 1; }
