@@ -189,7 +189,7 @@ export class Recovery {
     const oids = new Set<bigint>(only ?? h.store.list());
     if (!only) for (const l of lists) for (const oid of l.list.entries.keys()) oids.add(oid);
     const sorted = [...oids].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    let counts = { keep: 0, fetch: 0, verify: 0, unavailable: 0 };
+    const counts = { keep: 0, fetch: 0, verify: 0, unavailable: 0 };
     for (const oid of sorted) {
       if (h.tombstoned(oid)) continue;
       if (!isReplica(ring, oid, h.self, h.copiesOf(oid))) continue;
@@ -211,8 +211,9 @@ export class Recovery {
         continue;
       }
       run.pending.set(oid, d);
-      if (d.kind === 'fetch' && d.verify) counts.verify++;
-      else counts = { ...counts, fetch: counts.fetch + (d.kind === 'fetch' ? 1 : 0), keep: counts.keep + (d.kind === 'keep' ? 1 : 0) };
+      if (d.kind === 'keep') counts.keep++;
+      else if (d.verify) counts.verify++;
+      else counts.fetch++;
     }
     h.log.info({ epoch: run.epoch, ...counts, replan: only !== null }, 'recovery_planned');
   }

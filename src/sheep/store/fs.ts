@@ -3,6 +3,8 @@
 // fails with ENOSPC/EIO on demand. Errors carry a Node-style `code` ('ENOENT', 'ENOSPC', 'EIO', ...), which
 // the store maps to SD_RES codes at one edge.
 import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { parseOidHex } from '../../proto/sheepdog/oid.js';
 
 /** An open file. Positions and lengths are bytes; read/write may be short, like pread/pwrite. */
 export interface StoreFile {
@@ -103,4 +105,20 @@ export async function writeFully(f: StoreFile, data: Buffer, position: number): 
     if (n <= 0) throw fsError('EIO', 'short write made no progress');
     done += n;
   }
+}
+
+/**
+ * Delete every checksum sidecar in `csumDir` whose object `has` does not know (leftovers of an interrupted create
+ * or remove); returns how many went.
+ */
+export async function removeOrphanSidecars(fs: StoreFs, csumDir: string, has: (oid: bigint) => boolean): Promise<number> {
+  let removed = 0;
+  for (const name of await fs.readdir(csumDir)) {
+    const oid = parseOidHex(name);
+    if (oid === null || !has(oid)) {
+      await fs.rmrf(path.join(csumDir, name));
+      removed++;
+    }
+  }
+  return removed;
 }

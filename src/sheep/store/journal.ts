@@ -29,7 +29,7 @@ import { SD_RES_EIO, SD_RES_INVALID_PARMS, SD_RES_NO_OBJ, SD_RES_NO_SPACE } from
 import { oidHex, parseOidHex } from '../../proto/sheepdog/oid.js';
 import { componentLogger, type Logger } from '../../obs/log.js';
 import { StoreError, type ObjVersion, type ObjectStore } from './store.js';
-import { NodeStoreFs, readFully, writeFully, type StoreFile, type StoreFs } from './fs.js';
+import { NodeStoreFs, readFully, removeOrphanSidecars, writeFully, type StoreFile, type StoreFs } from './fs.js';
 import { OpenFileCache, type OpenObject } from './openfiles.js';
 import { CSUM_BLOCK, CSUM_ENTRY_SIZE, blockCount, blockCrc, blockLength, decodeEntries, encodeEntries, entryAccepts, type CsumEntry } from './checksum.js';
 import { REC_CREATE, REC_DIRECT, REC_REMOVE, REC_STALE, REC_VERSION, REC_WRAP, REC_WRITE, Wal, recordLength, type LogRecord, type RecordBody } from './wal.js';
@@ -412,13 +412,7 @@ export class JournalStore implements ObjectStore {
       this.objects.set(oid, st);
       this.usedBytes += st.size;
     }
-    for (const name of await this.fs.readdir(this.csumDir)) {
-      const oid = parseOidHex(name);
-      if (oid === null || !this.objects.has(oid)) {
-        await this.fs.rmrf(path.join(this.csumDir, name));
-        removed++;
-      }
-    }
+    removed += await removeOrphanSidecars(this.fs, this.csumDir, (oid) => this.objects.has(oid));
     if (removed > 0) {
       await this.fs.syncDir(this.objDir);
       await this.fs.syncDir(this.csumDir);

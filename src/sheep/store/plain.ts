@@ -25,7 +25,7 @@ import { SD_RES_EIO, SD_RES_NO_OBJ, SD_RES_NO_SPACE } from '../../proto/sheepdog
 import { oidHex, parseOidHex } from '../../proto/sheepdog/oid.js';
 import { componentLogger, type Logger } from '../../obs/log.js';
 import { NO_VERSION, StoreError, type ObjVersion, type ObjectStore } from './store.js';
-import { NodeStoreFs, readFully, writeFully, type StoreFile, type StoreFs } from './fs.js';
+import { NodeStoreFs, readFully, removeOrphanSidecars, writeFully, type StoreFile, type StoreFs } from './fs.js';
 import { OpenFileCache, type OpenObject } from './openfiles.js';
 import {
   CSUM_BLOCK,
@@ -207,13 +207,7 @@ export class PlainStore implements ObjectStore {
         removed++;
       }
     }
-    for (const name of await this.fs.readdir(this.csumDir)) {
-      const oid = parseOidHex(name);
-      if (oid === null || !this.objects.has(oid)) {
-        await this.fs.rmrf(path.join(this.csumDir, name));
-        removed++;
-      }
-    }
+    removed += await removeOrphanSidecars(this.fs, this.csumDir, (oid) => this.objects.has(oid));
     if (removed > 0) {
       await this.fs.syncDir(this.objDir);
       await this.fs.syncDir(this.csumDir);
